@@ -1,0 +1,86 @@
+"""Convolution as im2col + one matrix product (Chainer's recipe).
+
+im2col lays every receptive field out as a row: col has shape (N·OH·OW, C·KH·KW). With the
+weight W viewed as (O, C·KH·KW):
+
+    forward    Y = col @ Wᵀ (+ b)                        -> (N·OH·OW, O) -> N, O, OH, OW
+    backward   dL/dW = dL/dYᵀ @ col,   dL/dcol = dL/dY @ W,   dL/dx = col2im(dL/dcol)
+
+Groups split C and O into G independent blocks: the same products, batched over G. The output
+is returned as a (N, O, OH, OW) view of (N, OH, OW, O) memory; elementwise ops and the next
+im2col read it through its strides without a copy.
+"""
+
+from tinymtl.autograd.function import Function
+from tinymtl.autograd.ops._util import pair
+from tinymtl.autograd.ops.shape import reshape
+from tinymtl.backend.kernels import kernels_for
+
+
+def conv_output_size(size, kernel, stride, padding, dilation):
+    """floor((size + 2·padding - dilation·(kernel - 1) - 1) / stride) + 1, per spatial axis."""
+    return tuple((s + 2 * p - d * (k - 1) - 1) // st + 1
+                 for s, k, st, p, d in zip(size, kernel, stride, padding, dilation))
+
+
+class Conv2d(Function):
+    def forward(ctx, x, weight, bias=None):
+        n, c, h, w = x.shape
+        out_channels, _, kh, kw = weight.shape
+        groups = ctx.groups
+        ctx.out_size = conv_output_size((h, w), (kh, kw), ctx.stride, ctx.padding, ctx.dilation)
+        if min(ctx.out_size) <= 0:
+            raise ValueError(f"conv2d: input {h}x{w} is smaller than the dilated kernel")
+        col = kernels_for(x).im2col(x, (kh, kw), ctx.stride, ctx.padding, ctx.dilation,
+                                    ctx.out_size)
+        rows = n * ctx.out_size[0] * ctx.out_size[1]
+        col = col.reshape(rows, groups, -1).transpose(1, 0, 2)            # (G, M, K)
+        w_blocks = weight.reshape(groups, out_channels // groups, -1)     # (G, O/G, K)
+        y = (col @ w_blocks.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(rows, out_channels)
+        if bias is not None:
+            y += bias
+        ctx.save_for_backward(col, weight)
+        ctx.image_shape = x.shape
+        return y.reshape(n, *ctx.out_size, out_channels).transpose(0, 3, 1, 2)
+
+    def backward(ctx, grad):
+        col, weight = ctx.saved_tensors
+        n, c, h, w = ctx.image_shape
+        out_channels, _, kh, kw = weight.shape
+        groups = ctx.groups
+        rows = col.shape[1]
+        g = grad.transpose(0, 2, 3, 1).reshape(rows, groups, out_channels // groups)
+        g = g.transpose(1, 0, 2)                                          # (G, M, O/G)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[1]:
+            grad_w = (g.transpose(0, 2, 1) @ col).reshape(weight.shape)  # (G, O/G, K)
+        if ctx.needs_input_grad[0]:
+            w_blocks = weight.reshape(groups, out_channels // groups, -1)
+            grad_col = (g @ w_blocks).transpose(1, 0, 2)                  # (M, G, K)
+            grad_col = grad_col.reshape(n, *ctx.out_size, c, kh, kw)
+            grad_x = kernels_for(grad_col).col2im(grad_col, (h, w), ctx.stride, ctx.padding,
+                                                  ctx.dilation)
+        if ctx.needs_input_grad[2:] == (True,):
+            grad_b = grad.sum(axis=(0, 2, 3))
+        return grad_x, grad_w, grad_b
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution of x (N, C, H, W) with weight (O, C/groups, KH, KW), PyTorch's layout."""
+    if x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: input has {x.shape[1]} channels, weight {weight.shape} "
+                         f"with groups={groups} expects {weight.shape[1] * groups}")
+    inputs = (x, weight) if bias is None else (x, weight, bias)
+    return Conv2d.apply(*inputs, stride=pair(stride), padding=pair(padding),
+                        dilation=pair(dilation), groups=groups)
+
+
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution of x (N, C, L) with weight (O, C/groups, K): a conv2d of height 1."""
+    n, c, length = x.shape
+    out = conv2d(reshape(x, n, c, 1, length),
+                 reshape(weight, *weight.shape[:2], 1, weight.shape[2]), bias,
+                 stride=(1, stride), padding=(0, padding), dilation=(1, dilation), groups=groups)
+    return reshape(out, out.shape[0], out.shape[1], out.shape[3])
+
+

@@ -1,0 +1,70 @@
+"""Pooling. Max pooling has its own kernels (the index of each window's max is kept for
+backward); average pooling reuses im2col: the mean of each patch, whose backward spreads
+g / (KH·KW) back over the patch with col2im."""
+
+from tinymtl.autograd.function import Function
+from tinymtl.autograd.ops._util import pair
+from tinymtl.autograd.ops.conv import conv_output_size
+from tinymtl.autograd.ops.reduction import mean
+from tinymtl.backend import get_array_module
+from tinymtl.backend.kernels import kernels_for
+
+
+def _pool_geometry(x, kernel_size, stride, padding, dilation):
+    kernel = pair(kernel_size)
+    stride = kernel if stride is None else pair(stride)
+    padding, dilation = pair(padding), pair(dilation)
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ValueError(f"pool padding {padding} must be at most half the kernel {kernel}")
+    out_size = conv_output_size(x.shape[2:], kernel, stride, padding, dilation)
+    if min(out_size) <= 0:
+        raise ValueError(f"pool: input {x.shape[2:]} is smaller than the kernel {kernel}")
+    return dict(kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                out_size=out_size)
+
+
+class MaxPool2d(Function):
+    def forward(ctx, x):
+        y, argmax = kernels_for(x).max_pool2d_forward(x, ctx.kernel, ctx.stride, ctx.padding,
+                                                      ctx.dilation, ctx.out_size)
+        ctx.image_size = x.shape[2:]
+        ctx.save_for_backward(argmax)
+        return y
+
+    def backward(ctx, grad):
+        (argmax,) = ctx.saved_tensors
+        return kernels_for(grad).max_pool2d_backward(grad, argmax, ctx.image_size)
+
+
+class AvgPool2d(Function):
+    def forward(ctx, x):
+        n, c, h, w = x.shape
+        planes = x.reshape(n * c, 1, h, w)
+        col = kernels_for(x).im2col(planes, ctx.kernel, ctx.stride, ctx.padding, (1, 1),
+                                    ctx.out_size)
+        ctx.image_shape = x.shape
+        return col.mean(axis=(3, 4, 5)).reshape(n, c, *ctx.out_size)
+
+    def backward(ctx, grad):
+        n, c, h, w = ctx.image_shape
+        kh, kw = ctx.kernel
+        xp = get_array_module(grad)
+        share = grad.reshape(n * c, *ctx.out_size, 1, 1, 1) / (kh * kw)
+        col = xp.ascontiguousarray(xp.broadcast_to(share, (n * c, *ctx.out_size, 1, kh, kw)))
+        planes = kernels_for(grad).col2im(col, (h, w), ctx.stride, ctx.padding, (1, 1))
+        return planes.reshape(n, c, h, w)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):
+    """Max over KH×KW windows (stride defaults to the kernel size, padding never wins)."""
+    return MaxPool2d.apply(x, **_pool_geometry(x, kernel_size, stride, padding, dilation))
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over KH×KW windows; zero padding counts in the mean (PyTorch's default)."""
+    return AvgPool2d.apply(x, **_pool_geometry(x, kernel_size, stride, padding, 1))
+
+
+def global_avg_pool2d(x):
+    """(N, C, H, W) -> (N, C): the mean of each channel's feature map."""
+    return mean(x, dim=(2, 3))

@@ -1,0 +1,103 @@
+"""Reference kernels in plain NumPy: slow where it must be, obviously right everywhere.
+
+Shapes and conventions shared by every kernel module:
+  x      (N, C, H, W) images
+  col    (N, OH, OW, C, KH, KW): one row per output pixel, holding the patch it sees, so that a
+         convolution is one matrix product ``col.reshape(N*OH*OW, C*KH*KW) @ W.reshape(O, -1).T``
+  kernel, stride, padding, dilation, out_size: (height, width) pairs
+"""
+
+import math
+
+import numpy as np
+
+
+def im2col(x, kernel, stride, padding, dilation, out_size):
+    """col[n, oh, ow, c, i, j] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_size
+    n, c = x.shape[:2]
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    col = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw]
+            col[:, :, :, :, i, j] = window[:, :, :oh, :ow].transpose(0, 2, 3, 1)
+    return col
+
+
+def col2im(col, image_size, stride, padding, dilation):
+    """The adjoint of im2col: every col entry is added back onto the pixel it was read from."""
+    n, oh, ow, c, kh, kw = col.shape
+    (h, w), (sh, sw), (ph, pw), (dh, dw) = image_size, stride, padding, dilation
+    padded = np.zeros((n, c, h + 2 * ph + sh, w + 2 * pw + sw), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            patch = col[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            padded[:, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw] += patch
+    return padded[:, :, ph: ph + h, pw: pw + w]
+
+
+def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
+    """y = max over each window (padding never wins); argmax = flat index h*W + w of the max."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_size
+    n, c, h, w = x.shape
+    padded = np.full((n, c, h + 2 * ph, w + 2 * pw), -np.inf, dtype=x.dtype)
+    padded[:, :, ph: ph + h, pw: pw + w] = x
+    windows = np.empty((n, c, oh, ow, kh * kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            windows[..., i * kw + j] = padded[
+                :, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw
+            ][:, :, :oh, :ow]
+    best = windows.argmax(axis=-1)  # first maximum wins, as in the compiled kernels
+    y = np.take_along_axis(windows, best[..., None], axis=-1)[..., 0]
+    i, j = best // kw, best % kw
+    rows = np.arange(oh)[:, None] * sh - ph + i * dh
+    cols = np.arange(ow)[None, :] * sw - pw + j * dw
+    return y, (rows * w + cols).astype(np.int64)
+
+
+def max_pool2d_backward(grad_y, argmax, image_size):
+    """Route each output gradient to the input pixel that was the max (adding on overlaps)."""
+    n, c = grad_y.shape[:2]
+    h, w = image_size
+    grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
+    rows = np.repeat(np.arange(n * c), argmax[0, 0].size)
+    np.add.at(grad_x, (rows, argmax.reshape(-1)), grad_y.reshape(-1))
+    return grad_x.reshape(n, c, h, w)
+
+
+def log_softmax(x):
+    """Row-wise log softmax of a 2-D array: x - max - log(sum(exp(x - max)))."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def adam_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                bias_correction1, bias_correction2, weight_decay, decoupled):
+    """One Adam/AdamW step, in place (the formulas of PyTorch's Adam and AdamW):
+
+        decoupled (AdamW):  p <- p - lr*wd*p          else (Adam, L2):  g <- g + wd*p
+        m <- b1*m + (1-b1)*g          v <- b2*v + (1-b2)*g^2
+        p <- p - (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)
+    """
+    if weight_decay and decoupled:
+        param *= 1 - lr * weight_decay
+    elif weight_decay:
+        grad = grad + weight_decay * param
+    exp_avg *= beta1
+    exp_avg += (1 - beta1) * grad
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * grad * grad
+    denom = np.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + eps
+    param -= (lr / bias_correction1) * exp_avg / denom
+
+
+def scatter_add(target, index, values):
+    """target[index] += values, adding once per occurrence of a repeated index."""
+    np.add.at(target, index, values)
+
+
+def erf(x):
+    """The error function, elementwise."""
+    return np.vectorize(math.erf, otypes=[x.dtype])(x)
