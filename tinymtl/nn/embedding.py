@@ -1,0 +1,31 @@
+"""Embedding: a learned vector per token id (a lookup table whose rows are trained)."""
+
+from tinymtl.autograd.ops.nn_ops import embedding
+from tinymtl.nn import init
+from tinymtl.nn.linear import _empty
+from tinymtl.nn.module import Module, Parameter
+
+
+class Embedding(Module):
+    """(..., ) integer ids -> (..., embedding_dim); rows initialised N(0, 1) as in PyTorch.
+    ``padding_idx``: that row starts at zero and never receives a gradient."""
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, generator=None):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx = padding_idx
+        self.weight = Parameter(_empty(num_embeddings, embedding_dim))
+        init.normal_(self.weight, generator=generator)
+        if padding_idx is not None:
+            self.weight.data[padding_idx] = 0
+
+    def forward(self, indices):
+        out = embedding(indices, self.weight)
+        if self.padding_idx is not None and out.requires_grad:
+            ids = getattr(indices, "data", indices)
+            keep = (ids != self.padding_idx)[..., None].astype(out.dtype)
+            out = out * keep
+        return out
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}"

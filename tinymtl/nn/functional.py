@@ -1,0 +1,152 @@
+"""``tinymtl.nn.functional`` (imported as F): every op as a function, and the losses.
+
+Losses take a ``reduction``: 'mean' (default), 'sum' or 'none', as in PyTorch.
+"""
+
+from tinymtl.autograd.ops.conv import conv1d, conv2d  # noqa: F401
+from tinymtl.autograd.ops.elementwise import (  # noqa: F401
+    abs, clip, exp, gelu, leaky_relu, log, maximum, minimum, relu, sigmoid, sqrt, tanh, where,
+)
+from tinymtl.autograd.ops.linalg import linear, matmul  # noqa: F401
+from tinymtl.autograd.ops.nn_ops import (  # noqa: F401
+    BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy, batch_norm, dropout, embedding,
+    layer_norm,
+)
+from tinymtl.autograd.ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d  # noqa: F401
+from tinymtl.autograd.ops.reduction import (  # noqa: F401
+    amax, amin, log_softmax, logsumexp, mean, softmax, sum, var,
+)
+from tinymtl.autograd.ops.shape import (  # noqa: F401
+    cat, flatten, gather, permute, reshape, stack, transpose,
+)
+from tinymtl.autograd.tensor import Tensor
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _reduce(loss, reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    return loss
+
+
+def _values(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean",
+                  label_smoothing=0.0):
+    """Cross-entropy between logits (N, C) or (N, C, d1, ...) and class indices (N, ...) or
+    class probabilities (same shape as ``input``).
+
+    The target distribution q is the one-hot label (or the given probabilities), smoothed to
+    (1 - ε) q + ε / C, times the class weights w; 'mean' divides by Σ_i w[y_i] (by N for
+    probability targets), exactly as PyTorch. Rows labelled ``ignore_index`` count for nothing.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+    xp = input.xp
+    classes = input.shape[1]
+    labels = _values(target)
+    if input.ndim > 2:  # (N, C, d...) -> rows of C, like PyTorch's K-dimensional case
+        input = reshape(permute(input, (0, *range(2, input.ndim), 1)), -1, classes)
+        labels = (xp.moveaxis(labels, 1, -1).reshape(-1, classes) if labels.dtype.kind == "f"
+                  else labels.reshape(-1))
+    rows = input.shape[0]
+    weight = None if weight is None else _values(weight).astype(input.dtype, copy=False)
+    if labels.dtype.kind == "f":  # class probabilities
+        targets = labels.astype(input.dtype, copy=True)
+        valid = None
+        normalizer = rows
+    else:
+        if labels.shape != (rows,):
+            raise ValueError(f"cross_entropy: target shape {labels.shape} does not match "
+                             f"input with {rows} rows")
+        valid = labels != ignore_index
+        safe = xp.where(valid, labels, 0)
+        if safe.size and (safe.min() < 0 or safe.max() >= classes):
+            raise IndexError(f"cross_entropy: target out of range [0, {classes})")
+        targets = xp.zeros((rows, classes), dtype=input.dtype)
+        targets[xp.arange(rows), safe] = 1
+        normalizer = int(valid.sum())
+        if weight is not None:
+            normalizer = float(weight[safe][valid].sum())
+    if label_smoothing:
+        targets = targets * (1 - label_smoothing) + label_smoothing / classes
+    if weight is not None:
+        targets = targets * weight
+    if valid is not None:
+        targets *= valid[:, None]
+    return SoftmaxCrossEntropy.apply(
+        input, targets=targets, reduction=reduction,
+        normalizer=1 if reduction == "sum" else max(normalizer, 1e-12))
+
+
+def nll_loss(log_probs, target, reduction="mean"):
+    """Negative log-likelihood of integer targets given log-probabilities (N, C)."""
+    picked = gather(log_probs, 1, _values(target).reshape(-1, 1))
+    return _reduce(-reshape(picked, -1), reduction)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None,
+                                     reduction="mean"):
+    """-[y log σ(z) + (1 - y) log(1 - σ(z))], computed stably from the logits z."""
+    target = target if isinstance(target, Tensor) else Tensor(target, dtype=input.dtype)
+    pos_weight = None if pos_weight is None else _values(pos_weight)
+    loss = BinaryCrossEntropyWithLogits.apply(input, target, pos_weight=pos_weight)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """(x - y)²."""
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input, target, reduction="mean"):
+    """|x - y|."""
+    return _reduce(abs(input - target), reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0):
+    """½ d² where |d| ≤ δ, else δ (|d| - ½ δ): quadratic near zero, linear in the tails."""
+    diff = input - target
+    size = abs(diff)
+    quadratic = 0.5 * diff * diff
+    linear_part = delta * (size - 0.5 * delta)
+    return _reduce(where(size.data <= delta, quadratic, linear_part), reduction)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6):
+    """‖x1 - x2 + eps‖_p over the last axis (PyTorch adds eps before the norm)."""
+    diff = abs(x1 - x2 + eps)
+    return sum(diff ** p, dim=-1) ** (1.0 / p)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
+                        reduction="mean"):
+    """max(d(a, p) - d(a, n) + margin, 0): pull the positive closer than the negative."""
+    gap = pairwise_distance(anchor, positive, p, eps) - pairwise_distance(anchor, negative, p, eps)
+    return _reduce(relu(gap + margin), reduction)
+
+
+def cosine_similarity(x1, x2, dim=-1, eps=1e-8):
+    """x1·x2 / max(‖x1‖ ‖x2‖, eps)."""
+    dot = sum(x1 * x2, dim=dim)
+    norms = sqrt(sum(x1 * x1, dim=dim) * sum(x2 * x2, dim=dim))
+    return dot / maximum(norms, eps)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
+    """1 - cos(x1, x2) where y = 1;  max(0, cos(x1, x2) - margin) where y = -1."""
+    cos = cosine_similarity(input1, input2)
+    labels = _values(target)
+    return _reduce(where(labels == 1, 1 - cos, relu(cos - margin)), reduction)
