@@ -14,7 +14,10 @@ from tinymtl.backend.device import (
     device_of,
 )
 from tinymtl.backend.dtype import default_dtype, get_default_dtype, set_default_dtype
+from tinymtl.backend.memory import configure_allocator
 from tinymtl.backend.random import Generator, default_generator, manual_seed
+
+configure_allocator()
 
 __all__ = [
     "array_module", "get_array_module", "get_device", "set_device", "to_device", "to_numpy",

@@ -1,14 +1,14 @@
 """Convolution as im2col + one matrix product (Chainer's recipe).
 
-im2col lays every receptive field out as a row: col has shape (N·OH·OW, C·KH·KW). With the
-weight W viewed as (O, C·KH·KW):
+im2col lays every receptive field out as a row: col has shape (N·OH·OW, KH·KW·C). With the
+weight W reordered to (O, KH·KW·C):
 
     forward    Y = col @ Wᵀ (+ b)                        -> (N·OH·OW, O) -> N, O, OH, OW
     backward   dL/dW = dL/dYᵀ @ col,   dL/dcol = dL/dY @ W,   dL/dx = col2im(dL/dcol)
 
 Groups split C and O into G independent blocks: the same products, batched over G. The output
-is returned as a (N, O, OH, OW) view of (N, OH, OW, O) memory; elementwise ops and the next
-im2col read it through its strides without a copy.
+is returned as a (N, O, OH, OW) view of channels-last (N, OH, OW, O) memory: no copy is made,
+and the kernels that read it next (pooling, the next im2col) want exactly that layout.
 """
 
 from tinymtl.autograd.function import Function
@@ -23,10 +23,17 @@ def conv_output_size(size, kernel, stride, padding, dilation):
                  for s, k, st, p, d in zip(size, kernel, stride, padding, dilation))
 
 
+def _weight_blocks(weight, groups):
+    """(O, C/G, KH, KW) -> (G, O/G, KH·KW·C/G): each row ordered like a col row."""
+    out_channels, group_channels, kh, kw = weight.shape
+    blocks = weight.reshape(groups, out_channels // groups, group_channels, kh * kw)
+    return blocks.transpose(0, 1, 3, 2).reshape(groups, out_channels // groups, -1)
+
+
 class Conv2d(Function):
     def forward(ctx, x, weight, bias=None):
         n, c, h, w = x.shape
-        out_channels, _, kh, kw = weight.shape
+        out_channels, group_channels, kh, kw = weight.shape
         groups = ctx.groups
         ctx.out_size = conv_output_size((h, w), (kh, kw), ctx.stride, ctx.padding, ctx.dilation)
         if min(ctx.out_size) <= 0:
@@ -34,30 +41,31 @@ class Conv2d(Function):
         col = kernels_for(x).im2col(x, (kh, kw), ctx.stride, ctx.padding, ctx.dilation,
                                     ctx.out_size)
         rows = n * ctx.out_size[0] * ctx.out_size[1]
-        col = col.reshape(rows, groups, -1).transpose(1, 0, 2)            # (G, M, K)
-        w_blocks = weight.reshape(groups, out_channels // groups, -1)     # (G, O/G, K)
+        col = col.reshape(rows, kh * kw, groups, group_channels)
+        col = col.transpose(2, 0, 1, 3).reshape(groups, rows, -1)         # (G, M, K)
+        w_blocks = _weight_blocks(weight, groups)                         # (G, O/G, K)
         y = (col @ w_blocks.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(rows, out_channels)
         if bias is not None:
             y += bias
-        ctx.save_for_backward(col, weight)
-        ctx.image_shape = x.shape
+        ctx.save_for_backward(col, w_blocks)
+        ctx.image_shape, ctx.weight_shape = x.shape, weight.shape
         return y.reshape(n, *ctx.out_size, out_channels).transpose(0, 3, 1, 2)
 
     def backward(ctx, grad):
-        col, weight = ctx.saved_tensors
+        col, w_blocks = ctx.saved_tensors
         n, c, h, w = ctx.image_shape
-        out_channels, _, kh, kw = weight.shape
-        groups = ctx.groups
-        rows = col.shape[1]
+        out_channels, group_channels, kh, kw = ctx.weight_shape
+        groups, rows = ctx.groups, col.shape[1]
         g = grad.transpose(0, 2, 3, 1).reshape(rows, groups, out_channels // groups)
         g = g.transpose(1, 0, 2)                                          # (G, M, O/G)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            grad_w = (g.transpose(0, 2, 1) @ col).reshape(weight.shape)  # (G, O/G, K)
+            grad_w = g.transpose(0, 2, 1) @ col                           # (G, O/G, K)
+            grad_w = grad_w.reshape(out_channels, kh * kw, group_channels)
+            grad_w = grad_w.transpose(0, 2, 1).reshape(ctx.weight_shape)
         if ctx.needs_input_grad[0]:
-            w_blocks = weight.reshape(groups, out_channels // groups, -1)
-            grad_col = (g @ w_blocks).transpose(1, 0, 2)                  # (M, G, K)
-            grad_col = grad_col.reshape(n, *ctx.out_size, c, kh, kw)
+            grad_col = (g @ w_blocks).reshape(groups, rows, kh * kw, group_channels)
+            grad_col = grad_col.transpose(1, 2, 0, 3).reshape(n, *ctx.out_size, kh, kw, c)
             grad_x = kernels_for(grad_col).col2im(grad_col, (h, w), ctx.stride, ctx.padding,
                                                   ctx.dilation)
         if ctx.needs_input_grad[2:] == (True,):

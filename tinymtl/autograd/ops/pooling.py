@@ -38,21 +38,17 @@ class MaxPool2d(Function):
 
 class AvgPool2d(Function):
     def forward(ctx, x):
-        n, c, h, w = x.shape
-        planes = x.reshape(n * c, 1, h, w)
-        col = kernels_for(x).im2col(planes, ctx.kernel, ctx.stride, ctx.padding, (1, 1),
-                                    ctx.out_size)
-        ctx.image_shape = x.shape
-        return col.mean(axis=(3, 4, 5)).reshape(n, c, *ctx.out_size)
+        col = kernels_for(x).im2col(x, ctx.kernel, ctx.stride, ctx.padding, (1, 1),
+                                    ctx.out_size)                      # (N, OH, OW, KH, KW, C)
+        ctx.image_size = x.shape[2:]
+        return col.mean(axis=(3, 4)).transpose(0, 3, 1, 2)
 
     def backward(ctx, grad):
-        n, c, h, w = ctx.image_shape
         kh, kw = ctx.kernel
         xp = get_array_module(grad)
-        share = grad.reshape(n * c, *ctx.out_size, 1, 1, 1) / (kh * kw)
-        col = xp.ascontiguousarray(xp.broadcast_to(share, (n * c, *ctx.out_size, 1, kh, kw)))
-        planes = kernels_for(grad).col2im(col, (h, w), ctx.stride, ctx.padding, (1, 1))
-        return planes.reshape(n, c, h, w)
+        share = grad.transpose(0, 2, 3, 1)[:, :, :, None, None, :] / (kh * kw)
+        col = xp.broadcast_to(share, share.shape[:3] + (kh, kw) + share.shape[5:])
+        return kernels_for(grad).col2im(col, ctx.image_size, ctx.stride, ctx.padding, (1, 1))
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1):

@@ -15,10 +15,10 @@ _im2col_kernel = cupy.ElementwiseKernel(
     "int32 sh, int32 sw, int32 ph, int32 pw, int32 dh, int32 dw",
     "T col",
     """
-    // i enumerates col in (n, oh, ow, c, kh, kw) order
-    int j = i % kw;            int rest = i / kw;
+    // i enumerates col in (n, oh, ow, kh, kw, c) order
+    int ch = i % c;            int rest = i / c;
+    int j = rest % kw;         rest /= kw;
     int k = rest % kh;         rest /= kh;
-    int ch = rest % c;         rest /= c;
     int xo = rest % ow;        rest /= ow;
     int yo = rest % oh;        int n = rest / oh;
     int row = yo * sh - ph + k * dh;
@@ -49,7 +49,7 @@ _col2im_kernel = cupy.ElementwiseKernel(
             if (left < 0 || left % sw != 0) continue;
             int xo = left / sw;
             if (xo >= ow) continue;
-            total += col[((((n * oh + yo) * ow + xo) * c + ch) * kh + k) * kw + j];
+            total += col[((((n * oh + yo) * ow + xo) * kh + k) * kw + j) * c + ch];
         }
     }
     img = total;
@@ -98,14 +98,14 @@ _adam_kernel = cupy.ElementwiseKernel(
 
 def im2col(x, kernel, stride, padding, dilation, out_size):
     n, c, h, w = x.shape
-    col = cupy.empty((n, *out_size, c, *kernel), dtype=x.dtype)
+    col = cupy.empty((n, *out_size, *kernel, c), dtype=x.dtype)
     _im2col_kernel(cupy.ascontiguousarray(x), c, h, w, *out_size, *kernel, *stride, *padding,
                    *dilation, col)
     return col
 
 
 def col2im(col, image_size, stride, padding, dilation):
-    n, oh, ow, c, kh, kw = col.shape
+    n, oh, ow, kh, kw, c = col.shape
     img = cupy.empty((n, c, *image_size), dtype=col.dtype)
     _col2im_kernel(cupy.ascontiguousarray(col), c, *image_size, oh, ow, kh, kw, *stride,
                    *padding, *dilation, img)

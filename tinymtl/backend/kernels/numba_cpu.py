@@ -3,132 +3,148 @@
 Each kernel is a plain loop nest (the pseudo-loop of its docstring, nothing hidden) compiled with
 ``cache=True`` so the compile cost is paid once per machine. To step through one in a debugger,
 run with ``NUMBA_DISABLE_JIT=1``: the loops then execute as ordinary Python.
-Outer loops use ``prange``, split across threads so that no two threads write the same element,
-which keeps every result bitwise deterministic.
+Outer loops use ``prange``: with ``TINYMTL_NUMBA_PARALLEL=1`` they are split across threads
+(never two threads writing one element, so results stay bitwise deterministic). The default is
+serial: on few cores the matrix products' BLAS threads already use every core, and handing
+work to a second thread pool costs more than these memory-bound loops take.
 """
 
 import math
+import os
 
 import numpy as np
 from numba import njit, prange, vectorize
+
+PARALLEL = os.environ.get("TINYMTL_NUMBA_PARALLEL", "0") == "1"
+
+# --------------------------------------------------------------------------------------------
+# layout: every image kernel works on channels-last (N, H, W, C) C-contiguous memory. The ops
+# keep images channels-last (a convolution's output is already), so this is usually free.
+
+
+def _channels_last(x):
+    """(N, C, H, W) in any layout -> a C-contiguous (N, H, W, C) array (no copy if possible)."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
 
 # --------------------------------------------------------------------------------------------
 # im2col / col2im: the data movement of convolution
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, col):
-    n_images, channels, height, width = x.shape
+    n_images, height, width, channels = x.shape
     oh, ow = col.shape[1], col.shape[2]
     for task in prange(n_images * oh):
         n, y = task // oh, task % oh
         for xo in range(ow):
-            for c in range(channels):
-                for i in range(kh):
-                    row = y * sh - ph + i * dh
-                    for j in range(kw):
-                        column = xo * sw - pw + j * dw
-                        if 0 <= row < height and 0 <= column < width:
-                            col[n, y, xo, c, i, j] = x[n, c, row, column]
-                        else:
-                            col[n, y, xo, c, i, j] = 0
+            for i in range(kh):
+                row = y * sh - ph + i * dh
+                for j in range(kw):
+                    column = xo * sw - pw + j * dw
+                    inside = 0 <= row < height and 0 <= column < width
+                    for c in range(channels):
+                        col[n, y, xo, i, j, c] = x[n, row, column, c] if inside else 0
 
 
 def im2col(x, kernel, stride, padding, dilation, out_size):
-    """for n, oh, ow, c, i, j:  col[n,oh,ow,c,i,j] = x[n, c, oh*sh-ph+i*dh, ow*sw-pw+j*dw] or 0."""
-    n, c = x.shape[:2]
-    col = np.empty((n, *out_size, c, *kernel), dtype=x.dtype)
+    """for n, oh, ow, i, j, c:  col[n,oh,ow,i,j,c] = x[n, c, oh*sh-ph+i*dh, ow*sw-pw+j*dw] or 0."""
+    x = _channels_last(x)
+    col = np.empty((x.shape[0], *out_size, *kernel, x.shape[3]), dtype=x.dtype)
     _im2col(x, *kernel, *stride, *padding, *dilation, col)
     return col
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _col2im(col, sh, sw, ph, pw, dh, dw, out):
-    n_images, oh, ow, channels, kh, kw = col.shape
-    height, width = out.shape[2], out.shape[3]
+    n_images, oh, ow, kh, kw, channels = col.shape
+    height, width = out.shape[1], out.shape[2]
     for n in prange(n_images):  # one thread per image: no two threads add into one pixel
         for y in range(oh):
             for xo in range(ow):
-                for c in range(channels):
-                    for i in range(kh):
-                        row = y * sh - ph + i * dh
-                        if row < 0 or row >= height:
+                for i in range(kh):
+                    row = y * sh - ph + i * dh
+                    if row < 0 or row >= height:
+                        continue
+                    for j in range(kw):
+                        column = xo * sw - pw + j * dw
+                        if column < 0 or column >= width:
                             continue
-                        for j in range(kw):
-                            column = xo * sw - pw + j * dw
-                            if 0 <= column < width:
-                                out[n, c, row, column] += col[n, y, xo, c, i, j]
+                        for c in range(channels):
+                            out[n, row, column, c] += col[n, y, xo, i, j, c]
 
 
 def col2im(col, image_size, stride, padding, dilation):
-    """for n, oh, ow, c, i, j:  x[n, c, oh*sh-ph+i*dh, ow*sw-pw+j*dw] += col[n,oh,ow,c,i,j]."""
-    n, _, _, c = col.shape[:4]
-    out = np.zeros((n, c, *image_size), dtype=col.dtype)
+    """for n, oh, ow, i, j, c:  x[n, c, oh*sh-ph+i*dh, ow*sw-pw+j*dw] += col[n,oh,ow,i,j,c]."""
+    col = np.ascontiguousarray(col)
+    out = np.zeros((col.shape[0], *image_size, col.shape[5]), dtype=col.dtype)
     _col2im(col, *stride, *padding, *dilation, out)
-    return out
+    return out.transpose(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------------------------
 # max pooling
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
-    n_images, channels, height, width = x.shape
-    oh, ow = y.shape[2], y.shape[3]
-    for task in prange(n_images * channels):
-        n, c = task // channels, task % channels
-        for yo in range(oh):
-            for xo in range(ow):
-                best = -np.inf
-                best_index = -1
-                for i in range(kh):
-                    row = yo * sh - ph + i * dh
-                    if row < 0 or row >= height:
+    n_images, height, width, channels = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    for task in prange(n_images * oh):
+        n, yo = task // oh, task % oh
+        for xo in range(ow):
+            for c in range(channels):
+                argmax[n, yo, xo, c] = -1
+            for i in range(kh):
+                row = yo * sh - ph + i * dh
+                if row < 0 or row >= height:
+                    continue
+                for j in range(kw):
+                    column = xo * sw - pw + j * dw
+                    if column < 0 or column >= width:
                         continue
-                    for j in range(kw):
-                        column = xo * sw - pw + j * dw
-                        if 0 <= column < width and (best_index < 0 or x[n, c, row, column] > best):
-                            best = x[n, c, row, column]
-                            best_index = row * width + column
-                y[n, c, yo, xo] = best
-                argmax[n, c, yo, xo] = best_index
+                    for c in range(channels):
+                        value = x[n, row, column, c]
+                        if argmax[n, yo, xo, c] < 0 or value > y[n, yo, xo, c]:
+                            y[n, yo, xo, c] = value
+                            argmax[n, yo, xo, c] = row * width + column
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     """for each window: y = max(x[window]); argmax = flat index (row*W + col) of the first max."""
-    n, c = x.shape[:2]
-    y = np.empty((n, c, *out_size), dtype=x.dtype)
-    argmax = np.empty((n, c, *out_size), dtype=np.int64)
+    x = _channels_last(x)
+    n, c = x.shape[0], x.shape[3]
+    y = np.empty((n, *out_size, c), dtype=x.dtype)
+    argmax = np.empty((n, *out_size, c), dtype=np.int64)
     _max_pool2d_forward(x, *kernel, *stride, *padding, *dilation, y, argmax)
-    return y, argmax
+    return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _max_pool2d_backward(grad_y, argmax, grad_x):
-    n_images, channels, oh, ow = grad_y.shape
-    width = grad_x.shape[3]
-    for task in prange(n_images * channels):
-        n, c = task // channels, task % channels
+    n_images, oh, ow, channels = grad_y.shape
+    width = grad_x.shape[2]
+    for n in prange(n_images):
         for yo in range(oh):
             for xo in range(ow):
-                index = argmax[n, c, yo, xo]
-                grad_x[n, c, index // width, index % width] += grad_y[n, c, yo, xo]
+                for c in range(channels):
+                    index = argmax[n, yo, xo, c]
+                    grad_x[n, index // width, index % width, c] += grad_y[n, yo, xo, c]
 
 
 def max_pool2d_backward(grad_y, argmax, image_size):
     """for each window: grad_x[argmax] += grad_y."""
-    n, c = grad_y.shape[:2]
-    grad_x = np.zeros((n, c, *image_size), dtype=grad_y.dtype)
+    grad_y, argmax = _channels_last(grad_y), _channels_last(argmax)
+    grad_x = np.zeros((grad_y.shape[0], *image_size, grad_y.shape[3]), dtype=grad_y.dtype)
     _max_pool2d_backward(grad_y, argmax, grad_x)
-    return grad_x
+    return grad_x.transpose(0, 3, 1, 2)
 
 
 # --------------------------------------------------------------------------------------------
 # row-wise log softmax (the stable core of cross-entropy)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _log_softmax(x, out):
     rows, columns = x.shape
     for r in prange(rows):
@@ -154,31 +170,34 @@ def log_softmax(x):
 # fused Adam / AdamW update: one pass over memory instead of ten NumPy passes
 
 
-@njit(parallel=True, cache=True)
-def _adam_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
-                 bias_correction1, bias_correction2, weight_decay, decoupled):
-    step_size = lr / bias_correction1
-    sqrt_bias_correction2 = math.sqrt(bias_correction2)
-    shrink = 1.0 - lr * weight_decay
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _adam_update(param, grad, exp_avg, exp_avg_sq, step_size, beta1, beta2, eps,
+                 inv_sqrt_bias_correction2, l2, shrink):
+    one = param.dtype.type(1)
     for k in prange(param.size):
-        g = grad[k]
-        if decoupled:
-            param[k] *= shrink
-        else:
-            g += weight_decay * param[k]
-        exp_avg[k] = beta1 * exp_avg[k] + (1.0 - beta1) * g
-        exp_avg_sq[k] = beta2 * exp_avg_sq[k] + (1.0 - beta2) * g * g
-        denom = math.sqrt(exp_avg_sq[k]) / sqrt_bias_correction2 + eps
-        param[k] -= step_size * exp_avg[k] / denom
+        g = grad[k] + l2 * param[k]
+        m = beta1 * exp_avg[k] + (one - beta1) * g
+        v = beta2 * exp_avg_sq[k] + (one - beta2) * g * g
+        exp_avg[k] = m
+        exp_avg_sq[k] = v
+        param[k] = shrink * param[k] - step_size * m / (math.sqrt(v) * inv_sqrt_bias_correction2 + eps)
 
 
 def adam_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
                 bias_correction1, bias_correction2, weight_decay, decoupled):
-    """In place, elementwise: the update written out in ``numpy_ref.adam_update``."""
+    """In place, elementwise, in the parameter's dtype (as PyTorch computes it):
+
+        g = grad + l2·p                       (Adam: l2 = wd;  AdamW: l2 = 0)
+        m = β1 m + (1-β1) g,   v = β2 v + (1-β2) g²
+        p = shrink·p - step_size · m / (sqrt(v)/sqrt(bc2) + eps)
+            with shrink = 1 - lr·wd for AdamW (1 for Adam) and step_size = lr / bc1
+    """
+    scalar = param.dtype.type
     flat = [a.reshape(-1) for a in (param, np.ascontiguousarray(grad), exp_avg, exp_avg_sq)]
-    _adam_update(*flat, float(lr), float(beta1), float(beta2), float(eps),
-                 float(bias_correction1), float(bias_correction2), float(weight_decay),
-                 bool(decoupled))
+    l2 = 0.0 if decoupled else weight_decay
+    shrink = 1.0 - lr * weight_decay if decoupled else 1.0
+    _adam_update(*flat, scalar(lr / bias_correction1), scalar(beta1), scalar(beta2),
+                 scalar(eps), scalar(1 / math.sqrt(bias_correction2)), scalar(l2), scalar(shrink))
 
 
 # --------------------------------------------------------------------------------------------

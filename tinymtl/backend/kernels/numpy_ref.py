@@ -2,9 +2,12 @@
 
 Shapes and conventions shared by every kernel module:
   x      (N, C, H, W) images
-  col    (N, OH, OW, C, KH, KW): one row per output pixel, holding the patch it sees, so that a
-         convolution is one matrix product ``col.reshape(N*OH*OW, C*KH*KW) @ W.reshape(O, -1).T``
+  col    (N, OH, OW, KH, KW, C): one row per output pixel, holding the patch it sees, so that a
+         convolution is one matrix product ``col.reshape(N*OH*OW, KH*KW*C) @ W'`` with W' the
+         weight ordered (KH, KW, C) per output channel. Channels come last so that, in
+         channels-last memory, the innermost loop of every kernel reads contiguous values.
   kernel, stride, padding, dilation, out_size: (height, width) pairs
+Images are (N, C, H, W) as far as the caller can tell, in any memory layout.
 """
 
 import math
@@ -13,26 +16,26 @@ import numpy as np
 
 
 def im2col(x, kernel, stride, padding, dilation, out_size):
-    """col[n, oh, ow, c, i, j] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)."""
+    """col[n, oh, ow, i, j, c] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_size
     n, c = x.shape[:2]
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    col = np.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    col = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             window = padded[:, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw]
-            col[:, :, :, :, i, j] = window[:, :, :oh, :ow].transpose(0, 2, 3, 1)
+            col[:, :, :, i, j, :] = window[:, :, :oh, :ow].transpose(0, 2, 3, 1)
     return col
 
 
 def col2im(col, image_size, stride, padding, dilation):
     """The adjoint of im2col: every col entry is added back onto the pixel it was read from."""
-    n, oh, ow, c, kh, kw = col.shape
+    n, oh, ow, kh, kw, c = col.shape
     (h, w), (sh, sw), (ph, pw), (dh, dw) = image_size, stride, padding, dilation
     padded = np.zeros((n, c, h + 2 * ph + sh, w + 2 * pw + sw), dtype=col.dtype)
     for i in range(kh):
         for j in range(kw):
-            patch = col[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            patch = col[:, :, :, i, j, :].transpose(0, 3, 1, 2)
             padded[:, :, i * dh: i * dh + sh * oh: sh, j * dw: j * dw + sw * ow: sw] += patch
     return padded[:, :, ph: ph + h, pw: pw + w]
 

@@ -1,0 +1,241 @@
+"""Time one full training step (forward, backward, Adam lr 1e-3) in tinymtl and in PyTorch CPU.
+
+    python benchmarks/step_time.py            # a table
+    python benchmarks/step_time.py --json     # one JSON object per model per line
+
+Both frameworks run the same model on the same shapes in the same process, float32, with all
+the machine's threads; they take turns in blocks of steps and the median step of each is reported,
+with the ratio tinymtl/torch.
+Achieved GFLOP/s counts the matrix-product work of a step (forward + 2x backward) and is shown
+against this machine's float32 matrix-product rate, measured here too.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import tinymtl  # noqa: E402
+import tinymtl.nn as nn  # noqa: E402
+import tinymtl.nn.functional as F  # noqa: E402
+from tinymtl.optim import Adam  # noqa: E402
+
+MODELS = ("mlp", "shapes3_cnn", "mnist_cnn")
+
+
+# -- the three models, written once per framework -------------------------------------------
+def build_tinymtl(name):
+    if name == "mlp":
+        return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                             nn.Linear(256, 10))
+    if name == "mnist_cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
+    backbone = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.GlobalAvgPool2d())
+    heads = nn.ModuleList([nn.Linear(128, 10), nn.Linear(128, 32), nn.Linear(128, 1)])
+    return _ThreeHead(backbone, heads)
+
+
+class _ThreeHead(nn.Module):
+    def __init__(self, backbone, heads):
+        super().__init__()
+        self.backbone, self.heads = backbone, heads
+
+    def forward(self, x):
+        features = self.backbone(x)
+        return [head(features) for head in self.heads]
+
+
+def build_torch(name):
+    from torch import nn as tnn
+
+    if name == "mlp":
+        return tnn.Sequential(tnn.Linear(784, 256), tnn.ReLU(), tnn.Linear(256, 256), tnn.ReLU(),
+                              tnn.Linear(256, 10))
+    if name == "mnist_cnn":
+        return tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+                              tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
+                              tnn.Linear(1600, 128), tnn.ReLU(), tnn.Linear(128, 10))
+
+    class ThreeHead(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone = tnn.Sequential(
+                tnn.Conv2d(1, 32, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                tnn.Conv2d(32, 64, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(2),
+                tnn.Conv2d(64, 128, 3, padding=1), tnn.ReLU(), tnn.AdaptiveAvgPool2d(1),
+                tnn.Flatten())
+            self.heads = tnn.ModuleList([tnn.Linear(128, 10), tnn.Linear(128, 32),
+                                         tnn.Linear(128, 1)])
+
+        def forward(self, x):
+            features = self.backbone(x)
+            return [head(features) for head in self.heads]
+
+    return ThreeHead()
+
+
+def make_batch(name, seed=0):
+    rng = np.random.default_rng(seed)
+    if name == "mlp":
+        x = rng.standard_normal((128, 784)).astype(np.float32)
+        return x, [rng.integers(0, 10, 128)]
+    if name == "mnist_cnn":
+        x = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+        return x, [rng.integers(0, 10, 64)]
+    x = rng.standard_normal((64, 1, 32, 32)).astype(np.float32)
+    return x, [rng.integers(0, 10, 64), rng.integers(0, 32, 64),
+               rng.random((64, 1)).astype(np.float32)]
+
+
+def matmul_flops(name):
+    """Multiply-add FLOPs of the forward pass's matrix products and convolutions."""
+    def conv(batch, cin, cout, k, oh, ow):
+        return 2 * batch * cout * oh * ow * cin * k * k
+    if name == "mlp":
+        return 2 * 128 * (784 * 256 + 256 * 256 + 256 * 10)
+    if name == "mnist_cnn":
+        return (conv(64, 1, 32, 3, 26, 26) + conv(64, 32, 64, 3, 11, 11)
+                + 2 * 64 * (1600 * 128 + 128 * 10))
+    return (conv(64, 1, 32, 3, 32, 32) + conv(64, 32, 64, 3, 16, 16) + conv(64, 64, 128, 3, 8, 8)
+            + 2 * 64 * 128 * (10 + 32 + 1))
+
+
+# -- one training step in each framework -----------------------------------------------------
+def tinymtl_step_fn(name):
+    tinymtl.manual_seed(0)
+    model = build_tinymtl(name)
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    x, targets = make_batch(name)
+    x = tinymtl.tensor(x)
+    targets = [tinymtl.tensor(t) for t in targets]
+
+    def step():
+        optimizer.zero_grad()
+        out = model(x)
+        if name == "shapes3_cnn":
+            loss = (F.cross_entropy(out[0], targets[0]) + F.cross_entropy(out[1], targets[1])
+                    + F.mse_loss(out[2], targets[2]))
+        else:
+            loss = F.cross_entropy(out, targets[0])
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def torch_step_fn(name):
+    import torch
+    import torch.nn.functional as TF
+
+    torch.manual_seed(0)
+    model = build_torch(name)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x, targets = make_batch(name)
+    x = torch.from_numpy(x)
+    targets = [torch.from_numpy(t) for t in targets]
+
+    def step():
+        optimizer.zero_grad()
+        out = model(x)
+        if name == "shapes3_cnn":
+            loss = (TF.cross_entropy(out[0], targets[0]) + TF.cross_entropy(out[1], targets[1])
+                    + TF.mse_loss(out[2], targets[2]))
+        else:
+            loss = TF.cross_entropy(out, targets[0])
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def median_ms(steps, warmup, repeats, rounds=5):
+    """Median ms/step of each step function. The frameworks take turns in blocks (ours, theirs,
+    ours, ...: ``rounds`` blocks each) so slow drifts of the machine hit both alike; each block
+    starts with untimed steps, because one framework's idle thread pool can slow the other's
+    first steps."""
+    times = [[] for _ in steps]
+    per_block = max(1, repeats // rounds)
+    for _ in range(rounds):
+        for step, bucket in zip(steps, times):
+            for _ in range(warmup):
+                step()
+            for _ in range(per_block):
+                start = time.perf_counter()
+                step()
+                bucket.append(time.perf_counter() - start)
+    return [statistics.median(bucket) * 1e3 for bucket in times]
+
+
+def machine_gflops(size=2048, repeats=5):
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per block")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count())
+    except ImportError:
+        torch = None
+    peak = machine_gflops()
+    rows = []
+    for name in args.models:
+        ours_step = tinymtl_step_fn(name)
+        for _ in range(args.warmup):
+            ours_step()
+        rss = peak_rss_mb()  # before torch runs, so it is tinymtl's peak
+        steps = [ours_step] + ([torch_step_fn(name)] if torch else [])
+        timings = median_ms(steps, args.warmup, args.repeats)
+        ours, theirs = timings[0], (timings[1] if torch else None)
+        gflops = 3 * matmul_flops(name) / (ours / 1e3) / 1e9
+        row = {"model": name, "tinymtl_ms": round(ours, 3),
+               "torch_ms": None if theirs is None else round(theirs, 3),
+               "ratio": None if theirs is None else round(ours / theirs, 3),
+               "tinymtl_peak_rss_mb": round(rss, 1), "tinymtl_gflops": round(gflops, 1),
+               "machine_matmul_gflops": round(peak, 1),
+               "threads": os.cpu_count()}
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+    if not args.json:
+        print(f"float32 matrix product on this machine: {peak:.1f} GFLOP/s "
+              f"({os.cpu_count()} threads)")
+        print(f"{'model':<12} {'tinymtl ms':>11} {'torch ms':>9} {'ratio':>6} "
+              f"{'GFLOP/s':>8} {'% of peak':>9} {'peak RSS MB':>11}")
+        for r in rows:
+            torch_ms = "n/a" if r["torch_ms"] is None else f"{r['torch_ms']:.2f}"
+            ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            print(f"{r['model']:<12} {r['tinymtl_ms']:>11.2f} {torch_ms:>9} {ratio:>6} "
+                  f"{r['tinymtl_gflops']:>8.1f} {100 * r['tinymtl_gflops'] / peak:>8.1f}% "
+                  f"{r['tinymtl_peak_rss_mb']:>11.0f}")
+
+
+if __name__ == "__main__":
+    main()
