@@ -110,7 +110,7 @@ def _as_array(output, grad):
             raise RuntimeError(
                 f"grad can be implicitly created only for scalar outputs, got shape {output.shape}")
         return output.xp.ones_like(output.data)
-    values = getattr(grad, "data", grad) if type(grad).__name__ == "Tensor" else grad
+    values = grad.data if type(grad).__name__ == "Tensor" else grad
     if values.shape != output.data.shape:
         raise RuntimeError(f"gradient shape {values.shape} does not match output {output.shape}")
     return values

@@ -20,12 +20,7 @@ class Embedding(Module):
             self.weight.data[padding_idx] = 0
 
     def forward(self, indices):
-        out = embedding(indices, self.weight)
-        if self.padding_idx is not None and out.requires_grad:
-            ids = getattr(indices, "data", indices)
-            keep = (ids != self.padding_idx)[..., None].astype(out.dtype)
-            out = out * keep
-        return out
+        return embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self):
         return f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}"

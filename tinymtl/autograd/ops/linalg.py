@@ -17,10 +17,10 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:  # restore the axes that the 1-D promotions dropped from the output
+            grad = grad[..., None]
         if a.ndim == 1:
             grad = grad[..., None, :]
-        if b.ndim == 1:
-            grad = grad[..., None]
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_a = grad @ b2.swapaxes(-1, -2)

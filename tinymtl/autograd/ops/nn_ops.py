@@ -35,7 +35,7 @@ def dropout(a, p=0.5, training=True, generator=None):
 
 class Embedding(Function):
     """out = weight[indices]; backward adds each output row's gradient into its weight row
-    (rows looked up several times receive the sum)."""
+    (rows looked up several times receive the sum), except the ``padding_idx`` row."""
 
     def forward(ctx, weight):
         ctx.weight_shape = weight.shape
@@ -46,17 +46,20 @@ class Embedding(Function):
         out = xp.zeros(ctx.weight_shape, dtype=grad.dtype)
         kernels_for(out).scatter_add(out, ctx.indices.reshape(-1),
                                      grad.reshape(-1, ctx.weight_shape[1]))
+        if ctx.padding_idx is not None:
+            out[ctx.padding_idx] = 0
         return out
 
 
-def embedding(indices, weight):
-    """Rows of ``weight`` (num_embeddings, dim) selected by integer ``indices`` of any shape."""
+def embedding(indices, weight, padding_idx=None):
+    """Rows of ``weight`` (num_embeddings, dim) selected by integer ``indices`` of any shape;
+    the ``padding_idx`` row receives no gradient."""
     indices = indices.data if isinstance(indices, Tensor) else indices
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding indices must be integers, got {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
         raise IndexError(f"embedding index out of range [0, {weight.shape[0]})")
-    return Embedding.apply(weight, indices=indices)
+    return Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):

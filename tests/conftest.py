@@ -1,0 +1,39 @@
+"""Shared fixtures: float64 for gradient checks, and the device list (GPU skipped cleanly)."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import tinymtl
+
+
+def _cuda_available():
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001  (no driver, no device: all mean "no GPU")
+        return False
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not _cuda_available(), reason="CuPy or a CUDA device is not available")]),
+]
+
+
+@pytest.fixture
+def float64():
+    """Run the test with float64 as the default dtype (gradient checks need it)."""
+    with tinymtl.default_dtype(np.float64):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    tinymtl.manual_seed(0)
+    yield
