@@ -54,6 +54,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     xp = input.xp
     classes = input.shape[1]
     labels = _values(target)
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(f"cross_entropy: target must hold integer class indices or float "
+                        f"probabilities, got {labels.dtype}")
+    row_shape = (input.shape[0],) + input.shape[2:]  # the shape of reduction='none'
     if input.ndim > 2:  # (N, C, d...) -> rows of C, like PyTorch's K-dimensional case
         input = reshape(permute(input, (0, *range(2, input.ndim), 1)), -1, classes)
         labels = (xp.moveaxis(labels, 1, -1).reshape(-1, classes) if labels.dtype.kind == "f"
@@ -83,9 +87,10 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         targets = targets * weight
     if valid is not None:
         targets *= valid[:, None]
-    return SoftmaxCrossEntropy.apply(
+    loss = SoftmaxCrossEntropy.apply(
         input, targets=targets, reduction=reduction,
         normalizer=1 if reduction == "sum" else max(normalizer, 1e-12))
+    return reshape(loss, row_shape) if reduction == "none" else loss
 
 
 def nll_loss(log_probs, target, reduction="mean"):

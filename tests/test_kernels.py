@@ -1,0 +1,93 @@
+"""Every kernel module agrees with the NumPy reference, on every device available."""
+
+import numpy as np
+import pytest
+
+from tinymtl.backend import to_device, to_numpy
+from tinymtl.backend.kernels import KERNEL_NAMES, numba_cpu, numpy_ref
+from tinymtl.autograd.ops.conv import conv_output_size
+
+from conftest import DEVICES
+
+
+def kernel_module(device):
+    if device == "cpu":
+        return numba_cpu
+    from tinymtl.backend.kernels import cupy_gpu
+    return cupy_gpu
+
+
+def test_every_module_defines_every_kernel():
+    for module in (numpy_ref, numba_cpu):
+        for name in KERNEL_NAMES:
+            assert callable(getattr(module, name)), f"{module.__name__} lacks {name}"
+
+
+GEOMETRIES = [  # kernel, stride, padding, dilation
+    ((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2)), ((1, 1), (2, 2), (0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_image_kernels_match_reference(device, geometry, layout):
+    kernel, stride, padding, dilation = geometry
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 7)).astype(np.float32)
+    if layout == "channels_last":  # the same values, stored (N, H, W, C)
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    out_size = conv_output_size((8, 7), kernel, stride, padding, dilation)
+    K = kernel_module(device)
+    xd = to_device(x, device)
+
+    col = K.im2col(xd, kernel, stride, padding, dilation, out_size)
+    expected_col = numpy_ref.im2col(x, kernel, stride, padding, dilation, out_size)
+    np.testing.assert_array_equal(to_numpy(col), expected_col)
+    np.testing.assert_allclose(to_numpy(K.col2im(col, (8, 7), stride, padding, dilation)),
+                               numpy_ref.col2im(expected_col, (8, 7), stride, padding, dilation),
+                               rtol=1e-6, atol=1e-6)
+    if padding[0] <= kernel[0] // 2 and padding[1] <= kernel[1] // 2:
+        y, argmax = K.max_pool2d_forward(xd, kernel, stride, padding, dilation, out_size)
+        ry, rargmax = numpy_ref.max_pool2d_forward(x, kernel, stride, padding, dilation, out_size)
+        np.testing.assert_array_equal(to_numpy(y), ry)
+        np.testing.assert_array_equal(to_numpy(argmax), rargmax)
+        g = rng.standard_normal(ry.shape).astype(np.float32)
+        np.testing.assert_allclose(
+            to_numpy(K.max_pool2d_backward(to_device(g, device), argmax, (8, 7))),
+            numpy_ref.max_pool2d_backward(g, rargmax, (8, 7)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rowwise_and_elementwise_kernels_match_reference(device, dtype):
+    rng = np.random.default_rng(1)
+    K = kernel_module(device)
+    x = (rng.standard_normal((5, 7)) * 30).astype(dtype)
+    np.testing.assert_allclose(to_numpy(K.log_softmax(to_device(x, device))),
+                               numpy_ref.log_softmax(x), rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(K.erf(to_device(x / 30, device))),
+                               numpy_ref.erf(x / 30), rtol=1e-6, atol=1e-7)
+    target = np.zeros((4, 3), dtype)
+    index = np.array([0, 2, 0, 3])
+    values = rng.standard_normal((4, 3)).astype(dtype)
+    expected = target.copy()
+    numpy_ref.scatter_add(expected, index, values)
+    got = to_device(target, device)
+    K.scatter_add(got, to_device(index, device), to_device(values, device))
+    np.testing.assert_allclose(to_numpy(got), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_kernel_matches_reference(device, decoupled):
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(50).astype(np.float32) for _ in range(2)]
+    arrays += [np.abs(rng.standard_normal(50)).astype(np.float32) * s for s in (0.1, 0.01)]
+    hyper = (1e-2, 0.9, 0.999, 1e-8, 1 - 0.9 ** 3, 1 - 0.999 ** 3, 0.05, decoupled)
+    expected = [a.copy() for a in arrays]
+    numpy_ref.adam_update(*expected, *hyper)
+    got = [to_device(a.copy(), device) for a in arrays]
+    kernel_module(device).adam_update(*got, *hyper)
+    for name, g, e in zip(("param", "grad", "exp_avg", "exp_avg_sq"), got, expected):
+        np.testing.assert_allclose(to_numpy(g), e, rtol=1e-5, atol=1e-7, err_msg=name)
