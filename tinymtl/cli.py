@@ -1,14 +1,201 @@
-"""The ``tinymtl`` command line (click). Subcommands arrive with the layers they drive."""
+"""The ``tinymtl`` command line (click): run | eval | predict | inspect.
+
+Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
+input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
+"""
+
+import json
+import sys
 
 import click
 
 from tinymtl import __version__
 
 
+def _fail(message, code=1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _guarded(fn):
+    """Turn the library's user-facing errors into one line and an exit code."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from tinymtl.train import CheckpointError, ConfigError
+
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as error:
+            _fail(str(error), 2)
+        except (CheckpointError, ValueError, KeyError, OSError) as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            _fail(str(message), 1)
+    return wrapper
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinymtl")
 def main():
     """tinymtl: multi-task learning you can read."""
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Run directory (default: runs/<config name>).")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
+@click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_guarded
+def run(config_path, out_dir, seed, resume, quiet):
+    """Train the experiment a YAML config describes and write its run directory."""
+    from tinymtl.train import config as config_module
+    from tinymtl.train.experiment import run as run_experiment
+
+    config = config_module.load(config_path)
+    if seed is not None:
+        config["seed"] = seed
+    summary = run_experiment(config, out_dir, resume=resume, progress=not quiet)
+    click.echo(format_summary(summary))
+
+
+def format_summary(summary):
+    lines = [f"{'task':<14} {'test acc':>8} {'peak':>6} {'forget':>7} {'single':>7} "
+             f"{'transfer':>8} {'linear':>7}"]
+    for task, r in summary["tasks"].items():
+        def pct(key):
+            value = r.get(key)
+            return "-" if value is None else f"{100 * value:.1f}"
+        lines.append(f"{task:<14} {pct('test_accuracy'):>8} {pct('peak_accuracy'):>6} "
+                     f"{pct('forgetting'):>7} {pct('baseline_accuracy'):>7} "
+                     f"{pct('transfer'):>8} {pct('linear_accuracy'):>7}")
+    rt = summary["roundtrip"]
+    lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
+                 f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "
+                 f"{summary['checkpoint']['bytes'] / 1e6:.2f} MB; wall {summary['wall_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def _load(checkpoint_path):
+    from tinymtl.train import checkpoint
+    from tinymtl.train.experiment import model_from_checkpoint
+
+    return model_from_checkpoint(checkpoint.load(checkpoint_path))
+
+
+def _check_task(task, tasks):
+    if task is not None and task not in tasks:
+        _fail(f"unknown task {task!r}; this checkpoint has {', '.join(tasks)}", 2)
+
+
+@main.command("eval")
+@click.argument("checkpoint_path", metavar="CHECKPOINT")
+@click.option("--task", help="Evaluate only this task.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_guarded
+def evaluate_command(checkpoint_path, task, as_json):
+    """Held-out accuracy of a checkpoint, without training."""
+    from tinymtl.train.metrics import evaluate
+
+    config, tasks, model = _load(checkpoint_path)
+    _check_task(task, tasks)
+    results = {t: evaluate(model, t, d.x_test, d.y_test) for t, d in tasks.items()
+               if task in (None, t)}
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for t, r in results.items():
+        click.echo(f"{t:<14} accuracy {100 * r['test_accuracy']:6.2f} %   "
+                   f"loss {r['test_loss']:.4f}   ({len(tasks[t].y_test)} held-out items)")
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT")
+@click.argument("inputs", nargs=-1)
+@click.option("--task", help="Task for every input (else each input line is TASK<tab>TEXT).")
+@click.option("--input", "input_file", type=click.File("r"),
+              help="Read inputs from a file, one per line ('-' for stdin).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per prediction.")
+@_guarded
+def predict(checkpoint_path, inputs, task, input_file, as_json):
+    """Answer inputs with a trained model; tasks can switch from line to line (one load).
+
+    \b
+    tinymtl predict runs/kindergarten_math/checkpoint.h5 --task math "7+5" "9 minus 3"
+    printf 'math\\t7+5\\nkindergarten\\tafter C\\n' | tinymtl predict CKPT --input -
+    """
+    from tinymtl.datasets import encode
+    from tinymtl.train.metrics import predict_logits
+
+    config, tasks, model = _load(checkpoint_path)
+    _check_task(task, tasks)
+    items = [(task, text) for text in inputs]
+    if input_file is not None:
+        for number, line in enumerate(input_file.read().splitlines(), 1):
+            if not line.strip():
+                continue
+            if task is not None:
+                items.append((task, line))
+            elif "\t" in line:
+                items.append(tuple(line.split("\t", 1)))
+            else:
+                _fail(f"input line {number} {line!r}: expected TASK<tab>TEXT, or pass --task", 2)
+    if not items:
+        _fail("no inputs: give them as arguments or with --input FILE", 2)
+    for item_task, _ in items:
+        if item_task is None:
+            _fail("--task is required for inputs given as arguments", 2)
+        _check_task(item_task, tasks)
+    for item_task, text in items:
+        logits = predict_logits(model, item_task, encode([text], config["data"]["max_length"]))
+        probs = _softmax(logits[0])
+        answer = tasks[item_task].classes[int(probs.argmax())]
+        if as_json:
+            click.echo(json.dumps({"task": item_task, "input": text, "answer": answer,
+                                   "confidence": float(probs.max())}))
+        else:
+            click.echo(f"{item_task}\t{text}\t{answer}\t({100 * probs.max():.1f} %)")
+
+
+def _softmax(logits):
+    import numpy as np
+
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
+@main.command()
+@click.argument("checkpoint_path", metavar="CHECKPOINT")
+@_guarded
+def inspect(checkpoint_path):
+    """What a checkpoint holds: format, parameters, config, data and last metrics."""
+    from tinymtl.train import checkpoint
+
+    loaded = checkpoint.load(checkpoint_path)
+    click.echo(f"checkpoint   {loaded['path']}")
+    click.echo(f"format       tinymtl checkpoint, written by tinymtl {loaded['tinymtl_version']}"
+               f", step {loaded['step']}")
+    total = 0
+    click.echo("parameters and buffers:")
+    for name, value in loaded["model_state"].items():
+        total += value.size
+        click.echo(f"  {name:<40} {str(tuple(value.shape)):<16} {value.dtype}  {value.size:>9,}")
+    click.echo(f"  total values {total:,}")
+    config = loaded["config"]
+    click.echo(f"config       name {config.get('name')}, seed {config.get('seed')}, schedule "
+               f"{config.get('training', {}).get('schedule')}, steps "
+               f"{config.get('training', {}).get('steps')}")
+    for task, manifest in loaded["manifests"].items():
+        click.echo(f"data         {task}: generator {manifest.get('generator')}, seed "
+                   f"{manifest.get('seed')}, {manifest.get('train_size')} train / "
+                   f"{manifest.get('test_size')} test, sha256 {manifest.get('sha256', '')[:16]}…")
+    history = loaded["trainer_state"].get("history", [])
+    if history:
+        last = history[-1]
+        scores = ", ".join(f"{t} {100 * v['test_accuracy']:.1f} %" for t, v in last["tasks"].items())
+        click.echo(f"metrics      step {last['step']}: {scores}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Generated data is cached as HDF5 with a manifest (generator, seed, sizes, sha256).
+
+Where: ``$TINYMTL_DATA_DIR``, else ``./datasets/cache`` when run from a checkout (a ``datasets``
+folder exists), else ``~/.cache/tinymtl/datasets``. A cached file is used only if its arrays
+still hash to the manifest's sha256; otherwise it is regenerated, identically, from the seed.
+Files are written to a temporary name and renamed, so an interrupted write leaves no partial file.
+"""
+
+import hashlib
+import json
+import os
+import pathlib
+import tempfile
+
+import h5py
+import numpy as np
+
+from tinymtl.datasets.base import TaskData, array_digest
+
+
+def cache_dir():
+    if os.environ.get("TINYMTL_DATA_DIR"):
+        return pathlib.Path(os.environ["TINYMTL_DATA_DIR"])
+    local = pathlib.Path.cwd() / "datasets"
+    if local.is_dir():
+        return local / "cache"
+    return pathlib.Path.home() / ".cache" / "tinymtl" / "datasets"
+
+
+def spec_key(spec):
+    """A short stable name for a dataset specification."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _digest(data):
+    return array_digest(data.x_train, data.y_train, data.x_test, data.y_test)
+
+
+def save(data, path):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as f:
+            for key in ("x_train", "y_train", "x_test", "y_test"):
+                f.create_dataset(key, data=getattr(data, key), compression="gzip")
+            strings = h5py.string_dtype()
+            f.create_dataset("text_train", data=np.array(data.text_train, dtype=object),
+                             dtype=strings)
+            f.create_dataset("text_test", data=np.array(data.text_test, dtype=object),
+                             dtype=strings)
+            f.attrs["manifest"] = json.dumps(data.manifest, sort_keys=True)
+            f.attrs["classes"] = json.dumps(data.classes)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    path.with_suffix(".json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
+
+
+def load(path):
+    """The cached TaskData at ``path``, or None if it is missing, unreadable or fails its sha256."""
+    try:
+        with h5py.File(path, "r") as f:
+            manifest = json.loads(f.attrs["manifest"])
+            data = TaskData(
+                name=manifest["name"], classes=json.loads(f.attrs["classes"]),
+                x_train=f["x_train"][...], y_train=f["y_train"][...],
+                x_test=f["x_test"][...], y_test=f["y_test"][...],
+                text_train=[t.decode() for t in f["text_train"][...]],
+                text_test=[t.decode() for t in f["text_test"][...]], manifest=manifest)
+    except (OSError, KeyError, ValueError):
+        return None
+    return data if _digest(data) == manifest.get("sha256") else None
+
+
+def load_or_generate(spec, generate, use_cache=True):
+    """Load the dataset described by ``spec`` from the cache, or ``generate()`` and cache it."""
+    path = cache_dir() / f"{spec['name']}-{spec_key(spec)}.h5"
+    if use_cache and path.exists():
+        data = load(path)
+        if data is not None:
+            return data
+    data = generate()
+    data.manifest = dict(spec, sha256=_digest(data), train_size=len(data.y_train),
+                         test_size=len(data.y_test))
+    if use_cache:
+        save(data, path)
+    return data

@@ -1,0 +1,63 @@
+"""Which task(s) each training step trains on.
+
+Every schedule is a list of phases; a phase trains some tasks for some steps, either
+``alternating`` (one task per step, in turn) or ``mixed`` (every step's batch holds examples of
+all the phase's tasks, each routed to its own head):
+
+    alternating   [all tasks, alternating, S steps]                        (the default)
+    mixed         [all tasks, mixed, S steps]
+    sequential    [task 1 alone, S/T steps], [task 2 alone, S/T steps], ...  (forgetting test)
+    curriculum    the phases the config lists, e.g. A alone, then B alone, then both mixed
+
+``at(step)`` is a pure function of the step number, so resuming needs nothing but the step.
+"""
+
+import dataclasses
+
+MODES = ("alternating", "mixed")
+SCHEDULES = ("alternating", "mixed", "sequential", "curriculum")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    tasks: tuple
+    mode: str
+    steps: int
+
+
+class Schedule:
+    def __init__(self, phases):
+        self.phases = list(phases)
+        self.total_steps = sum(p.steps for p in self.phases)
+
+    def at(self, step):
+        """(phase index, mode, tasks trained at ``step``)."""
+        start = 0
+        for index, phase in enumerate(self.phases):
+            if step < start + phase.steps:
+                if phase.mode == "mixed":
+                    return index, "mixed", phase.tasks
+                return index, "alternating", (phase.tasks[(step - start) % len(phase.tasks)],)
+            start += phase.steps
+        raise IndexError(f"step {step} is past the schedule's {self.total_steps} steps")
+
+    def steps_per_task(self):
+        """How many optimizer steps train each task (the single-task baselines get as many)."""
+        counts = {}
+        for step in range(self.total_steps):
+            for task in self.at(step)[2]:
+                counts[task] = counts.get(task, 0) + 1
+        return counts
+
+
+def make_schedule(name, tasks, steps, phases=None):
+    tasks = tuple(tasks)
+    if name in ("alternating", "mixed"):
+        return Schedule([Phase(tasks, name, steps)])
+    if name == "sequential":
+        share, extra = divmod(steps, len(tasks))
+        return Schedule([Phase((task,), "alternating", share + (k < extra))
+                         for k, task in enumerate(tasks)])
+    if name == "curriculum":
+        return Schedule([Phase(tuple(p["tasks"]), p["mode"], p["steps"]) for p in phases])
+    raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")

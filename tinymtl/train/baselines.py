@@ -1,0 +1,59 @@
+"""The comparisons a multi-task result needs.
+
+single-task   the same architecture with one head, trained on that task alone for as many
+              steps as the multi-task run trained it: multi-task minus this is the transfer.
+linear        a linear classifier on one-hot characters, logits = Σ_pos W[pos, char] + b
+              (an Embedding of (position, char) ids summed over positions is exactly that
+              product): how hard the task is for a model without a hidden layer.
+"""
+
+import numpy as np
+
+import tinymtl.nn as nn
+import tinymtl.nn.functional as F
+from tinymtl.autograd import Tensor
+from tinymtl.backend.random import Generator, manual_seed
+from tinymtl.datasets import VOCAB_SIZE
+from tinymtl.mtl import build_model, make_schedule
+from tinymtl.optim import Adam
+from tinymtl.train.metrics import evaluate
+from tinymtl.train.trainer import Trainer
+
+
+def single_task(config, task, data, steps, metrics_file=None, progress=True):
+    """Train the single-task baseline for ``task``; returns (model, evaluation history)."""
+    manual_seed(config["seed"])
+    model = build_model(config["model"], {task: data.num_classes}, config["data"]["max_length"])
+    schedule = make_schedule("alternating", [task], steps)
+    trainer = Trainer(model, {task: data}, config["training"], schedule, config["seed"],
+                      label=f"baseline:{task}", metrics_file=metrics_file, progress=progress)
+    return model, trainer.fit()
+
+
+class LinearOneHot(nn.Module):
+    """logits = Σ_positions W[position, char] + b: a linear model of the one-hot input."""
+
+    def __init__(self, max_length, classes):
+        super().__init__()
+        self.table = nn.Embedding(max_length * VOCAB_SIZE, classes)
+        nn.init.zeros_(self.table.weight)
+        self.bias = nn.Parameter(np.zeros(classes, dtype=np.float32))
+        self.offsets = np.arange(max_length) * VOCAB_SIZE
+
+    def forward(self, ids, task=None):
+        return self.table(ids.data + self.offsets).sum(1) + self.bias
+
+
+def linear(data, max_length, steps=1500, batch_size=256, lr=0.02, seed=0):
+    """Held-out accuracy of the linear one-hot model (and its training accuracy)."""
+    model = LinearOneHot(max_length, data.num_classes)
+    optimizer = Adam(model.parameters(), lr=lr)
+    rng = Generator(seed)
+    for _ in range(steps):
+        index = rng.integers(0, len(data.y_train), batch_size)
+        optimizer.zero_grad()
+        F.cross_entropy(model(Tensor(data.x_train[index])), data.y_train[index]).backward()
+        optimizer.step()
+    train = evaluate(model, None, data.x_train, data.y_train)["test_accuracy"]
+    return {"test_accuracy": evaluate(model, None, data.x_test, data.y_test)["test_accuracy"],
+            "train_accuracy": train}

@@ -1,0 +1,147 @@
+"""Checkpoints: one HDF5 file, readable with plain h5py, no pickle (layout in
+docs/checkpoint-format.md).
+
+    /                 attrs: format, format_version, tinymtl_version, step, config (JSON)
+    /model/<name>     every parameter and buffer, by its state_dict name
+    /optimizer        attrs: param_groups (JSON), scalars (JSON); /optimizer/state/<i>/<key>
+    /lr_scheduler     attrs: state (JSON)
+    /rng              attrs: one JSON state per generator
+    /trainer          attrs: state (JSON: counters, history); /trainer/arrays/<name>
+    /data/<task>      attrs: manifest (JSON: generator, seed, sizes, sha256)
+
+Saving writes a temporary file beside the target, flushes it, then renames it over the target:
+a crash mid-save leaves the previous checkpoint intact.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+
+import h5py
+import numpy as np
+
+from tinymtl import __version__
+from tinymtl.backend import to_numpy
+
+FORMAT = "tinymtl.checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A missing, unreadable or foreign checkpoint; the message is one line."""
+
+
+def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rng_states=None,
+         trainer_state=None, trainer_arrays=None, config=None, manifests=None, step=0):
+    """Write a checkpoint atomically; returns its size in bytes."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["tinymtl_version"] = __version__
+            f.attrs["step"] = int(step)
+            f.attrs["config"] = json.dumps(config or {}, sort_keys=True)
+            model = f.create_group("model")
+            for name, value in model_state.items():
+                model.create_dataset(name, data=to_numpy(value))
+            if optimizer_state is not None:
+                _write_optimizer(f.create_group("optimizer"), optimizer_state)
+            f.create_group("lr_scheduler").attrs["state"] = json.dumps(lr_scheduler_state or {})
+            rng = f.create_group("rng")
+            for name, state in (rng_states or {}).items():
+                rng.attrs[name] = json.dumps(state)
+            trainer = f.create_group("trainer")
+            trainer.attrs["state"] = json.dumps(trainer_state or {}, sort_keys=True)
+            arrays = trainer.create_group("arrays")
+            for name, value in (trainer_arrays or {}).items():
+                arrays.create_dataset(name, data=value)
+            data = f.create_group("data")
+            for task, manifest in (manifests or {}).items():
+                data.create_group(task).attrs["manifest"] = json.dumps(manifest, sort_keys=True)
+            f.flush()
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path.stat().st_size
+
+
+def _write_optimizer(group, state):
+    scalars = {}
+    groups = group.create_group("state")
+    for index, entry in state["state"].items():
+        entry_group = groups.create_group(str(index))
+        for key, value in entry.items():
+            if hasattr(value, "shape") and np.ndim(value) > 0:
+                entry_group.create_dataset(key, data=to_numpy(value))
+            else:
+                scalars.setdefault(str(index), {})[key] = _plain(value)
+    group.attrs["param_groups"] = json.dumps([{k: _plain(v) for k, v in g.items()}
+                                              for g in state["param_groups"]])
+    group.attrs["scalars"] = json.dumps(scalars)
+
+
+def _plain(value):
+    """JSON-able form of an optimizer hyper-parameter (tuples become lists)."""
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def load(path):
+    """Everything a checkpoint holds, as plain Python objects and NumPy arrays."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: not a tinymtl checkpoint (no format "
+                                      f"attribute {FORMAT!r})")
+            if int(f.attrs["format_version"]) > FORMAT_VERSION:
+                raise CheckpointError(f"{path}: checkpoint format version "
+                                      f"{int(f.attrs['format_version'])} is newer than this "
+                                      f"tinymtl reads ({FORMAT_VERSION})")
+            result = {
+                "path": str(path),
+                "step": int(f.attrs["step"]),
+                "tinymtl_version": str(f.attrs["tinymtl_version"]),
+                "config": json.loads(f.attrs["config"]),
+                "model_state": {name: f["model"][name][...] for name in f["model"]},
+                "lr_scheduler_state": json.loads(f["lr_scheduler"].attrs["state"]),
+                "rng_states": {k: json.loads(v) for k, v in f["rng"].attrs.items()},
+                "trainer_state": json.loads(f["trainer"].attrs["state"]),
+                "trainer_arrays": {k: v[...] for k, v in f["trainer"]["arrays"].items()},
+                "manifests": {k: json.loads(g.attrs["manifest"]) for k, g in f["data"].items()},
+                "optimizer_state": _read_optimizer(f["optimizer"]) if "optimizer" in f else None,
+            }
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({error})") from None
+    return result
+
+
+def _read_optimizer(group):
+    scalars = json.loads(group.attrs["scalars"])
+    state = {}
+    for index, entry_group in group["state"].items():
+        entry = {key: value[...] for key, value in entry_group.items()}
+        entry.update(scalars.get(index, {}))
+        state[int(index)] = entry
+    for index, values in scalars.items():
+        state.setdefault(int(index), {}).update(values)
+    param_groups = json.loads(group.attrs["param_groups"])
+    for g in param_groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    return {"state": state, "param_groups": param_groups}

@@ -1,0 +1,241 @@
+"""Run configs: YAML (``yaml.safe_load`` only) checked against a schema, with defaults filled in.
+
+Every problem is reported as one line that names the file, the key, the value and what is
+allowed, e.g.  ``examples/x.yaml: training.lr = -1: expected a number > 0``.
+"""
+
+import copy
+import pathlib
+
+import yaml
+
+from tinymtl.datasets import GENERATORS
+from tinymtl.mtl.schedules import MODES, SCHEDULES
+
+
+class ConfigError(ValueError):
+    """A config that does not fit the schema; the message is one line."""
+
+
+# -- schema building blocks ---------------------------------------------------------------------
+class Field:
+    def __init__(self, default=None, required=False):
+        self.default, self.required = default, required
+
+
+class Int(Field):
+    def __init__(self, default=None, low=None, high=None, **kw):
+        super().__init__(default, **kw)
+        self.low, self.high = low, high
+
+    def check(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r}: expected an integer")
+        _check_range(value, self.low, self.high, where, "an integer")
+        return value
+
+
+class Float(Int):
+    def __init__(self, default=None, low=None, high=None, positive=False, **kw):
+        super().__init__(default, low, high, **kw)
+        self.positive = positive
+
+    def check(self, value, where):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} = {value!r}: expected a number")
+        if self.positive and not value > 0:
+            raise ConfigError(f"{where} = {value!r}: expected a number > 0")
+        _check_range(value, self.low, self.high, where, "a number")
+        return float(value)
+
+
+class Bool(Field):
+    def check(self, value, where):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r}: expected true or false")
+        return value
+
+
+class Str(Field):
+    def check(self, value, where):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} = {value!r}: expected a non-empty string")
+        return value
+
+
+class Choice(Field):
+    def __init__(self, choices, default=None, **kw):
+        super().__init__(default, **kw)
+        self.choices = tuple(choices)
+
+    def check(self, value, where):
+        if value not in self.choices:
+            raise ConfigError(f"{where} = {value!r}: expected one of {', '.join(self.choices)}")
+        return value
+
+
+class ListOf(Field):
+    def __init__(self, item, default=None, min_length=1, **kw):
+        super().__init__(default, **kw)
+        self.item, self.min_length = item, min_length
+
+    def check(self, value, where):
+        if not isinstance(value, list) or len(value) < self.min_length:
+            raise ConfigError(f"{where} = {value!r}: expected a list of at least "
+                              f"{self.min_length} item(s)")
+        return [_check(self.item, v, f"{where}[{k}]") for k, v in enumerate(value)]
+
+
+class MapOf(Field):
+    """A mapping from user-chosen names to values of one schema (e.g. tasks)."""
+
+    def __init__(self, item, min_length=1, **kw):
+        super().__init__(None, **kw)
+        self.item, self.min_length = item, min_length
+
+    def check(self, value, where):
+        if not isinstance(value, dict) or len(value) < self.min_length:
+            raise ConfigError(f"{where}: expected a mapping with at least {self.min_length} "
+                              f"entr{'y' if self.min_length == 1 else 'ies'}")
+        return {str(k): _check(self.item, v, f"{where}.{k}") for k, v in value.items()}
+
+
+def _check_range(value, low, high, where, kind):
+    if low is not None and value < low:
+        raise ConfigError(f"{where} = {value!r}: expected {kind} >= {low}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where} = {value!r}: expected {kind} <= {high}")
+
+
+def _check(schema, value, where):
+    if isinstance(schema, dict):
+        return _check_section(schema, value, where)
+    return schema.check(value, where)
+
+
+def _check_section(schema, values, where):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown key {key!r}; allowed here: {', '.join(schema)}")
+    result = {}
+    for key, field in schema.items():
+        name = f"{where}.{key}" if where else key
+        if key in values and values[key] is not None:
+            result[key] = _check(field, values[key], name)
+        elif isinstance(field, dict):
+            result[key] = _check_section(field, {}, name)
+        elif field.required:
+            raise ConfigError(f"missing key {name!r}")
+        else:
+            result[key] = copy.deepcopy(field.default)
+    return result
+
+
+# -- the run schema -------------------------------------------------------------------------------
+PHASE = {
+    "tasks": ListOf(Str(), required=True),
+    "mode": Choice(MODES, default="alternating"),
+    "steps": Int(low=1, required=True),
+}
+
+SCHEMA = {
+    "name": Str(),
+    "seed": Int(default=0, low=0),
+    "device": Choice(("cpu", "cuda"), default="cpu"),
+    "data": {
+        "seed": Int(default=0, low=0),
+        "max_length": Int(default=20, low=4, high=256),
+        "cache": Bool(default=True),
+    },
+    "tasks": MapOf({
+        "generator": Choice(sorted(GENERATORS), required=True),
+        "train_size": Int(default=20000, low=10),
+        "test_size": Int(default=2000, low=10),
+    }, required=True),
+    "model": {
+        "encoder": Choice(("conv", "attention"), default="conv"),
+        "embedding_dim": Int(default=32, low=1),
+        "channels": ListOf(Int(low=1), default=[64, 64]),
+        "kernel_size": Int(default=3, low=1),
+        "features": Int(default=256, low=1),
+        "head_hidden": Int(default=0, low=0),
+        "dropout": Float(default=0.0, low=0.0, high=0.99),
+    },
+    "training": {
+        "schedule": Choice(SCHEDULES, default="alternating"),
+        "steps": Int(default=4000, low=1),
+        "phases": ListOf(PHASE, default=None),
+        "batch_size": Int(default=64, low=1),
+        "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
+        "lr": Float(default=3e-3, positive=True),
+        "momentum": Float(default=0.9, low=0.0, high=1.0),
+        "weight_decay": Float(default=0.0, low=0.0),
+        "lr_schedule": Choice(("constant", "cosine", "step"), default="cosine"),
+        "warmup_steps": Int(default=0, low=0),
+        "grad_clip": Float(default=0.0, low=0.0),
+        "eval_every": Int(default=250, low=1),
+        "log_every": Int(default=50, low=1),
+        "checkpoint_every": Int(default=0, low=0),
+    },
+    "baselines": Bool(default=True),
+    "linear_baseline": Bool(default=True),
+}
+
+
+def validate(raw, source="config"):
+    """The checked config with defaults filled in; ConfigError (one line) otherwise."""
+    try:
+        config = _check_section(SCHEMA, raw, "")
+        tasks = list(config["tasks"])
+        training = config["training"]
+        if training["schedule"] == "curriculum":
+            if not training["phases"]:
+                raise ConfigError("training.phases: the curriculum schedule needs a list of "
+                                  "phases (tasks, mode, steps)")
+            for k, phase in enumerate(training["phases"]):
+                for task in phase["tasks"]:
+                    if task not in tasks:
+                        raise ConfigError(f"training.phases[{k}].tasks: unknown task {task!r}; "
+                                          f"the config defines {', '.join(tasks)}")
+            training["steps"] = sum(p["steps"] for p in training["phases"])
+        elif training["phases"]:
+            raise ConfigError(f"training.phases: only the curriculum schedule takes phases "
+                              f"(schedule is {training['schedule']!r})")
+        if training["schedule"] == "sequential" and training["steps"] < len(tasks):
+            raise ConfigError(f"training.steps = {training['steps']}: the sequential schedule "
+                              f"needs at least one step per task")
+        if training["warmup_steps"] >= training["steps"]:
+            raise ConfigError(f"training.warmup_steps = {training['warmup_steps']}: expected "
+                              f"fewer than training.steps ({training['steps']})")
+        if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:
+            raise ConfigError(f"model.kernel_size = {config['model']['kernel_size']}: expected "
+                              f"an odd size (the conv encoder keeps the sequence length)")
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
+def load(path):
+    """Read and validate a YAML config file (``yaml.safe_load``: no code in configs)."""
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    if raw is None or not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of config sections")
+    config = validate(raw, str(path))
+    config["name"] = config["name"] or path.stem
+    return config

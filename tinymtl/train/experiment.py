@@ -1,0 +1,178 @@
+"""``run(config)``: one experiment end to end, writing the run directory
+
+    runs/<name>/config.yaml      the resolved config (every default filled in)
+    runs/<name>/metrics.jsonl    one JSON object per logged step and per evaluation
+    runs/<name>/checkpoint.h5    the final model (periodic ones overwrite it atomically)
+    runs/<name>/summary.json     per-task results, baselines, round trip, checkpoint size
+    runs/<name>/<task>_curves.png
+
+With ``resume=True`` the run continues from its checkpoint and ends bitwise identical to an
+uninterrupted run with the same config and seed.
+"""
+
+import json
+import os
+import pathlib
+import tempfile
+import time
+
+import yaml
+
+import tinymtl
+from tinymtl.backend import manual_seed, set_device
+from tinymtl.datasets import load_task
+from tinymtl.mtl import build_model, make_schedule
+from tinymtl.train import baselines, checkpoint, plots
+from tinymtl.train.metrics import predict_logits, task_summary
+from tinymtl.train.trainer import Trainer
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` through a temporary file and a rename (never a partial file)."""
+    path = pathlib.Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def load_tasks(config):
+    data = config["data"]
+    return {name: load_task(name, spec["generator"], spec["train_size"], spec["test_size"],
+                            data["max_length"], data["seed"], data["cache"])
+            for name, spec in config["tasks"].items()}
+
+
+def build(config, tasks):
+    """The multi-task model a config describes, initialised from its seed."""
+    manual_seed(config["seed"])
+    return build_model(config["model"], {t: d.num_classes for t, d in tasks.items()},
+                       config["data"]["max_length"])
+
+
+def make_trainer(config, tasks, model, metrics_file=None, progress=True):
+    training = config["training"]
+    schedule = make_schedule(training["schedule"], list(tasks), training["steps"],
+                             training["phases"])
+    return Trainer(model, tasks, training, schedule, config["seed"], metrics_file=metrics_file,
+                   progress=progress)
+
+
+def save_checkpoint(path, trainer, config, tasks, elapsed):
+    state, arrays = trainer.state()
+    state["elapsed_seconds"] = elapsed
+    return checkpoint.save(
+        path, model_state=trainer.model.state_dict(),
+        optimizer_state=trainer.optimizer.state_dict(),
+        lr_scheduler_state=trainer.lr_scheduler.state_dict(), rng_states=trainer.rng_states(),
+        trainer_state=state, trainer_arrays=arrays, config=config,
+        manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
+
+
+def model_from_checkpoint(loaded):
+    """(config, tasks, model) rebuilt from a loaded checkpoint, weights restored."""
+    config = loaded["config"]
+    tasks = load_tasks(config)
+    model = build(config, tasks)
+    model.load_state_dict(loaded["model_state"])
+    return config, tasks, model
+
+
+def roundtrip(model, config, tasks, path):
+    """Load the saved checkpoint into a freshly built model; compare weights and test logits."""
+    loaded = checkpoint.load(path)
+    fresh = build(dict(config, seed=config["seed"] + 1), tasks)  # other initial weights
+    fresh.load_state_dict(loaded["model_state"])
+    ours, theirs = model.state_dict(), fresh.state_dict()
+    weights = ours.keys() == theirs.keys() and all(
+        ours[k].dtype == theirs[k].dtype and ours[k].tobytes() == theirs[k].tobytes()
+        for k in ours)
+    outputs = all(predict_logits(model, t, d.x_test).tobytes()
+                  == predict_logits(fresh, t, d.x_test).tobytes() for t, d in tasks.items())
+    return {"weights_bitwise_equal": bool(weights), "outputs_bitwise_equal": bool(outputs)}
+
+
+def _read_rows(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run(config, out_dir=None, resume=False, progress=True):
+    """Run the experiment ``config`` describes; returns its summary (also in summary.json)."""
+    started = time.perf_counter()
+    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+    checkpoint_path = out / "checkpoint.h5"
+    metrics_path = out / "metrics.jsonl"
+    loaded = None
+    if resume:
+        loaded = checkpoint.load(checkpoint_path)
+        if loaded["config"] != json.loads(json.dumps(config)):
+            raise checkpoint.CheckpointError(
+                f"{checkpoint_path}: was written for a different config; resume with the "
+                f"same config and seed, or start a fresh run without --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    set_device(config["device"])
+    write_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    tasks = load_tasks(config)
+    model = build(config, tasks)
+    trainer = make_trainer(config, tasks, model, metrics_path, progress)
+    previous_elapsed = 0.0
+    if loaded is not None:
+        trainer.load_state(loaded)
+        previous_elapsed = loaded["trainer_state"].get("elapsed_seconds", 0.0)
+        kept = [r for r in _read_rows(metrics_path)
+                if r["run"] == "multitask" and r["step"] <= loaded["step"]]
+        write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+    elif metrics_path.exists():
+        metrics_path.unlink()
+
+    def elapsed():
+        return previous_elapsed + time.perf_counter() - started
+
+    trainer.fit(on_checkpoint=lambda t: save_checkpoint(checkpoint_path, t, config, tasks,
+                                                        elapsed()))
+    multitask_seconds = elapsed()
+    checkpoint_bytes = save_checkpoint(checkpoint_path, trainer, config, tasks, elapsed())
+
+    results = {task: task_summary(trainer.history, task) for task in tasks}
+    steps_per_task = trainer.schedule.steps_per_task()
+    baseline_started = time.perf_counter()
+    for task, data in tasks.items():
+        results[task].update(trainer.counters[task], num_classes=data.num_classes,
+                             chance_accuracy=1 / data.num_classes, baseline_accuracy=None)
+        if config["baselines"]:
+            _, history = baselines.single_task(config, task, data, steps_per_task[task],
+                                               metrics_path, progress)
+            single = task_summary(history, task)
+            results[task]["baseline_accuracy"] = single["test_accuracy"]
+            results[task]["baseline_peak_accuracy"] = single["peak_accuracy"]
+            results[task]["transfer"] = results[task]["test_accuracy"] - single["test_accuracy"]
+        if config["linear_baseline"]:
+            results[task]["linear_accuracy"] = baselines.linear(
+                data, config["data"]["max_length"], seed=config["seed"])["test_accuracy"]
+    baseline_seconds = time.perf_counter() - baseline_started
+
+    rows = _read_rows(metrics_path)
+    for task in tasks:
+        plots.task_curves(rows, task, out / f"{task}_curves.png")
+    summary = {
+        "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+        "schedule": config["training"]["schedule"],
+        "wall_seconds": round(elapsed(), 3),
+        "timings": {"multitask_seconds": round(multitask_seconds, 3),
+                    "baselines_seconds": round(baseline_seconds, 3),
+                    "resumed_from_step": None if loaded is None else loaded["step"]},
+        "tasks": results,
+        "roundtrip": roundtrip(model, config, tasks, checkpoint_path),
+        "checkpoint": {"path": str(checkpoint_path), "bytes": checkpoint_bytes},
+        "data": {t: d.manifest for t, d in tasks.items()},
+    }
+    summary["wall_seconds"] = round(elapsed(), 3)
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    return summary

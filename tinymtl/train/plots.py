@@ -1,0 +1,33 @@
+"""PNG plots of a run (matplotlib, Agg backend: no display needed)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def task_curves(rows, task, path):
+    """Test accuracy and training loss of ``task`` over steps: multi-task vs its baseline."""
+    figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for run, style in (("multitask", "-"), (f"baseline:{task}", "--")):
+        evals = [r for r in rows if r["run"] == run and r["type"] == "eval" and task in r["tasks"]]
+        trains = [r for r in rows if r["run"] == run and r["type"] == "train"
+                  and task in r["tasks"]]
+        name = "multi-task" if run == "multitask" else "single-task baseline"
+        if evals:
+            accuracy_axis.plot([r["step"] for r in evals],
+                               [r["tasks"][task]["test_accuracy"] for r in evals], style,
+                               label=name)
+        if trains:  # x axis: steps that trained this task, so both runs line up
+            loss_axis.plot([r["tasks"][task]["steps"] for r in trains],
+                           [r["tasks"][task]["loss"] for r in trains], style, label=name)
+    accuracy_axis.set(title=f"{task}: held-out accuracy", xlabel="training step",
+                      ylabel="accuracy", ylim=(0, 1.02))
+    loss_axis.set(title=f"{task}: training loss", xlabel=f"steps that trained {task}",
+                  ylabel="cross-entropy", yscale="log")
+    for axis in (accuracy_axis, loss_axis):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

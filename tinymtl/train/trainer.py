@@ -1,0 +1,180 @@
+"""``Trainer``: one training loop for every schedule and task mix.
+
+Each step: ask the schedule which task(s) to train, draw their batches, compute the loss
+(one task: its cross-entropy; a mixed batch: the backbone runs once on all examples, each
+example goes through its own task's head, and L = Σ_t (n_t / n) · L_t), backpropagate, clip,
+update, advance the learning-rate schedule. Every ``eval_every`` steps every task is evaluated
+on its held-out set. Everything that decides the next step (weights, optimizer moments, learning
+rate position, every random state, sampler positions, counters, history) is in ``state()``, so
+a run resumed from a checkpoint continues bitwise identically.
+"""
+
+import json
+
+import numpy as np
+
+import tinymtl.nn.functional as F
+from tinymtl.autograd import Tensor
+from tinymtl.backend import to_numpy
+from tinymtl.backend.random import Generator, default_generator
+from tinymtl.datasets.sampler import EpochSampler
+from tinymtl.nn.utils import clip_grad_norm_
+from tinymtl.optim import SGD, Adam, AdamW
+from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
+                                        StepLR)
+from tinymtl.train.metrics import evaluate
+from tinymtl.train.progress import ProgressBar
+
+
+def make_optimizer(parameters, training):
+    name, lr, wd = training["optimizer"], training["lr"], training["weight_decay"]
+    if name == "sgd":
+        return SGD(parameters, lr=lr, momentum=training["momentum"], weight_decay=wd)
+    return (AdamW if name == "adamw" else Adam)(parameters, lr=lr, weight_decay=wd)
+
+
+def make_lr_scheduler(optimizer, training, total_steps):
+    """constant | cosine (to 0) | step (x0.1 at 1/3 and 2/3), after an optional linear warm-up."""
+    warmup = min(training["warmup_steps"], max(total_steps - 1, 0))
+    rest = max(total_steps - warmup, 1)
+    kind = training["lr_schedule"]
+    if kind == "cosine":
+        main = CosineAnnealingLR(optimizer, T_max=rest)
+    elif kind == "step":
+        main = StepLR(optimizer, step_size=max(rest // 3, 1), gamma=0.1)
+    else:
+        main = LambdaLR(optimizer, lambda t: 1.0)
+    if not warmup:
+        return main
+    return SequentialLR(optimizer, [LinearLR(optimizer, 1e-3, 1.0, warmup), main], [warmup])
+
+
+class Trainer:
+    def __init__(self, model, tasks, training, schedule, seed, label="multitask",
+                 metrics_file=None, progress=True):
+        self.model, self.tasks, self.training = model, tasks, training
+        self.schedule, self.label = schedule, label
+        self.metrics_file, self.progress = metrics_file, progress
+        self.optimizer = make_optimizer(model.parameters(), training)
+        self.lr_scheduler = make_lr_scheduler(self.optimizer, training, schedule.total_steps)
+        root = Generator(seed)
+        self.samplers = {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
+                         for k, (task, data) in enumerate(sorted(tasks.items()))}
+        self.step = 0
+        self.history = []
+        self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
+        self._running = {}
+
+    # -- one step ---------------------------------------------------------------------------------
+    def _batch(self, task, size):
+        data = self.tasks[task]
+        index = self.samplers[task].next(size)
+        return data.x_train[index], data.y_train[index]
+
+    def train_step(self):
+        _, mode, tasks = self.schedule.at(self.step)
+        batch_size = self.training["batch_size"]
+        self.optimizer.zero_grad()
+        if mode == "mixed":
+            sizes = [batch_size // len(tasks) + (k < batch_size % len(tasks))
+                     for k in range(len(tasks))]
+            batches = [self._batch(task, size) for task, size in zip(tasks, sizes)]
+            features = self.model.backbone(Tensor(np.concatenate([x for x, _ in batches])))
+            loss, start, per_task = 0, 0, []
+            for task, (x, y) in zip(tasks, batches):
+                logits = self.model.forward_heads(features[start:start + len(y)], task)
+                task_loss = F.cross_entropy(logits, y)
+                loss = loss + task_loss * (len(y) / batch_size)
+                per_task.append((task, x, y, logits, task_loss))
+                start += len(y)
+        else:
+            x, y = self._batch(tasks[0], batch_size)
+            logits = self.model(Tensor(x), tasks[0])
+            loss = F.cross_entropy(logits, y)
+            per_task = [(tasks[0], x, y, logits, loss)]
+        loss.backward()
+        if self.training["grad_clip"]:
+            clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])
+        self.optimizer.step()
+        self.lr_scheduler.step()
+        self.step += 1
+        for task, x, y, logits, task_loss in per_task:
+            counter = self.counters[task]
+            counter["steps"] += 1
+            counter["examples"] += len(y)
+            counter["tokens"] += self.tasks[task].tokens(x)
+            running = self._running.setdefault(task, [0.0, 0, 0])
+            running[0] += task_loss.item() * len(y)
+            running[1] += int((to_numpy(logits.data).argmax(1) == y).sum())
+            running[2] += len(y)
+        return loss.item()
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def evaluate(self):
+        row = {"run": self.label, "type": "eval", "step": self.step,
+               "tasks": {task: evaluate(self.model, task, data.x_test, data.y_test)
+                         for task, data in self.tasks.items()}}
+        self.history.append(row)
+        self._write(row)
+        return row
+
+    def _log_train(self):
+        row = {"run": self.label, "type": "train", "step": self.step,
+               "lr": self.optimizer.param_groups[0]["lr"], "tasks": {}}
+        for task, (loss, correct, count) in sorted(self._running.items()):
+            row["tasks"][task] = dict(loss=loss / count, accuracy=correct / count,
+                                      **self.counters[task])
+        self._running = {}
+        self._write(row)
+        return row
+
+    def _write(self, row):
+        if self.metrics_file is not None:
+            with open(self.metrics_file, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def fit(self, on_checkpoint=None):
+        """Train to the end of the schedule (from ``self.step``, so also after a resume)."""
+        total = self.schedule.total_steps
+        bar = ProgressBar(total, self.label, start=self.step, enabled=self.progress)
+        every = self.training["checkpoint_every"]
+        status = ""
+        while self.step < total:
+            self.train_step()
+            if self.step % self.training["log_every"] == 0 or self.step == total:
+                row = self._log_train()
+                status = " ".join(f"{t}: loss {v['loss']:.3f} acc {v['accuracy']:.3f}"
+                                  for t, v in row["tasks"].items())
+            if self.step % self.training["eval_every"] == 0 or self.step == total:
+                evaluation = self.evaluate()
+                status = " ".join(f"{t}: test {v['test_accuracy']:.3f}"
+                                  for t, v in evaluation["tasks"].items())
+            if on_checkpoint and every and self.step % every == 0 and self.step < total:
+                on_checkpoint(self)
+            bar.update(self.step, status)
+        bar.close()
+        return self.history
+
+    # -- state for checkpoints --------------------------------------------------------------------
+    def state(self):
+        """(JSON-able state, named arrays) of everything but the model and optimizer."""
+        state = {"step": self.step, "label": self.label, "history": self.history,
+                 "counters": self.counters, "running": self._running,
+                 "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
+        arrays = {f"sampler_order.{t}": s.order for t, s in self.samplers.items()}
+        return state, arrays
+
+    def rng_states(self):
+        return {"default": default_generator.state_dict()}
+
+    def load_state(self, checkpoint):
+        """Restore from ``train.checkpoint.load(...)``'s result (model weights included)."""
+        self.model.load_state_dict(checkpoint["model_state"])
+        self.optimizer.load_state_dict(checkpoint["optimizer_state"])
+        self.lr_scheduler.load_state_dict(checkpoint["lr_scheduler_state"])
+        default_generator.load_state_dict(checkpoint["rng_states"]["default"])
+        state, arrays = checkpoint["trainer_state"], checkpoint["trainer_arrays"]
+        self.step, self.history = state["step"], state["history"]
+        self.counters, self._running = state["counters"], state["running"]
+        for task, sampler in self.samplers.items():
+            sampler.load_state_dict(state["samplers"][task], arrays[f"sampler_order.{task}"])
