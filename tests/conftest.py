@@ -37,3 +37,11 @@ def float64():
 def _seeded():
     tinymtl.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """Generated datasets go to a temporary cache, not the checkout's datasets/ folder."""
+    directory = tmp_path / "data-cache"
+    monkeypatch.setenv("TINYMTL_DATA_DIR", str(directory))
+    return directory

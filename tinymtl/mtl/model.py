@@ -52,11 +52,11 @@ def build_model(model_config, task_classes, max_length):
         backbone = nn.CharConvEncoder(
             VOCAB_SIZE, max_length, embedding_dim=model_config["embedding_dim"],
             channels=tuple(model_config["channels"]), kernel_size=model_config["kernel_size"],
-            out_features=model_config["features"])
+            out_features=model_config["features"], pooling=model_config["pooling"])
     else:
         backbone = nn.SelfAttentionEncoder(VOCAB_SIZE, max_length,
                                            dim=model_config["embedding_dim"],
-                                           out_features=model_config["features"])
+                                           out_features=model_config["features"], pooling=model_config["pooling"])
     heads = {task: _head(model_config["features"], model_config["head_hidden"], classes,
                          model_config["dropout"])
              for task, classes in task_classes.items()}

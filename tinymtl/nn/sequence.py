@@ -1,8 +1,10 @@
 """Encoders for short character sequences ("7+5", "after C"), used by the text tasks.
 
 ``CharConvEncoder``: ids (N, L) -> embedding (N, L, E) -> Conv1d+ReLU layers over positions
-(N, C, L) -> flatten -> Linear -> ReLU -> features (N, out_features). Flattening, rather than
-pooling, keeps *where* each character is, which "9-3" vs "3-9" needs.
+(N, C, L) -> pooling -> Linear -> ReLU -> features (N, out_features). ``pooling`` chooses what
+the projection sees: "flatten" keeps *where* each pattern is (the whole (C, L) map); "max" keeps
+only *whether* it occurs anywhere (max over positions: the same detector fires wherever an
+offset put the text); "flatten+max" concatenates both.
 
 ``SelfAttentionEncoder``: ids -> embedding + learned positions -> one pre-norm transformer
 block (single-head self-attention, then an MLP, each with a residual) -> mean over positions.
@@ -10,23 +12,28 @@ block (single-head self-attention, then an MLP, each with a residual) -> mean ov
 
 import math
 
-from tinymtl.autograd.ops.reduction import mean, softmax
-from tinymtl.autograd.ops.shape import transpose
+from tinymtl.autograd.ops.reduction import amax, mean, softmax
+from tinymtl.autograd.ops.shape import cat, flatten, transpose
 from tinymtl.nn import init
 from tinymtl.nn.activation import GELU, ReLU
 from tinymtl.nn.containers import ModuleList, Sequential
 from tinymtl.nn.conv import Conv1d
 from tinymtl.nn.embedding import Embedding
-from tinymtl.nn.linear import Flatten, Linear, _empty
+from tinymtl.nn.linear import Linear, _empty
 from tinymtl.nn.module import Module, Parameter
 from tinymtl.nn.normalization import LayerNorm
 
 
 class CharConvEncoder(Module):
+    POOLINGS = ("flatten", "max", "flatten+max")
+
     def __init__(self, vocab_size, max_length, embedding_dim=32, channels=(64, 64),
-                 kernel_size=3, out_features=128, padding_idx=0, generator=None):
+                 kernel_size=3, out_features=128, padding_idx=0, pooling="flatten",
+                 generator=None):
         super().__init__()
-        self.max_length = max_length
+        if pooling not in self.POOLINGS:
+            raise ValueError(f"pooling must be one of {self.POOLINGS}, got {pooling!r}")
+        self.max_length, self.pooling = max_length, pooling
         self.embedding = Embedding(vocab_size, embedding_dim, padding_idx, generator)
         convs, width = [], embedding_dim
         for out_channels in channels:
@@ -35,8 +42,9 @@ class CharConvEncoder(Module):
             width = out_channels
         self.convs = ModuleList(convs)
         self.relu = ReLU()
-        self.project = Sequential(Flatten(), Linear(width * max_length, out_features,
-                                                    generator=generator), ReLU())
+        pooled = {"flatten": width * max_length, "max": width,
+                  "flatten+max": width * (max_length + 1)}[pooling]
+        self.project = Sequential(Linear(pooled, out_features, generator=generator), ReLU())
         self.out_features = out_features
 
     def forward(self, ids):
@@ -46,7 +54,13 @@ class CharConvEncoder(Module):
         x = transpose(self.embedding(ids), 1, 2)  # (N, L, E) -> (N, E, L)
         for conv in self.convs:
             x = self.relu(conv(x))
-        return self.project(x)
+        if self.pooling == "flatten":
+            pooled = flatten(x, 1)
+        elif self.pooling == "max":
+            pooled = amax(x, dim=2)
+        else:
+            pooled = cat([flatten(x, 1), amax(x, dim=2)], dim=1)
+        return self.project(pooled)
 
 
 class SelfAttention(Module):

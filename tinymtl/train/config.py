@@ -162,6 +162,7 @@ SCHEMA = {
         "embedding_dim": Int(default=32, low=1),
         "channels": ListOf(Int(low=1), default=[64, 64]),
         "kernel_size": Int(default=3, low=1),
+        "pooling": Choice(("flatten", "max", "flatten+max"), default="flatten"),
         "features": Int(default=256, low=1),
         "head_hidden": Int(default=0, low=0),
         "dropout": Float(default=0.0, low=0.0, high=0.99),

@@ -1,0 +1,37 @@
+"""A tiny version of the flagship config, for fast end-to-end tests."""
+
+import copy
+
+import yaml
+
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"seed": 0, "max_length": 20},
+    "tasks": {
+        "kindergarten": {"generator": "kindergarten", "train_size": 1500, "test_size": 300},
+        "math": {"generator": "math", "train_size": 1500, "test_size": 300},
+    },
+    "model": {"encoder": "conv", "embedding_dim": 16, "channels": [32], "kernel_size": 3,
+              "features": 64, "pooling": "flatten+max"},
+    "training": {"schedule": "alternating", "steps": 400, "batch_size": 32, "lr": 0.01,
+                 "eval_every": 100, "log_every": 20, "checkpoint_every": 0},
+    "baselines": False,
+    "linear_baseline": False,
+}
+
+
+def tiny_config(**sections):
+    """TINY with some sections updated, e.g. tiny_config(training={"schedule": "mixed"})."""
+    config = copy.deepcopy(TINY)
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
+
+
+def write_config(path, config):
+    path.write_text(yaml.safe_dump(config))
+    return path

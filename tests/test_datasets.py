@@ -1,0 +1,57 @@
+"""Procedural text tasks: deterministic, held-out by construction, cached with a manifest."""
+
+import numpy as np
+import pytest
+
+from tinymtl.datasets import decode, encode, load_task
+from tinymtl.datasets import arithmetic, kindergarten
+
+
+def test_same_seed_same_sha256_and_other_seed_differs(data_dir):
+    a = load_task("math", "math", 500, 100, 20, seed=1, use_cache=False)
+    b = load_task("math", "math", 500, 100, 20, seed=1, use_cache=False)
+    c = load_task("math", "math", 500, 100, 20, seed=2, use_cache=False)
+    assert a.manifest["sha256"] == b.manifest["sha256"] != c.manifest["sha256"]
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+
+
+@pytest.mark.parametrize("generator", ["kindergarten", "math"])
+def test_no_test_item_is_a_training_string(generator, data_dir):
+    data = load_task(generator, generator, 3000, 500, 20, use_cache=False)
+    assert not set(data.text_test) & set(data.text_train)
+    assert decode(data.x_test) == [t for t in data.text_test]
+
+
+def test_labels_are_the_right_answers(data_dir):
+    math = load_task("math", "math", 400, 50, 20, use_cache=False)
+    for text, label in zip(math.text_train, math.y_train):
+        expression = text.split("=")[0].replace("plus", "+").replace("minus", "-")
+        assert eval(expression, {"__builtins__": {}}) == label, text  # noqa: S307 (our own strings)
+    kg = load_task("kindergarten", "kindergarten", 400, 50, 20, use_cache=False)
+    for text, label in zip(kg.text_train, kg.y_train):
+        words = text.rstrip("?").split()
+        question, letters = " ".join(words[:-1]).lower(), words[-1]
+        expected = {"after": lambda s: chr(ord(s) + 1), "before": lambda s: chr(ord(s) - 1),
+                    "first of": lambda s: s[0], "last of": lambda s: s[-1]}[question](letters)
+        assert kindergarten.CLASSES[label] == expected, text
+    assert len(arithmetic.CLASSES) == 19 and len(kindergarten.CLASSES) == 26
+
+
+def test_cache_is_reused_and_regenerated_identically(data_dir):
+    first = load_task("kindergarten", "kindergarten", 300, 50, 20)
+    files = list(data_dir.glob("*.h5"))
+    assert len(files) == 1 and files[0].with_suffix(".json").exists()
+    again = load_task("kindergarten", "kindergarten", 300, 50, 20)
+    assert again.manifest == first.manifest
+    files[0].write_bytes(b"corrupted")           # a damaged cache file is regenerated
+    fixed = load_task("kindergarten", "kindergarten", 300, 50, 20)
+    assert fixed.manifest["sha256"] == first.manifest["sha256"]
+    files[0].unlink()                            # a deleted one too, identically
+    assert load_task("kindergarten", "kindergarten", 300, 50, 20).manifest == first.manifest
+
+
+def test_encode_rejects_unknown_characters_and_long_inputs():
+    with pytest.raises(ValueError, match="character '~'"):
+        encode(["7~5"], 20)
+    with pytest.raises(ValueError, match="at most 4"):
+        encode(["12345"], 4)
