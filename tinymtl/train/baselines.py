@@ -44,7 +44,7 @@ class LinearOneHot(nn.Module):
         return self.table(ids.data + self.offsets).sum(1) + self.bias
 
 
-def linear(data, max_length, steps=1500, batch_size=256, lr=0.02, seed=0):
+def linear(data, max_length, steps=1000, batch_size=256, lr=0.02, seed=0):
     """Held-out accuracy of the linear one-hot model (and its training accuracy)."""
     model = LinearOneHot(max_length, data.num_classes)
     optimizer = Adam(model.parameters(), lr=lr)

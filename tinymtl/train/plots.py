@@ -14,14 +14,14 @@ def task_curves(rows, task, path):
         trains = [r for r in rows if r["run"] == run and r["type"] == "train"
                   and task in r["tasks"]]
         name = "multi-task" if run == "multitask" else "single-task baseline"
-        if evals:
-            accuracy_axis.plot([r["step"] for r in evals],
+        if evals:  # x axis: steps that trained this task, so both runs line up
+            accuracy_axis.plot([r["tasks"][task]["trained_steps"] for r in evals],
                                [r["tasks"][task]["test_accuracy"] for r in evals], style,
                                label=name)
-        if trains:  # x axis: steps that trained this task, so both runs line up
+        if trains:
             loss_axis.plot([r["tasks"][task]["steps"] for r in trains],
                            [r["tasks"][task]["loss"] for r in trains], style, label=name)
-    accuracy_axis.set(title=f"{task}: held-out accuracy", xlabel="training step",
+    accuracy_axis.set(title=f"{task}: held-out accuracy", xlabel=f"steps that trained {task}",
                       ylabel="accuracy", ylim=(0, 1.02))
     loss_axis.set(title=f"{task}: training loss", xlabel=f"steps that trained {task}",
                   ylabel="cross-entropy", yscale="log")

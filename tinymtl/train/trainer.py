@@ -112,7 +112,8 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------------
     def evaluate(self):
         row = {"run": self.label, "type": "eval", "step": self.step,
-               "tasks": {task: evaluate(self.model, task, data.x_test, data.y_test)
+               "tasks": {task: dict(evaluate(self.model, task, data.x_test, data.y_test),
+                                    trained_steps=self.counters[task]["steps"])
                          for task, data in self.tasks.items()}}
         self.history.append(row)
         self._write(row)

@@ -204,9 +204,25 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
 # scatter-add and erf
 
 
+@njit(cache=True, error_model="numpy")
+def _scatter_add_rows(target, index, values):
+    for r in range(index.shape[0]):
+        row = index[r]
+        for k in range(target.shape[1]):
+            target[row, k] += values[r, k]
+
+
 def scatter_add(target, index, values):
-    """target[index] += values with repeats accumulated (NumPy's add.at is already compiled)."""
-    np.add.at(target, index, values)
+    """target[index] += values with repeats accumulated.
+
+    Whole rows picked by a 1-D integer index (embedding gradients) take a compiled loop:
+    for r: target[index[r], :] += values[r, :]. Any other index goes to NumPy's ``add.at``.
+    """
+    if (isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu"
+            and target.ndim == 2 and values.shape == (len(index), target.shape[1])):
+        _scatter_add_rows(target, index, np.ascontiguousarray(values, dtype=target.dtype))
+    else:
+        np.add.at(target, index, values)
 
 
 @vectorize(["float32(float32)", "float64(float64)"], cache=True)
