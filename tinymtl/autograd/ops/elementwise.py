@@ -236,20 +236,27 @@ class Clip(Function):
 
 
 # -- functional wrappers ---------------------------------------------------------------------
+def _binary(function, a, b):
+    """Apply a two-input Function; a Python number or array on either side becomes a constant."""
+    if isinstance(a, Tensor):
+        return function.apply(a, as_tensor(b, a))
+    return function.apply(as_tensor(a, b), b)
+
+
 def add(a, b):
-    return Add.apply(a, as_tensor(b, a)) if isinstance(a, Tensor) else Add.apply(as_tensor(a, b), b)
+    return _binary(Add, a, b)
 
 
 def sub(a, b):
-    return Sub.apply(a, as_tensor(b, a)) if isinstance(a, Tensor) else Sub.apply(as_tensor(a, b), b)
+    return _binary(Sub, a, b)
 
 
 def mul(a, b):
-    return Mul.apply(a, as_tensor(b, a)) if isinstance(a, Tensor) else Mul.apply(as_tensor(a, b), b)
+    return _binary(Mul, a, b)
 
 
 def div(a, b):
-    return Div.apply(a, as_tensor(b, a)) if isinstance(a, Tensor) else Div.apply(as_tensor(a, b), b)
+    return _binary(Div, a, b)
 
 
 def neg(a):
