@@ -140,3 +140,17 @@ def test_flagship_config_runs_for_real_at_a_tiny_size(tmp_path, data_dir):
     assert set(summary["tasks"]) == {"kindergarten", "math"}
     assert summary["tasks"]["math"]["baseline_accuracy"] is not None
     assert summary["tasks"]["math"]["linear_accuracy"] is not None
+
+
+def test_cuda_without_cupy_is_a_one_line_error(tmp_path, monkeypatch):
+    import tinymtl.backend.device as device
+
+    def no_cupy():
+        raise device.DeviceUnavailableError("device 'cuda' needs CuPy: install it with "
+                                            "`pip install tinymtl[gpu]`")
+    monkeypatch.setattr(device, "_import_cupy", no_cupy)
+    path = write_config(tmp_path / "gpu.yaml", tiny_config(device="cuda"))
+    line = one_line_error(CliRunner().invoke(main, ["run", str(path), "--out",
+                                                    str(tmp_path / "run")]), 1)
+    assert "needs CuPy" in line
+    device.set_device("cpu")

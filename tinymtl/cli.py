@@ -23,13 +23,15 @@ def _guarded(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from tinymtl.backend.device import DeviceUnavailableError
         from tinymtl.train import CheckpointError, ConfigError
 
         try:
             return fn(*args, **kwargs)
         except ConfigError as error:
             _fail(str(error), 2)
-        except (CheckpointError, ValueError, KeyError, OSError) as error:
+        except (CheckpointError, DeviceUnavailableError, ValueError, KeyError,
+                OSError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             _fail(str(message), 1)
     return wrapper

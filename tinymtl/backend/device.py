@@ -14,11 +14,15 @@ DEVICES = ("cpu", "cuda")
 _state = {"device": None}
 
 
+class DeviceUnavailableError(RuntimeError):
+    """The asked-for device cannot be used here (e.g. 'cuda' without CuPy)."""
+
+
 def _import_cupy():
     try:
         import cupy  # noqa: F401  (optional dependency: the `gpu` extra)
     except ImportError as error:
-        raise RuntimeError(
+        raise DeviceUnavailableError(
             "device 'cuda' needs CuPy: install it with `pip install tinymtl[gpu]` "
             f"({error})"
         ) from None
