@@ -5,6 +5,7 @@ input) print one line to stderr and exit non-zero (2 for config and usage errors
 """
 
 import json
+import os
 import sys
 
 import click
@@ -28,6 +29,9 @@ def _guarded(fn):
 
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # the reader went away (`tinymtl inspect ... | head`): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
         except ConfigError as error:
             _fail(str(error), 2)
         except (CheckpointError, DeviceUnavailableError, ValueError, KeyError,
