@@ -67,16 +67,21 @@ def run(config_path, out_dir, seed, resume, quiet):
     click.echo(format_summary(summary))
 
 
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
 def format_summary(summary):
+    """The table ``tinymtl run`` prints: per-task results, baselines, round trip, size, time."""
+    columns = ("test_accuracy", "peak_accuracy", "forgetting", "baseline_accuracy", "transfer",
+               "linear_accuracy")
+    widths = (8, 6, 7, 7, 8, 7)
     lines = [f"{'task':<14} {'test acc':>8} {'peak':>6} {'forget':>7} {'single':>7} "
              f"{'transfer':>8} {'linear':>7}"]
-    for task, r in summary["tasks"].items():
-        def pct(key):
-            value = r.get(key)
-            return "-" if value is None else f"{100 * value:.1f}"
-        lines.append(f"{task:<14} {pct('test_accuracy'):>8} {pct('peak_accuracy'):>6} "
-                     f"{pct('forgetting'):>7} {pct('baseline_accuracy'):>7} "
-                     f"{pct('transfer'):>8} {pct('linear_accuracy'):>7}")
+    for task, result in summary["tasks"].items():
+        cells = " ".join(f"{_percent(result.get(key)):>{width}}"
+                         for key, width in zip(columns, widths))
+        lines.append(f"{task:<14} {cells}")
     rt = summary["roundtrip"]
     lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
                  f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "

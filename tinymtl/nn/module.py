@@ -13,13 +13,13 @@ from tinymtl.backend import device_of, to_device
 
 
 class Parameter(Tensor):
-    """A Tensor that is a module's learnable weight: it requires grad by default."""
+    """A Tensor that is a module's learnable weight: it requires grad by default. Like every
+    Tensor, floating data gets the default dtype (float32 unless float64 was asked for)."""
 
     __slots__ = ()
 
     def __init__(self, data, requires_grad=True):
-        super().__init__(data, requires_grad=requires_grad,
-                         dtype=getattr(data, "dtype", None) if hasattr(data, "shape") else None)
+        super().__init__(data, requires_grad=requires_grad)
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
