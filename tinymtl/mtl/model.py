@@ -46,18 +46,26 @@ def _head(in_features, hidden, out_features, dropout):
     return nn.Sequential(*layers, nn.Linear(hidden, out_features))
 
 
-def build_model(model_config, task_classes, max_length):
-    """The model a config describes: a character encoder and a head per (task, class count)."""
-    if model_config["encoder"] == "conv":
+def build_model(model_config, task_classes, input_shape):
+    """The model a config describes: an encoder for inputs of ``input_shape`` (one example's:
+    (length,) for text, (channels, height, width) for images) and a head per task."""
+    if model_config["encoder"] == "cnn":
+        backbone = nn.ConvEncoder(
+            input_shape[0], input_shape[1:], channels=tuple(model_config["channels"]),
+            kernel_size=model_config["kernel_size"], padding=model_config["padding"],
+            out_features=model_config["features"], dropout=model_config["dropout"],
+            batch_norm=model_config["batch_norm"])
+    elif model_config["encoder"] == "conv":
         backbone = nn.CharConvEncoder(
-            VOCAB_SIZE, max_length, embedding_dim=model_config["embedding_dim"],
+            VOCAB_SIZE, input_shape[0], embedding_dim=model_config["embedding_dim"],
             channels=tuple(model_config["channels"]), kernel_size=model_config["kernel_size"],
             out_features=model_config["features"], pooling=model_config["pooling"])
     else:
-        backbone = nn.SelfAttentionEncoder(VOCAB_SIZE, max_length,
+        backbone = nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0],
                                            dim=model_config["embedding_dim"],
                                            out_features=model_config["features"], pooling=model_config["pooling"])
+    head_dropout = 0.0 if model_config["encoder"] == "cnn" else model_config["dropout"]
     heads = {task: _head(model_config["features"], model_config["head_hidden"], classes,
-                         model_config["dropout"])
+                         head_dropout)
              for task, classes in task_classes.items()}
     return MultiTaskModel(backbone, heads)

@@ -15,12 +15,13 @@ from tinymtl.nn.module import Module, Parameter
 from tinymtl.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from tinymtl.nn.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from tinymtl.nn.sequence import CharConvEncoder, SelfAttention, SelfAttentionEncoder
+from tinymtl.nn.vision import ConvEncoder
 
 __all__ = [
     "Module", "Parameter", "Sequential", "ModuleList", "ModuleDict", "Linear", "Identity",
     "Flatten", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Embedding",
     "LayerNorm", "BatchNorm1d", "BatchNorm2d", "Dropout", "ReLU", "LeakyReLU", "GELU", "Tanh",
     "Sigmoid", "Softmax", "LogSoftmax", "CharConvEncoder", "SelfAttention",
-    "SelfAttentionEncoder", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss",
+    "SelfAttentionEncoder", "ConvEncoder", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss",
     "HuberLoss", "TripletMarginLoss", "CosineEmbeddingLoss", "functional", "init", "utils",
 ]

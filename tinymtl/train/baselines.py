@@ -2,9 +2,10 @@
 
 single-task   the same architecture with one head, trained on that task alone for as many
               steps as the multi-task run trained it: multi-task minus this is the transfer.
-linear        a linear classifier on one-hot characters, logits = Σ_pos W[pos, char] + b
-              (an Embedding of (position, char) ids summed over positions is exactly that
-              product): how hard the task is for a model without a hidden layer.
+linear        a linear classifier on the raw input: for text, on one-hot characters,
+              logits = Σ_pos W[pos, char] + b (an Embedding of (position, char) ids summed
+              over positions is exactly that product); for images, on the pixels. It shows
+              how hard the task is for a model without a hidden layer.
 """
 
 import numpy as np
@@ -23,7 +24,7 @@ from tinymtl.train.trainer import Trainer
 def single_task(config, task, data, steps, metrics_file=None, progress=True):
     """Train the single-task baseline for ``task``; returns (model, evaluation history)."""
     manual_seed(config["seed"])
-    model = build_model(config["model"], {task: data.num_classes}, config["data"]["max_length"])
+    model = build_model(config["model"], {task: data.num_classes}, data.x_train.shape[1:])
     schedule = make_schedule("alternating", [task], steps)
     trainer = Trainer(model, {task: data}, config["training"], schedule, config["seed"],
                       label=f"baseline:{task}", metrics_file=metrics_file, progress=progress)
@@ -44,9 +45,24 @@ class LinearOneHot(nn.Module):
         return self.table(ids.data + self.offsets).sum(1) + self.bias
 
 
-def linear(data, max_length, steps=1000, batch_size=256, lr=0.02, seed=0):
-    """Held-out accuracy of the linear one-hot model (and its training accuracy)."""
-    model = LinearOneHot(max_length, data.num_classes)
+class LinearPixels(nn.Module):
+    """logits = W · flatten(image) + b."""
+
+    def __init__(self, features, classes):
+        super().__init__()
+        self.flatten, self.linear = nn.Flatten(), nn.Linear(features, classes)
+
+    def forward(self, images, task=None):
+        return self.linear(self.flatten(images))
+
+
+def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
+    """Held-out accuracy of a linear model of the raw input (and its training accuracy)."""
+    if data.x_train.dtype.kind in "iu":
+        model = LinearOneHot(data.x_train.shape[1], data.num_classes)
+    else:
+        model = LinearPixels(int(np.prod(data.x_train.shape[1:])), data.num_classes)
+        lr = min(lr, 1e-3)
     optimizer = Adam(model.parameters(), lr=lr)
     rng = Generator(seed)
     for _ in range(steps):

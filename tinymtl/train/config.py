@@ -9,7 +9,7 @@ import pathlib
 
 import yaml
 
-from tinymtl.datasets import GENERATORS
+from tinymtl.datasets import SOURCES
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
 
@@ -153,16 +153,18 @@ SCHEMA = {
         "cache": Bool(default=True),
     },
     "tasks": MapOf({
-        "generator": Choice(sorted(GENERATORS), required=True),
-        "train_size": Int(default=20000, low=10),
-        "test_size": Int(default=2000, low=10),
+        "generator": Choice(SOURCES, required=True),
+        "train_size": Int(low=10),  # default: 20000 for generated text, all for real data
+        "test_size": Int(low=10),   # default: 2000 for generated text, all for real data
     }, required=True),
     "model": {
-        "encoder": Choice(("conv", "attention"), default="conv"),
+        "encoder": Choice(("conv", "attention", "cnn"), default="conv"),
         "embedding_dim": Int(default=32, low=1),
         "channels": ListOf(Int(low=1), default=[64, 64]),
         "kernel_size": Int(default=3, low=1),
         "pooling": Choice(("flatten", "max", "flatten+max"), default="flatten"),
+        "padding": Int(default=0, low=0),      # cnn encoder: zero padding of each conv
+        "batch_norm": Bool(default=False),     # cnn encoder: BatchNorm2d after each conv
         "features": Int(default=256, low=1),
         "head_hidden": Int(default=0, low=0),
         "dropout": Float(default=0.0, low=0.0, high=0.99),
@@ -170,6 +172,8 @@ SCHEMA = {
     "training": {
         "schedule": Choice(SCHEDULES, default="alternating"),
         "steps": Int(default=4000, low=1),
+        "epochs": Int(low=1),       # instead of steps: passes over the (single) task's data
+        "accumulate": Int(default=1, low=1),  # micro-batches summed into each update
         "phases": ListOf(PHASE, default=None),
         "batch_size": Int(default=64, low=1),
         "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
@@ -210,7 +214,10 @@ def validate(raw, source="config"):
         if training["schedule"] == "sequential" and training["steps"] < len(tasks):
             raise ConfigError(f"training.steps = {training['steps']}: the sequential schedule "
                               f"needs at least one step per task")
-        if training["warmup_steps"] >= training["steps"]:
+        if training["epochs"] and len(tasks) != 1:
+            raise ConfigError(f"training.epochs = {training['epochs']}: epochs are defined for "
+                              f"a single task; give training.steps for {len(tasks)} tasks")
+        if training["warmup_steps"] >= training["steps"] and not training["epochs"]:
             raise ConfigError(f"training.warmup_steps = {training['warmup_steps']}: expected "
                               f"fewer than training.steps ({training['steps']})")
         if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:

@@ -47,11 +47,36 @@ def load_tasks(config):
             for name, spec in config["tasks"].items()}
 
 
+
 def build(config, tasks):
     """The multi-task model a config describes, initialised from its seed."""
     manual_seed(config["seed"])
     return build_model(config["model"], {t: d.num_classes for t, d in tasks.items()},
-                       config["data"]["max_length"])
+                       input_shape(tasks))
+
+
+def input_shape(tasks):
+    """One example's shape, which every task of a shared backbone must have in common."""
+    shapes = {t: d.x_train.shape[1:] for t, d in tasks.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"tasks with one backbone need one input shape, got {shapes}")
+    return next(iter(shapes.values()))
+
+
+def resolve_epochs(config, tasks):
+    """With ``training.epochs``, fix the step count (and per-epoch evaluation) from the data."""
+    training = config["training"]
+    if not training["epochs"]:
+        return config
+    (data,) = tasks.values()
+    per_update = training["batch_size"] * training["accumulate"]
+    steps_per_epoch = -(-len(data.y_train) // per_update)
+    training.update(steps=training["epochs"] * steps_per_epoch, eval_every=steps_per_epoch,
+                    log_every=min(training["log_every"], steps_per_epoch))
+    if training["warmup_steps"] >= training["steps"]:
+        raise ValueError(f"training.warmup_steps = {training['warmup_steps']}: expected fewer "
+                         f"than the {training['steps']} steps of {training['epochs']} epochs")
+    return config
 
 
 def make_trainer(config, tasks, model, metrics_file=None, progress=True):
@@ -108,18 +133,17 @@ def run(config, out_dir=None, resume=False, progress=True):
     out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
     checkpoint_path = out / "checkpoint.h5"
     metrics_path = out / "metrics.jsonl"
-    loaded = None
-    if resume:
-        loaded = checkpoint.load(checkpoint_path)
-        if loaded["config"] != json.loads(json.dumps(config)):
-            raise checkpoint.CheckpointError(
-                f"{checkpoint_path}: was written for a different config; resume with the "
-                f"same config and seed, or start a fresh run without --resume")
-    out.mkdir(parents=True, exist_ok=True)
+    loaded = checkpoint.load(checkpoint_path) if resume else None
     set_device(config["device"])
-    write_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    out.mkdir(parents=True, exist_ok=True)
 
     tasks = load_tasks(config)
+    resolve_epochs(config, tasks)
+    if loaded is not None and loaded["config"] != json.loads(json.dumps(config)):
+        raise checkpoint.CheckpointError(
+            f"{checkpoint_path}: was written for a different config; resume with the "
+            f"same config and seed, or start a fresh run without --resume")
+    write_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     model = build(config, tasks)
     trainer = make_trainer(config, tasks, model, metrics_path, progress)
     previous_elapsed = 0.0
@@ -155,7 +179,7 @@ def run(config, out_dir=None, resume=False, progress=True):
             results[task]["transfer"] = results[task]["test_accuracy"] - single["test_accuracy"]
         if config["linear_baseline"]:
             results[task]["linear_accuracy"] = baselines.linear(
-                data, config["data"]["max_length"], seed=config["seed"])["test_accuracy"]
+                data, seed=config["seed"])["test_accuracy"]
     baseline_seconds = time.perf_counter() - baseline_started
 
     rows = _read_rows(metrics_path)

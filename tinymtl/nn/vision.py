@@ -1,0 +1,44 @@
+"""An image encoder: blocks of Conv2d → ReLU → MaxPool2d, then Flatten → Linear → ReLU.
+
+``ConvEncoder(1, (28, 28), channels=(32, 64))`` is the classic MNIST CNN's feature extractor:
+28x28 -conv3-> 26x26 -pool-> 13x13 -conv3-> 11x11 -pool-> 5x5, so 64·5·5 = 1600 features go
+into the Linear layer.
+"""
+
+from tinymtl.autograd.ops.conv import conv_output_size
+from tinymtl.nn.activation import ReLU
+from tinymtl.nn.containers import Sequential
+from tinymtl.nn.conv import Conv2d
+from tinymtl.nn.dropout import Dropout
+from tinymtl.nn.linear import Flatten, Linear
+from tinymtl.nn.module import Module
+from tinymtl.nn.normalization import BatchNorm2d
+from tinymtl.nn.pooling import MaxPool2d
+
+
+class ConvEncoder(Module):
+    def __init__(self, in_channels, image_size, channels=(32, 64), kernel_size=3, padding=0,
+                 out_features=128, dropout=0.0, batch_norm=False, generator=None):
+        super().__init__()
+        layers, width, size = [], in_channels, tuple(image_size)
+        for out_channels in channels:
+            layers.append(Conv2d(width, out_channels, kernel_size, padding=padding,
+                                 generator=generator))
+            if batch_norm:
+                layers.append(BatchNorm2d(out_channels))
+            layers += [ReLU(), MaxPool2d(2)]
+            size = conv_output_size(size, (kernel_size,) * 2, (1, 1), (padding,) * 2, (1, 1))
+            size = tuple(s // 2 for s in size)
+            if min(size) < 1:
+                raise ValueError(f"image size {tuple(image_size)} is too small for "
+                                 f"{len(channels)} conv+pool blocks")
+            width = out_channels
+        layers.append(Flatten())
+        if dropout:
+            layers.append(Dropout(dropout, generator))
+        layers += [Linear(width * size[0] * size[1], out_features, generator=generator), ReLU()]
+        self.layers = Sequential(*layers)
+        self.out_features = out_features
+
+    def forward(self, images):
+        return self.layers(images)
