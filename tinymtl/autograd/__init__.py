@@ -13,11 +13,11 @@ from tinymtl.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from tinymtl.autograd.tensor import Tensor, ones, randn, tensor, zeros
+from tinymtl.autograd.tensor import Tensor, ones, randn, tensor, zero_grads, zeros
 
 _methods.install()
 
 __all__ = [
     "Tensor", "Function", "backward", "grad", "sum_to", "no_grad", "enable_grad",
-    "set_grad_enabled", "is_grad_enabled", "tensor", "zeros", "ones", "randn",
+    "set_grad_enabled", "is_grad_enabled", "tensor", "zeros", "ones", "randn", "zero_grads",
 ]

@@ -156,6 +156,15 @@ class Tensor:
             self.grad += grad
 
 
+def zero_grads(tensors, set_to_none=True):
+    """Forget accumulated gradients: ``grad = None`` (the default), or zero them in place."""
+    for tensor in tensors:
+        if set_to_none:
+            tensor.grad = None
+        elif tensor.grad is not None:
+            tensor.grad[...] = 0
+
+
 # -- factories (PyTorch names) ---------------------------------------------------------------
 def tensor(data, requires_grad=False, dtype=None, device=None):
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)

@@ -8,7 +8,7 @@ Buffers (``register_buffer``) are saved state that is not learned, e.g. batch-no
 
 from collections import OrderedDict
 
-from tinymtl.autograd import Tensor
+from tinymtl.autograd import Tensor, zero_grads
 from tinymtl.backend import device_of, to_device
 
 
@@ -126,11 +126,7 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), buffer
 
     def zero_grad(self, set_to_none=True):
-        for parameter in self.parameters():
-            if set_to_none:
-                parameter.grad = None
-            elif parameter.grad is not None:
-                parameter.grad[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def apply(self, fn):
         """Call ``fn(module)`` on every submodule, children first (e.g. custom initialisation)."""

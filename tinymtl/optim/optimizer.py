@@ -10,6 +10,7 @@ calling it. ``state_dict()`` holds every moving average and step count, so a res
 the very same updates.
 """
 
+from tinymtl.autograd import zero_grads
 from tinymtl.backend import device_of, to_device, to_numpy
 
 
@@ -42,11 +43,7 @@ class Optimizer:
             yield from group["params"]
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def step(self):
         raise NotImplementedError
