@@ -69,6 +69,7 @@ def test_missing_data_tells_the_user_the_command(data_dir, tmp_path):
     result = CliRunner().invoke(main, ["run", str(config), "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
     assert result.output.strip() == f"error: {mnist.FETCH_HINT}"
+    assert not (tmp_path / "run").exists()
 
 
 def test_bad_idx_file_is_a_clear_error(tmp_path):

@@ -121,9 +121,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     metrics_path = out / "metrics.jsonl"
     loaded = checkpoint.load(checkpoint_path) if resume else None
     set_device(config["device"])
-    out.mkdir(parents=True, exist_ok=True)
-
-    tasks = load_tasks(config)
+    tasks = load_tasks(config)  # before anything is written: bad data leaves no run folder
     resolve_epochs(config, tasks)
     if loaded is not None and loaded["config"] != json.loads(json.dumps(config)):
         raise checkpoint.CheckpointError(
