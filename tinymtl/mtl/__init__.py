@@ -2,6 +2,7 @@
 which tasks each training step sees."""
 
 from tinymtl.mtl.model import MultiTaskModel, build_model
+from tinymtl.mtl.sampling import TaskSampler
 from tinymtl.mtl.schedules import Phase, Schedule, make_schedule
 
-__all__ = ["MultiTaskModel", "build_model", "Schedule", "Phase", "make_schedule"]
+__all__ = ["MultiTaskModel", "build_model", "Schedule", "Phase", "make_schedule", "TaskSampler"]

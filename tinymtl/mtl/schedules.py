@@ -30,19 +30,24 @@ class Schedule:
         self.phases = list(phases)
         self.total_steps = sum(p.steps for p in self.phases)
 
-    def at(self, step):
-        """(phase index, mode, tasks trained at ``step``)."""
+    def phase_at(self, step):
+        """(phase index, the phase, how many steps of it came before ``step``)."""
         start = 0
         for index, phase in enumerate(self.phases):
             if step < start + phase.steps:
-                if phase.mode == "mixed":
-                    return index, "mixed", phase.tasks
-                return index, "alternating", (phase.tasks[(step - start) % len(phase.tasks)],)
+                return index, phase, step - start
             start += phase.steps
         raise IndexError(f"step {step} is past the schedule's {self.total_steps} steps")
 
+    def at(self, step):
+        """(phase index, mode, tasks trained at ``step``), alternating phases in round-robin."""
+        index, phase, offset = self.phase_at(step)
+        if phase.mode == "mixed":
+            return index, "mixed", phase.tasks
+        return index, "alternating", (phase.tasks[offset % len(phase.tasks)],)
+
     def steps_per_task(self):
-        """How many optimizer steps train each task (the single-task baselines get as many)."""
+        """How many optimizer steps train each task under round-robin alternation."""
         counts = {}
         for step in range(self.total_steps):
             for task in self.at(step)[2]:

@@ -10,6 +10,7 @@ import pathlib
 import yaml
 
 from tinymtl.datasets import SOURCES
+from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
 
@@ -175,6 +176,8 @@ SCHEMA = {
         "epochs": Int(low=1),       # instead of steps: passes over the (single) task's data
         "accumulate": Int(default=1, low=1),  # micro-batches summed into each update
         "phases": ListOf(PHASE, default=None),
+        "sampling": Choice(SAMPLING_METHODS, default="round_robin"),  # alternating phases
+        "sampling_temperature": Float(default=2.0, positive=True),
         "batch_size": Int(default=64, low=1),
         "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
         "lr": Float(default=3e-3, positive=True),

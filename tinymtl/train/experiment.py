@@ -149,7 +149,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     checkpoint_bytes = save_checkpoint(checkpoint_path, trainer, config, tasks, elapsed())
 
     results = {task: task_summary(trainer.history, task) for task in tasks}
-    steps_per_task = trainer.schedule.steps_per_task()
+    steps_per_task = {task: trainer.counters[task]["steps"] for task in tasks}
     baseline_started = time.perf_counter()
     for task, data in tasks.items():
         results[task].update(trainer.counters[task], num_classes=data.num_classes,

@@ -18,6 +18,7 @@ from tinymtl.autograd import Tensor
 from tinymtl.backend import to_numpy
 from tinymtl.backend.random import Generator, default_generator
 from tinymtl.datasets.sampler import EpochSampler
+from tinymtl.mtl.sampling import TaskSampler
 from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
@@ -60,6 +61,9 @@ class Trainer:
         root = Generator(seed)
         self.samplers = {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
                          for k, (task, data) in enumerate(sorted(tasks.items()))}
+        self.task_sampler = TaskSampler(
+            training["sampling"], {t: len(d.y_train) for t, d in tasks.items()},
+            training["sampling_temperature"], seed=int(root.spawn(0).integers(2 ** 31)))
         self.step = 0
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
@@ -74,7 +78,9 @@ class Trainer:
     def train_step(self):
         """One update: ``accumulate`` micro-batches, each backpropagating loss / accumulate, so
         the summed gradient is that of one batch ``accumulate`` times larger."""
-        _, mode, tasks = self.schedule.at(self.step)
+        _, phase, offset = self.schedule.phase_at(self.step)
+        mode = phase.mode
+        tasks = phase.tasks if mode == "mixed" else (self.task_sampler.choose(phase.tasks, offset),)
         micro_batches = self.training["accumulate"]
         self.optimizer.zero_grad()
         total = 0.0
@@ -180,7 +186,8 @@ class Trainer:
         return state, arrays
 
     def rng_states(self):
-        return {"default": default_generator.state_dict()}
+        return {"default": default_generator.state_dict(),
+                "task_sampler": self.task_sampler.state_dict()}
 
     def load_state(self, checkpoint):
         """Restore from ``train.checkpoint.load(...)``'s result (model weights included)."""
@@ -188,6 +195,8 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.lr_scheduler.load_state_dict(checkpoint["lr_scheduler_state"])
         default_generator.load_state_dict(checkpoint["rng_states"]["default"])
+        if "task_sampler" in checkpoint["rng_states"]:  # absent in checkpoints before sampling
+            self.task_sampler.load_state_dict(checkpoint["rng_states"]["task_sampler"])
         state, arrays = checkpoint["trainer_state"], checkpoint["trainer_arrays"]
         self.step, self.history = state["step"], state["history"]
         self.counters, self._running = state["counters"], state["running"]
