@@ -1,9 +1,10 @@
-"""The ``tinymtl`` command line (click): run | eval | predict | inspect.
+"""The ``tinymtl`` command line (click): run | eval | predict | inspect | data fetch.
 
 Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
 input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
 """
 
+import functools
 import json
 import os
 import sys
@@ -20,8 +21,6 @@ def _fail(message, code=1):
 
 def _guarded(fn):
     """Turn the library's user-facing errors into one line and an exit code."""
-    import functools
-
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from tinymtl.backend.device import DeviceUnavailableError

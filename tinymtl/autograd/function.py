@@ -21,6 +21,7 @@ each input's shape in one place, ``sum_to``.
 """
 
 from tinymtl.autograd.grad_mode import is_grad_enabled
+from tinymtl.autograd.tensor import Tensor
 
 
 class Function:
@@ -41,8 +42,6 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **attributes):
-        from tinymtl.autograd.tensor import Tensor
-
         ctx = cls(**attributes)
         ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
         out = ctx.forward(*[t.data for t in inputs])

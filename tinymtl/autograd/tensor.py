@@ -17,7 +17,7 @@ from tinymtl.backend.random import default_generator
 
 def _as_array(data, dtype=None, device=None):
     """Convert user data to an array; floating data gets the default dtype (float32)."""
-    if type(data).__name__ == "Tensor":
+    if isinstance(data, Tensor):
         data = data.data
     xp = array_module(device) if device else get_array_module(data)
     if device and device_of(data) != device:
@@ -27,7 +27,7 @@ def _as_array(data, dtype=None, device=None):
         return array.astype(dtype, copy=False)
     if array.dtype.kind == "f" and array.dtype != get_default_dtype():
         return array.astype(get_default_dtype())
-    if array.dtype.kind in "biu" and not hasattr(data, "dtype") and array.dtype.kind != "b":
+    if array.dtype.kind in "iu" and not hasattr(data, "dtype"):  # Python ints -> int64
         return array.astype(np.int64, copy=False)
     return array
 

@@ -9,7 +9,8 @@ all the phase's tasks, each routed to its own head):
     sequential    [task 1 alone, S/T steps], [task 2 alone, S/T steps], ...  (forgetting test)
     curriculum    the phases the config lists, e.g. A alone, then B alone, then both mixed
 
-``at(step)`` is a pure function of the step number, so resuming needs nothing but the step.
+``phase_at(step)`` is a pure function of the step number, so resuming needs nothing but the
+step; within an alternating phase, ``mtl.sampling.TaskSampler`` picks the task.
 """
 
 import dataclasses
@@ -38,21 +39,6 @@ class Schedule:
                 return index, phase, step - start
             start += phase.steps
         raise IndexError(f"step {step} is past the schedule's {self.total_steps} steps")
-
-    def at(self, step):
-        """(phase index, mode, tasks trained at ``step``), alternating phases in round-robin."""
-        index, phase, offset = self.phase_at(step)
-        if phase.mode == "mixed":
-            return index, "mixed", phase.tasks
-        return index, "alternating", (phase.tasks[offset % len(phase.tasks)],)
-
-    def steps_per_task(self):
-        """How many optimizer steps train each task under round-robin alternation."""
-        counts = {}
-        for step in range(self.total_steps):
-            for task in self.at(step)[2]:
-                counts[task] = counts.get(task, 0) + 1
-        return counts
 
 
 def make_schedule(name, tasks, steps, phases=None):

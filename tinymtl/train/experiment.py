@@ -169,6 +169,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     rows = _read_rows(metrics_path)
     for task in tasks:
         plots.task_curves(rows, task, out / f"{task}_curves.png")
+    roundtrip_result = roundtrip(model, config, tasks, checkpoint_path)
     summary = {
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
         "schedule": config["training"]["schedule"],
@@ -177,10 +178,9 @@ def run(config, out_dir=None, resume=False, progress=True):
                     "baselines_seconds": round(baseline_seconds, 3),
                     "resumed_from_step": None if loaded is None else loaded["step"]},
         "tasks": results,
-        "roundtrip": roundtrip(model, config, tasks, checkpoint_path),
+        "roundtrip": roundtrip_result,
         "checkpoint": {"path": str(checkpoint_path), "bytes": checkpoint_bytes},
         "data": {t: d.manifest for t, d in tasks.items()},
     }
-    summary["wall_seconds"] = round(elapsed(), 3)
     write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
