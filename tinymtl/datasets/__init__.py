@@ -1,7 +1,8 @@
 """Task data: procedural generators and loaders, cached deterministically with a manifest.
 
-``load_task(name, generator=..., ...)`` returns a ``TaskData`` for any registered generator;
-new workloads add theirs to ``GENERATORS``.
+``load_task(name, generator=..., ...)`` returns a ``TaskData`` for any registered source:
+procedural generators (``GENERATORS``, generated and cached here) and loaders of real data
+(``LOADERS``, each with its own fetch step). New workloads register theirs in one of the two.
 """
 
 from tinymtl.datasets import arithmetic, kindergarten, mnist
@@ -35,5 +36,4 @@ def load_task(name, generator, train_size=None, test_size=None, max_length=20, s
 
 
 __all__ = ["TaskData", "load_task", "GENERATORS", "LOADERS", "SOURCES", "encode", "decode",
-           "VOCAB_SIZE",
-           "cache_dir", "array_digest"]
+           "VOCAB_SIZE", "cache_dir", "array_digest"]
