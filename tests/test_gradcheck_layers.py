@@ -6,6 +6,7 @@ import pytest
 import tinymtl as tm
 import tinymtl.nn as nn
 from tinymtl.autograd.gradcheck import gradcheck
+from tinymtl.mtl.heads import AddCoords, make_head
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -48,6 +49,11 @@ LAYERS = {
     "log_softmax": lambda: (nn.LogSoftmax(dim=1), rand(4, 5)),
     "sequential": lambda: (nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 2)),
                            rand(3, 4)),
+    "add_coords": lambda: (AddCoords(3, 4), rand(2, 2, 3, 4)),
+    "gap_head": lambda: (make_head("gap", (3, 4, 4), 5, hidden=6), rand(2, 3, 4, 4)),
+    "flatten_head": lambda: (make_head("flatten", (3, 2, 3), 4), rand(2, 3, 2, 3)),
+    "spatial_head": lambda: (make_head("spatial", (2, 3, 3), 4, spatial_channels=3),
+                             rand(2, 2, 3, 3)),
     "self_attention": lambda: (nn.SelfAttention(4), rand(2, 3, 4)),
 }
 

@@ -1,4 +1,4 @@
-"""The ``tinymtl`` command line (click): run | eval | predict | inspect | data fetch.
+"""The ``tinymtl`` command line (click): run | eval | predict | inspect | diagnose | data fetch.
 
 Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
 input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
@@ -70,17 +70,29 @@ def _percent(value):
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+def _plain(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+SUMMARY_COLUMNS = {  # per task kind: the summary keys under test / best / single / linear
+    "classification": ("accuracy %", _percent, ("test_accuracy", "peak_accuracy",
+                                                "baseline_accuracy", "linear_accuracy")),
+    "regression": ("MAE", _plain, ("test_mae", "best_mae", "baseline_mae", "linear_mae")),
+}
+
+
 def format_summary(summary):
-    """The table ``tinymtl run`` prints: per-task results, baselines, round trip, size, time."""
-    columns = ("test_accuracy", "peak_accuracy", "forgetting", "baseline_accuracy", "transfer",
-               "linear_accuracy")
-    widths = (8, 6, 7, 7, 8, 7)
-    lines = [f"{'task':<14} {'test acc':>8} {'peak':>6} {'forget':>7} {'single':>7} "
-             f"{'transfer':>8} {'linear':>7}"]
+    """The table ``tinymtl run`` prints: per-task results, baselines, round trip, size, time.
+    Classification tasks show accuracy in %, regression tasks their mean absolute error."""
+    lines = [f"{'task':<14} {'metric':<10} {'test':>7} {'best':>7} {'forget%':>7} "
+             f"{'single':>7} {'transfer':>8} {'linear':>7}"]
     for task, result in summary["tasks"].items():
-        cells = " ".join(f"{_percent(result.get(key)):>{width}}"
-                         for key, width in zip(columns, widths))
-        lines.append(f"{task:<14} {cells}")
+        metric, show, (test, best, single, linear) = SUMMARY_COLUMNS[
+            result.get("kind", "classification")]
+        lines.append(f"{task:<14} {metric:<10} {show(result.get(test)):>7} "
+                     f"{show(result.get(best)):>7} {_percent(result.get('forgetting')):>7} "
+                     f"{show(result.get(single)):>7} {show(result.get('transfer')):>8} "
+                     f"{show(result.get(linear)):>7}")
     rt = summary["roundtrip"]
     lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
                  f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "
@@ -111,14 +123,16 @@ def evaluate_command(checkpoint_path, task, as_json):
 
     config, tasks, model = _load(checkpoint_path)
     _check_task(task, tasks)
-    results = {t: evaluate(model, t, d.x_test, d.y_test) for t, d in tasks.items()
+    results = {t: evaluate(model, t, d.x_test, d.y_test, kind=d.kind) for t, d in tasks.items()
                if task in (None, t)}
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     for t, r in results.items():
-        click.echo(f"{t:<14} accuracy {100 * r['test_accuracy']:6.2f} %   "
-                   f"loss {r['test_loss']:.4f}   ({len(tasks[t].y_test)} held-out items)")
+        score = (f"MAE {r['test_mae']:.4f}" if "test_mae" in r
+                 else f"accuracy {100 * r['test_accuracy']:6.2f} %")
+        click.echo(f"{t:<14} {score}   loss {r['test_loss']:.4f}   "
+                   f"({len(tasks[t].y_test)} held-out items)")
 
 
 @main.command()
@@ -176,6 +190,25 @@ def _softmax(logits):
     return e / e.sum()
 
 
+@main.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path(file_okay=False))
+@click.option("--task", required=True, help="The classification task to explain.")
+@click.option("--given", help="The task it may depend on (default: the run's shape task).")
+@click.option("--probe-steps", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Training steps of each frozen-backbone probe.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Report folder (default: RUN_DIR/diagnose_<task>).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_guarded
+def diagnose(run_dir, task, given, probe_steps, out_dir, quiet):
+    """Explain a hard task: confusion, entropy, probes, label ambiguity (PNG + JSON)."""
+    from tinymtl.train.diagnostics import diagnose as run_diagnosis
+    from tinymtl.train.diagnostics import format_report
+
+    report = run_diagnosis(run_dir, task, given, probe_steps, out_dir, progress=not quiet)
+    click.echo(format_report(report))
+
+
 @main.group()
 def data():
     """Obtain real datasets (once; they are cached)."""
@@ -223,7 +256,9 @@ def inspect(checkpoint_path):
     history = loaded["trainer_state"].get("history", [])
     if history:
         last = history[-1]
-        scores = ", ".join(f"{t} {100 * v['test_accuracy']:.1f} %" for t, v in last["tasks"].items())
+        scores = ", ".join(f"{t} MAE {v['test_mae']:.4f}" if "test_mae" in v
+                           else f"{t} {100 * v['test_accuracy']:.1f} %"
+                           for t, v in last["tasks"].items())
         click.echo(f"metrics      step {last['step']}: {scores}")
 
 

@@ -1,18 +1,21 @@
 """Task data: procedural generators and loaders, cached deterministically with a manifest.
 
 ``load_task(name, generator=..., ...)`` returns a ``TaskData`` for any registered source:
-procedural generators (``GENERATORS``, generated and cached here) and loaders of real data
-(``LOADERS``, each with its own fetch step). New workloads register theirs in one of the two.
+procedural generators (``GENERATORS``, generated and cached here), image sets that several tasks
+label differently (``IMAGE_SETS``: shapes3) and loaders of real data (``LOADERS``, each with its
+own fetch step). ``load_tasks`` loads a config's whole ``tasks`` section, so that tasks over one
+image set share its arrays.
 """
 
-from tinymtl.datasets import arithmetic, kindergarten, mnist
+from tinymtl.datasets import arithmetic, kindergarten, mnist, shapes3
 from tinymtl.datasets.base import TaskData, array_digest, generate_text_task
 from tinymtl.datasets.cache import cache_dir, load_or_generate
 from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
 GENERATORS = {"kindergarten": kindergarten, "math": arithmetic}  # procedural text tasks
 LOADERS = {"mnist": mnist}                                         # real data, fetched once
-SOURCES = sorted(GENERATORS) + sorted(LOADERS)
+IMAGE_SETS = {"shapes3": shapes3}                                  # one image set, many targets
+SOURCES = sorted(GENERATORS) + sorted(LOADERS) + sorted(IMAGE_SETS)
 GENERATOR_VERSION = 1  # bump when a generator's output changes, so old caches are not reused
 TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
 
@@ -35,5 +38,23 @@ def load_task(name, generator, train_size=None, test_size=None, max_length=20, s
         name, module, module.CLASSES, train_size, test_size, max_length, seed), use_cache)
 
 
-__all__ = ["TaskData", "load_task", "GENERATORS", "LOADERS", "SOURCES", "encode", "decode",
+def load_tasks(specs, max_length=20, seed=0, use_cache=True):
+    """``{name: TaskData}`` for a config's ``tasks`` section (name -> {generator, train_size,
+    test_size, target, well_posed}); tasks over the same image set share one array."""
+    image_sets, tasks = {}, {}
+    for name, spec in specs.items():
+        source = spec["generator"]
+        if source in IMAGE_SETS:
+            key = (source, spec.get("train_size"), spec.get("test_size"))
+            if key not in image_sets:
+                image_sets[key] = IMAGE_SETS[source].image_set(*key[1:], seed, use_cache)
+            tasks[name] = IMAGE_SETS[source].task(name, spec.get("target"), *image_sets[key],
+                                                  well_posed=spec.get("well_posed") or False)
+        else:
+            tasks[name] = load_task(name, source, spec.get("train_size"), spec.get("test_size"),
+                                    max_length, seed, use_cache)
+    return tasks
+
+
+__all__ = ["TaskData", "load_task", "load_tasks", "GENERATORS", "LOADERS", "SOURCES", "encode", "decode",
            "VOCAB_SIZE", "cache_dir", "array_digest"]

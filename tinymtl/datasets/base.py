@@ -15,6 +15,10 @@ from tinymtl.datasets.text import encode
 
 @dataclasses.dataclass
 class TaskData:
+    """One task's splits. ``kind`` is ``classification`` (integer labels, one output per class)
+    or ``regression`` (float targets, one output). ``*_attributes`` hold per-example facts
+    beyond the label (e.g. each image's shape class), for diagnostics."""
+
     name: str
     classes: list
     x_train: np.ndarray
@@ -24,10 +28,18 @@ class TaskData:
     text_train: list = dataclasses.field(default_factory=list)
     text_test: list = dataclasses.field(default_factory=list)
     manifest: dict = dataclasses.field(default_factory=dict)
+    kind: str = "classification"
+    train_attributes: dict = dataclasses.field(default_factory=dict)
+    test_attributes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self):
         return len(self.classes)
+
+    @property
+    def num_outputs(self):
+        """Width of the task's head: one logit per class, or one number for regression."""
+        return 1 if self.kind == "regression" else len(self.classes)
 
     def tokens(self, x):
         """The unit of token accounting: characters (non-padding ids) for text, examples for

@@ -36,20 +36,28 @@ def _digest(data):
     return array_digest(data.x_train, data.y_train, data.x_test, data.y_test)
 
 
-def save(data, path):
+def _write(path, arrays, manifest, **attrs):
+    """Arrays (object arrays as strings) + JSON attributes, atomically; the manifest also
+    as a readable .json beside the file."""
     path = pathlib.Path(path)
     with atomic_write(path) as temporary:
         with h5py.File(temporary, "w") as f:
-            for key in ("x_train", "y_train", "x_test", "y_test"):
-                f.create_dataset(key, data=getattr(data, key), compression="gzip")
-            strings = h5py.string_dtype()
-            f.create_dataset("text_train", data=np.array(data.text_train, dtype=object),
-                             dtype=strings)
-            f.create_dataset("text_test", data=np.array(data.text_test, dtype=object),
-                             dtype=strings)
-            f.attrs["manifest"] = json.dumps(data.manifest, sort_keys=True)
-            f.attrs["classes"] = json.dumps(data.classes)
-    write_text(path.with_suffix(".json"), json.dumps(data.manifest, indent=2, sort_keys=True))
+            for key, value in arrays.items():
+                if value.dtype == object:
+                    f.create_dataset(key, data=value, dtype=h5py.string_dtype())
+                else:
+                    f.create_dataset(key, data=value, compression="gzip")
+            f.attrs["manifest"] = json.dumps(manifest, sort_keys=True)
+            for key, value in attrs.items():
+                f.attrs[key] = json.dumps(value)
+    write_text(path.with_suffix(".json"), json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def save(data, path):
+    arrays = {key: getattr(data, key) for key in ("x_train", "y_train", "x_test", "y_test")}
+    arrays["text_train"] = np.array(data.text_train, dtype=object)
+    arrays["text_test"] = np.array(data.text_test, dtype=object)
+    _write(path, arrays, data.manifest, classes=data.classes)
 
 
 def load(path):
@@ -68,9 +76,13 @@ def load(path):
     return data if _digest(data) == manifest.get("sha256") else None
 
 
+def cache_path(spec):
+    return cache_dir() / f"{spec['name']}-{spec_key(spec)}.h5"
+
+
 def load_or_generate(spec, generate, use_cache=True):
     """Load the dataset described by ``spec`` from the cache, or ``generate()`` and cache it."""
-    path = cache_dir() / f"{spec['name']}-{spec_key(spec)}.h5"
+    path = cache_path(spec)
     if use_cache and path.exists():
         data = load(path)
         if data is not None:
@@ -81,3 +93,23 @@ def load_or_generate(spec, generate, use_cache=True):
     if use_cache:
         save(data, path)
     return data
+
+
+def load_or_generate_arrays(spec, generate, use_cache=True):
+    """Like ``load_or_generate``, for a set of named arrays (``generate() -> {name: array}``),
+    e.g. one image set that several tasks label differently. Returns (arrays, manifest)."""
+    path = cache_path(spec)
+    if use_cache and path.exists():
+        try:
+            with h5py.File(path, "r") as f:
+                manifest = json.loads(f.attrs["manifest"])
+                arrays = {key: f[key][...] for key in f.keys()}
+            if array_digest(*(arrays[k] for k in sorted(arrays))) == manifest.get("sha256"):
+                return arrays, manifest
+        except (OSError, KeyError, ValueError):
+            pass
+    arrays = generate()
+    manifest = dict(spec, sha256=array_digest(*(arrays[k] for k in sorted(arrays))))
+    if use_cache:
+        _write(path, arrays, manifest)
+    return arrays, manifest

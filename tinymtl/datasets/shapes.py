@@ -12,7 +12,9 @@ pixel noise. Everything is drawn from a seeded NumPy generator, so a seed fixes 
 Orientation is ill-posed for symmetric shapes: a square rotated by 90 degrees is the same
 image, so from the pixels alone only 1 in 4 of its bins can be told apart. ``symmetry`` gives
 each shape's rotational order k (0 for the circle: every angle looks alike), and
-``well_posed=True`` labels the angle modulo 360/k instead (the circle then gets bin 0).
+``well_posed=True`` labels the angle modulo 360/k instead, in bins of the same 11.25 degrees
+(a square then uses bins 0-7, a triangle 0-10, the circle bin 0): every label is then
+determined by the pixels.
 """
 
 import math
@@ -92,14 +94,15 @@ def render(name, angle, radius, center, intensity, size=SIZE, supersample=4):
 
 
 def orientation_bin(shape, angle, well_posed=False):
-    """The orientation label of ``angle`` (radians): absolute, or modulo the shape's symmetry."""
+    """The orientation label of ``angle`` (radians): bin = floor((angle mod P) / (2π/32)), with
+    P = 2π, or P = 2π/k (the shape's symmetry period) when ``well_posed``."""
     period = 2 * np.pi
     if well_posed:
         k = SYMMETRY[SHAPES[shape]]
         if k == 0:
             return 0
         period = 2 * np.pi / k
-    return int((angle % period) / period * ORIENTATION_BINS) % ORIENTATION_BINS
+    return int((angle % period) / (2 * np.pi) * ORIENTATION_BINS) % ORIENTATION_BINS
 
 
 def generate(count, rng, well_posed=False, noise=0.05):
@@ -118,6 +121,13 @@ def generate(count, rng, well_posed=False, noise=0.05):
                            dtype=np.int64)
     return {"images": images, "shape": shape.astype(np.int64), "orientation": orientation,
             "intensity": intensity, "angle": angle}
+
+
+def orientation_bins_used(shape):
+    """How many of the 32 bins can be told apart for this shape: 32/k with k-fold symmetry
+    (fractional for k = 3, 5, 6, whose period is not a whole number of bins), 1 for the circle."""
+    k = SYMMETRY[SHAPES[shape]]
+    return 1.0 if k == 0 else ORIENTATION_BINS / k
 
 
 def orientation_ceiling(shape):

@@ -1,33 +1,61 @@
 """``MultiTaskModel``: hard parameter sharing.
 
     features = backbone(x)              shared by every task
-    logits_t = heads[t](features)       one head per task, each with its own output size
+    outputs_t = heads[t](features)      one head per task, each with its own output size
 
 One model, one process, any task: ``model(x, "math")`` and ``model(x, "kindergarten")`` use the
 same backbone weights — "task switching" is just choosing the head.
+
+Two ways to keep a task from shaping the shared features:
+
+    stop_gradient    heads[t](sg(features)): the head learns, but no gradient of task t's loss
+                     reaches the backbone (the task is "isolated": it only reads features)
+    freeze_backbone  the backbone's parameters take no gradient and stay in eval mode (batch
+                     norm statistics fixed): only the heads train, e.g. on a loaded backbone
 """
 
 from tinymtl import nn
+from tinymtl.autograd import no_grad
 from tinymtl.datasets import VOCAB_SIZE
+from tinymtl.mtl.heads import make_head
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, backbone, heads):
+    def __init__(self, backbone, heads, stop_gradient=(), freeze_backbone=False):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
+        self.stop_gradient = frozenset(stop_gradient)
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            backbone.requires_grad_(False)
+            backbone.eval()
 
     @property
     def tasks(self):
         return list(self.heads.keys())
 
+    def train(self, mode=True):
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()
+        return self
+
+    def features(self, x):
+        if self.freeze_backbone:
+            with no_grad():
+                return self.backbone(x)
+        return self.backbone(x)
+
     def forward(self, x, task):
         if task not in self.heads:
             raise KeyError(f"unknown task {task!r}; this model has {', '.join(self.tasks)}")
-        return self.heads[task](self.backbone(x))
+        return self.forward_heads(self.features(x), task)
 
     def forward_heads(self, features, task):
         """Apply one head to features already computed by the backbone (mixed batches)."""
+        if task in self.stop_gradient:
+            features = features.detach()
         return self.heads[task](features)
 
     def shared_parameters(self):
@@ -37,35 +65,46 @@ class MultiTaskModel(nn.Module):
         return list(self.heads[task].parameters())
 
 
-def _head(in_features, hidden, out_features, dropout):
-    if not hidden:
-        return nn.Linear(in_features, out_features)
-    layers = [nn.Linear(in_features, hidden), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers, nn.Linear(hidden, out_features))
-
-
-def build_model(model_config, task_classes, input_shape):
-    """The model a config describes: an encoder for inputs of ``input_shape`` (one example's:
-    (length,) for text, (channels, height, width) for images) and a head per task."""
+def build_backbone(model_config, input_shape):
+    """The shared encoder for inputs of ``input_shape`` (one example's: (length,) for text,
+    (channels, height, width) for images)."""
     if model_config["encoder"] == "cnn":
-        backbone = nn.ConvEncoder(
+        return nn.ConvEncoder(
             input_shape[0], input_shape[1:], channels=tuple(model_config["channels"]),
             kernel_size=model_config["kernel_size"], padding=model_config["padding"],
-            out_features=model_config["features"], dropout=model_config["dropout"],
+            out_features=model_config["features"] or None, dropout=model_config["dropout"],
             batch_norm=model_config["batch_norm"])
-    elif model_config["encoder"] == "conv":
-        backbone = nn.CharConvEncoder(
+    if model_config["encoder"] == "conv":
+        return nn.CharConvEncoder(
             VOCAB_SIZE, input_shape[0], embedding_dim=model_config["embedding_dim"],
             channels=tuple(model_config["channels"]), kernel_size=model_config["kernel_size"],
             out_features=model_config["features"], pooling=model_config["pooling"])
-    else:
-        backbone = nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0],
-                                           dim=model_config["embedding_dim"],
-                                           out_features=model_config["features"], pooling=model_config["pooling"])
+    return nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0], dim=model_config["embedding_dim"],
+                                   out_features=model_config["features"],
+                                   pooling=model_config["pooling"])
+
+
+def feature_shape(backbone):
+    return getattr(backbone, "out_shape", (backbone.out_features,))
+
+
+def default_head(shape):
+    return "linear" if len(shape) == 1 else "gap"
+
+
+def build_model(model_config, task_outputs, input_shape, task_configs=None):
+    """The model a config describes: the backbone, and a head per task with
+    ``task_outputs[task]`` outputs, of the kind ``task_configs[task]["head"]`` names."""
+    task_configs = task_configs or {}
+    backbone = build_backbone(model_config, input_shape)
+    shape = feature_shape(backbone)
     head_dropout = 0.0 if model_config["encoder"] == "cnn" else model_config["dropout"]
-    heads = {task: _head(model_config["features"], model_config["head_hidden"], classes,
-                         head_dropout)
-             for task, classes in task_classes.items()}
-    return MultiTaskModel(backbone, heads)
+    heads, stop_gradient = {}, []
+    for task, outputs in task_outputs.items():
+        options = task_configs.get(task, {})
+        heads[task] = make_head(options.get("head") or default_head(shape), shape, outputs,
+                                model_config["head_hidden"], head_dropout)
+        if options.get("stop_gradient"):
+            stop_gradient.append(task)
+    return MultiTaskModel(backbone, heads, stop_gradient,
+                          freeze_backbone=model_config.get("freeze_backbone", False))

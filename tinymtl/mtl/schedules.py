@@ -1,11 +1,13 @@
 """Which task(s) each training step trains on.
 
 Every schedule is a list of phases; a phase trains some tasks for some steps, either
-``alternating`` (one task per step, in turn) or ``mixed`` (every step's batch holds examples of
-all the phase's tasks, each routed to its own head):
+``alternating`` (one task per step, in turn), ``mixed`` (every step's batch holds examples of
+all the phase's tasks, each routed to its own head) or ``joint`` (tasks that label the same
+inputs: every example of the batch goes through every head, L = Σ_t w_t L_t):
 
     alternating   [all tasks, alternating, S steps]                        (the default)
     mixed         [all tasks, mixed, S steps]
+    joint         [all tasks, joint, S steps]
     sequential    [task 1 alone, S/T steps], [task 2 alone, S/T steps], ...  (forgetting test)
     curriculum    the phases the config lists, e.g. A alone, then B alone, then both mixed
 
@@ -15,8 +17,8 @@ step; within an alternating phase, ``mtl.sampling.TaskSampler`` picks the task.
 
 import dataclasses
 
-MODES = ("alternating", "mixed")
-SCHEDULES = ("alternating", "mixed", "sequential", "curriculum")
+MODES = ("alternating", "mixed", "joint")
+SCHEDULES = ("alternating", "mixed", "joint", "sequential", "curriculum")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +45,7 @@ class Schedule:
 
 def make_schedule(name, tasks, steps, phases=None):
     tasks = tuple(tasks)
-    if name in ("alternating", "mixed"):
+    if name in MODES:
         return Schedule([Phase(tasks, name, steps)])
     if name == "sequential":
         share, extra = divmod(steps, len(tasks))

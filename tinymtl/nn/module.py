@@ -125,6 +125,12 @@ class Module:
                 if buffer is not None:
                     yield (f"{module_name}.{name}" if module_name else name), buffer
 
+    def requires_grad_(self, requires_grad=True):
+        """Switch gradient tracking of every parameter (``False`` freezes the module)."""
+        for parameter in self.parameters():
+            parameter.requires_grad = requires_grad
+        return self
+
     def zero_grad(self, set_to_none=True):
         zero_grads(self.parameters(), set_to_none)
 

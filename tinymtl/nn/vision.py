@@ -3,6 +3,11 @@
 ``ConvEncoder(1, (28, 28), channels=(32, 64))`` is the classic MNIST CNN's feature extractor:
 28x28 -conv3-> 26x26 -pool-> 13x13 -conv3-> 11x11 -pool-> 5x5, so 64·5·5 = 1600 features go
 into the Linear layer.
+
+With ``out_features=None`` the encoder stops at the last conv's ReLU, unpooled, and returns
+that feature map: ``ConvEncoder(1, (32, 32), (32, 64, 128), padding=1, out_features=None)`` is
+Conv(32)-Pool-Conv(64)-Pool-Conv(128), giving (N, 128, 8, 8) for heads that read positions.
+``out_shape`` is one example's output shape either way.
 """
 
 from tinymtl.autograd.ops.conv import conv_output_size
@@ -21,24 +26,31 @@ class ConvEncoder(Module):
                  out_features=128, dropout=0.0, batch_norm=False, generator=None):
         super().__init__()
         layers, width, size = [], in_channels, tuple(image_size)
-        for out_channels in channels:
+        for k, out_channels in enumerate(channels):
             layers.append(Conv2d(width, out_channels, kernel_size, padding=padding,
                                  generator=generator))
             if batch_norm:
                 layers.append(BatchNorm2d(out_channels))
-            layers += [ReLU(), MaxPool2d(2)]
+            layers.append(ReLU())
             size = conv_output_size(size, (kernel_size,) * 2, (1, 1), (padding,) * 2, (1, 1))
-            size = tuple(s // 2 for s in size)
+            if out_features is not None or k < len(channels) - 1:
+                layers.append(MaxPool2d(2))
+                size = tuple(s // 2 for s in size)
             if min(size) < 1:
                 raise ValueError(f"image size {tuple(image_size)} is too small for "
                                  f"{len(channels)} conv+pool blocks")
             width = out_channels
+        self.out_features = out_features
+        if out_features is None:
+            self.layers = Sequential(*layers)
+            self.out_shape = (width,) + size
+            return
         layers.append(Flatten())
         if dropout:
             layers.append(Dropout(dropout, generator))
         layers += [Linear(width * size[0] * size[1], out_features, generator=generator), ReLU()]
         self.layers = Sequential(*layers)
-        self.out_features = out_features
+        self.out_shape = (out_features,)
 
     def forward(self, images):
         return self.layers(images)

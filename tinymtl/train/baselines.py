@@ -5,26 +5,28 @@ single-task   the same architecture with one head, trained on that task alone fo
 linear        a linear classifier on the raw input: for text, on one-hot characters,
               logits = Σ_pos W[pos, char] + b (an Embedding of (position, char) ids summed
               over positions is exactly that product); for images, on the pixels. It shows
-              how hard the task is for a model without a hidden layer.
+              how hard the task is for a model without a hidden layer. (Regression: linear
+              least squares on the pixels, reported as MAE.)
 """
 
 import numpy as np
 
 import tinymtl.nn as nn
-import tinymtl.nn.functional as F
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.optim import Adam
-from tinymtl.train.metrics import evaluate
+from tinymtl.train.metrics import SCORES, evaluate, task_loss
 from tinymtl.train.trainer import Trainer
 
 
 def single_task(config, task, data, steps, metrics_file=None, progress=True):
     """Train the single-task baseline for ``task``; returns (model, evaluation history)."""
     manual_seed(config["seed"])
-    model = build_model(config["model"], {task: data.num_classes}, data.x_train.shape[1:])
+    head = config["tasks"].get(task, {}).get("head")  # same head; alone, no stop-gradient
+    model = build_model(config["model"], {task: data.num_outputs}, data.x_train.shape[1:],
+                        {task: {"head": head}})
     schedule = make_schedule("alternating", [task], steps)
     trainer = Trainer(model, {task: data}, config["training"], schedule, config["seed"],
                       label=f"baseline:{task}", metrics_file=metrics_file, progress=progress)
@@ -57,19 +59,21 @@ class LinearPixels(nn.Module):
 
 
 def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
-    """Held-out accuracy of a linear model of the raw input (and its training accuracy)."""
+    """Held-out score (accuracy, or MAE for regression) of a linear model of the raw input,
+    and its training score: {'test_accuracy', 'train_accuracy'} or {'test_mae', 'train_mae'}."""
     if data.x_train.dtype.kind in "iu":
-        model = LinearOneHot(data.x_train.shape[1], data.num_classes)
+        model = LinearOneHot(data.x_train.shape[1], data.num_outputs)
     else:
-        model = LinearPixels(int(np.prod(data.x_train.shape[1:])), data.num_classes)
+        model = LinearPixels(int(np.prod(data.x_train.shape[1:])), data.num_outputs)
         lr = min(lr, 1e-3)
     optimizer = Adam(model.parameters(), lr=lr)
     rng = Generator(seed)
     for _ in range(steps):
         index = rng.integers(0, len(data.y_train), batch_size)
         optimizer.zero_grad()
-        F.cross_entropy(model(Tensor(data.x_train[index])), data.y_train[index]).backward()
+        task_loss(data.kind, model(Tensor(data.x_train[index])), data.y_train[index]).backward()
         optimizer.step()
-    train = evaluate(model, None, data.x_train, data.y_train)["test_accuracy"]
-    return {"test_accuracy": evaluate(model, None, data.x_test, data.y_test)["test_accuracy"],
-            "train_accuracy": train}
+    score = f"test_{SCORES[data.kind]}"
+    train = evaluate(model, None, data.x_train, data.y_train, kind=data.kind)[score]
+    return {score: evaluate(model, None, data.x_test, data.y_test, kind=data.kind)[score],
+            score.replace("test_", "train_"): train}

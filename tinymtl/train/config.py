@@ -9,7 +9,8 @@ import pathlib
 
 import yaml
 
-from tinymtl.datasets import SOURCES
+from tinymtl.datasets import IMAGE_SETS, SOURCES
+from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
@@ -157,6 +158,11 @@ SCHEMA = {
         "generator": Choice(SOURCES, required=True),
         "train_size": Int(low=10),  # default: 20000 for generated text, all for real data
         "test_size": Int(low=10),   # default: 2000 for generated text, all for real data
+        "target": Str(),            # image sets (shapes3): which label this task learns
+        "well_posed": Bool(),       # shapes3 orientation: fold each shape's symmetry out
+        "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
+        "loss_weight": Float(default=1.0, low=0.0),
+        "stop_gradient": Bool(default=False),  # the head learns; the backbone gets no gradient
     }, required=True),
     "model": {
         "encoder": Choice(("conv", "attention", "cnn"), default="conv"),
@@ -166,7 +172,9 @@ SCHEMA = {
         "pooling": Choice(("flatten", "max", "flatten+max"), default="flatten"),
         "padding": Int(default=0, low=0),      # cnn encoder: zero padding of each conv
         "batch_norm": Bool(default=False),     # cnn encoder: BatchNorm2d after each conv
-        "features": Int(default=256, low=1),
+        "features": Int(default=256, low=0),   # cnn: 0 = heads read the last feature map
+        "freeze_backbone": Bool(default=False),  # train the heads only
+        "backbone_from": Str(),                # checkpoint whose backbone weights to start from
         "head_hidden": Int(default=0, low=0),
         "dropout": Float(default=0.0, low=0.0, high=0.99),
     },
@@ -223,12 +231,38 @@ def validate(raw, source="config"):
         if training["warmup_steps"] >= training["steps"] and not training["epochs"]:
             raise ConfigError(f"training.warmup_steps = {training['warmup_steps']}: expected "
                               f"fewer than training.steps ({training['steps']})")
+        _check_tasks(config)
         if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:
             raise ConfigError(f"model.kernel_size = {config['model']['kernel_size']}: expected "
                               f"an odd size (the conv encoder keeps the sequence length)")
     except ConfigError as error:
         raise ConfigError(f"{source}: {error}") from None
     return config
+
+
+def _check_tasks(config):
+    """Keys that only some task sources or model shapes understand."""
+    feature_map = config["model"]["encoder"] == "cnn" and config["model"]["features"] == 0
+    if config["model"]["features"] == 0 and not feature_map:
+        raise ConfigError("model.features = 0: only the cnn encoder can hand its feature map "
+                          "to the heads; expected a number >= 1")
+    for name, spec in config["tasks"].items():
+        where = f"tasks.{name}"
+        if spec["generator"] in IMAGE_SETS:
+            targets = IMAGE_SETS[spec["generator"]].TARGETS
+            if spec["target"] not in targets:
+                raise ConfigError(f"{where}.target = {spec['target']!r}: expected one of "
+                                  f"{', '.join(targets)}")
+        elif spec["target"] is not None:
+            raise ConfigError(f"{where}.target: only image sets ({', '.join(IMAGE_SETS)}) "
+                              f"take a target; {spec['generator']!r} has one label")
+        if spec["well_posed"] is not None and spec["target"] != "orientation":
+            raise ConfigError(f"{where}.well_posed: only an orientation target takes it")
+        head = spec["head"]
+        if head is not None and (head == "linear") == feature_map:
+            expected = "gap, flatten or spatial" if feature_map else "linear"
+            raise ConfigError(f"{where}.head = {head!r}: the backbone gives a feature "
+                              f"{'map' if feature_map else 'vector'}; expected {expected}")
 
 
 def load(path):

@@ -18,27 +18,42 @@ import yaml
 
 import tinymtl
 from tinymtl.backend import manual_seed, set_device
-from tinymtl.datasets import load_task
+from tinymtl import datasets
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.train import baselines, checkpoint, plots
-from tinymtl.train.metrics import predict_logits, task_summary
+from tinymtl.train.metrics import SCORES, predict_logits, task_summary
 from tinymtl.train.trainer import Trainer
 
 
 def load_tasks(config):
     data = config["data"]
-    return {name: load_task(name, spec["generator"], spec["train_size"], spec["test_size"],
-                            data["max_length"], data["seed"], data["cache"])
-            for name, spec in config["tasks"].items()}
+    return datasets.load_tasks(config["tasks"], data["max_length"], data["seed"], data["cache"])
 
 
-
-def build(config, tasks):
-    """The multi-task model a config describes, initialised from its seed."""
+def build(config, tasks, pretrained=True):
+    """The multi-task model a config describes, initialised from its seed (and, if
+    ``pretrained``, its backbone from ``model.backbone_from``, a checkpoint, when given)."""
     manual_seed(config["seed"])
-    return build_model(config["model"], {t: d.num_classes for t, d in tasks.items()},
-                       input_shape(tasks))
+    model = build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()},
+                        input_shape(tasks), config["tasks"])
+    source = config["model"].get("backbone_from")
+    if source and pretrained:
+        load_backbone(model, source)
+    return model
+
+
+def load_backbone(model, path):
+    """Copy the ``backbone.*`` weights of the checkpoint at ``path`` into ``model``."""
+    state = checkpoint.load(path)["model_state"]
+    prefix = "backbone."
+    backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        model.backbone.load_state_dict(backbone)
+    except (KeyError, ValueError) as error:
+        message = error.args[0] if error.args else error
+        raise checkpoint.CheckpointError(f"{path}: its backbone does not fit this model's "
+                                         f"({message})") from None
 
 
 def input_shape(tasks):
@@ -70,7 +85,8 @@ def make_trainer(config, tasks, model, metrics_file=None, progress=True):
     schedule = make_schedule(training["schedule"], list(tasks), training["steps"],
                              training["phases"])
     return Trainer(model, tasks, training, schedule, config["seed"], metrics_file=metrics_file,
-                   progress=progress)
+                   progress=progress,
+                   loss_weights={t: spec["loss_weight"] for t, spec in config["tasks"].items()})
 
 
 def save_checkpoint(path, trainer, config, tasks, elapsed):
@@ -88,7 +104,7 @@ def model_from_checkpoint(loaded):
     """(config, tasks, model) rebuilt from a loaded checkpoint, weights restored."""
     config = loaded["config"]
     tasks = load_tasks(config)
-    model = build(config, tasks)
+    model = build(config, tasks, pretrained=False)  # every weight comes from the checkpoint
     model.load_state_dict(loaded["model_state"])
     return config, tasks, model
 
@@ -96,7 +112,7 @@ def model_from_checkpoint(loaded):
 def roundtrip(model, config, tasks, path):
     """Load the saved checkpoint into a freshly built model; compare weights and test logits."""
     loaded = checkpoint.load(path)
-    fresh = build(dict(config, seed=config["seed"] + 1), tasks)  # other initial weights
+    fresh = build(dict(config, seed=config["seed"] + 1), tasks, pretrained=False)  # other weights
     fresh.load_state_dict(loaded["model_state"])
     ours, theirs = model.state_dict(), fresh.state_dict()
     weights = ours.keys() == theirs.keys() and all(
@@ -105,6 +121,27 @@ def roundtrip(model, config, tasks, path):
     outputs = all(predict_logits(model, t, d.x_test).tobytes()
                   == predict_logits(fresh, t, d.x_test).tobytes() for t, d in tasks.items())
     return {"weights_bitwise_equal": bool(weights), "outputs_bitwise_equal": bool(outputs)}
+
+
+def reference_scores(data):
+    """What guessing scores: chance accuracy, or the MAE of always predicting the training mean."""
+    if data.kind == "regression":
+        mean = float(data.y_train.mean())
+        return {"baseline_mae": None,
+                "mean_predictor_mae": float(abs(data.y_test - mean).mean())}
+    return {"num_classes": data.num_classes, "chance_accuracy": 1 / data.num_classes,
+            "baseline_accuracy": None}
+
+
+def compare_to_single_task(result, history, task, kind):
+    """The single-task baseline's numbers and the transfer (positive: multi-task is better)."""
+    single = task_summary(history, task, kind)
+    if kind == "regression":
+        return {"baseline_mae": single["test_mae"], "baseline_best_mae": single["best_mae"],
+                "transfer": single["test_mae"] - result["test_mae"]}
+    return {"baseline_accuracy": single["test_accuracy"],
+            "baseline_peak_accuracy": single["peak_accuracy"],
+            "transfer": result["test_accuracy"] - single["test_accuracy"]}
 
 
 def _read_rows(path):
@@ -148,27 +185,24 @@ def run(config, out_dir=None, resume=False, progress=True):
     multitask_seconds = elapsed()
     checkpoint_bytes = save_checkpoint(checkpoint_path, trainer, config, tasks, elapsed())
 
-    results = {task: task_summary(trainer.history, task) for task in tasks}
+    results = {task: task_summary(trainer.history, task, data.kind) for task, data in tasks.items()}
     steps_per_task = {task: trainer.counters[task]["steps"] for task in tasks}
     baseline_started = time.perf_counter()
     for task, data in tasks.items():
-        results[task].update(trainer.counters[task], num_classes=data.num_classes,
-                             chance_accuracy=1 / data.num_classes, baseline_accuracy=None)
+        results[task].update(trainer.counters[task], kind=data.kind, **reference_scores(data))
         if config["baselines"]:
             _, history = baselines.single_task(config, task, data, steps_per_task[task],
                                                metrics_path, progress)
-            single = task_summary(history, task)
-            results[task]["baseline_accuracy"] = single["test_accuracy"]
-            results[task]["baseline_peak_accuracy"] = single["peak_accuracy"]
-            results[task]["transfer"] = results[task]["test_accuracy"] - single["test_accuracy"]
+            results[task].update(compare_to_single_task(results[task], history, task, data.kind))
         if config["linear_baseline"]:
-            results[task]["linear_accuracy"] = baselines.linear(
-                data, seed=config["seed"])["test_accuracy"]
+            score = f"test_{SCORES[data.kind]}"
+            linear = baselines.linear(data, seed=config["seed"])[score]
+            results[task][score.replace("test_", "linear_")] = linear
     baseline_seconds = time.perf_counter() - baseline_started
 
     rows = _read_rows(metrics_path)
-    for task in tasks:
-        plots.task_curves(rows, task, out / f"{task}_curves.png")
+    for task, data in tasks.items():
+        plots.task_curves(rows, task, out / f"{task}_curves.png", data.kind)
     roundtrip_result = roundtrip(model, config, tasks, checkpoint_path)
     summary = {
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,

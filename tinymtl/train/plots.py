@@ -1,13 +1,17 @@
 """PNG plots of a run (matplotlib, Agg backend: no display needed)."""
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def task_curves(rows, task, path):
-    """Test accuracy and training loss of ``task`` over steps: multi-task vs its baseline."""
+def task_curves(rows, task, path, kind="classification"):
+    """Test accuracy (MAE for regression) and training loss of ``task`` over steps: multi-task
+    vs its baseline."""
+    score, loss_name = ("test_mae", "MSE") if kind == "regression" else ("test_accuracy",
+                                                                          "cross-entropy")
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
     tasks_trained = {t for r in rows if r["run"] == "multitask" for t in r["tasks"]}
     lowest = 1.0
@@ -20,21 +24,102 @@ def task_curves(rows, task, path):
         else:
             name = "multi-task" if len(tasks_trained) > 1 else "model"
         if evals:  # x axis: steps that trained this task, so both runs line up
-            accuracies = [r["tasks"][task]["test_accuracy"] for r in evals]
+            accuracies = [r["tasks"][task][score] for r in evals]
             lowest = min(lowest, *accuracies)
             accuracy_axis.plot([r["tasks"][task]["trained_steps"] for r in evals], accuracies,
                                style, marker="." if len(evals) < 10 else None, label=name)
         if trains:
             loss_axis.plot([r["tasks"][task]["steps"] for r in trains],
                            [r["tasks"][task]["loss"] for r in trains], style, label=name)
-    margin = max(0.02, (1 - lowest) * 0.1)
-    accuracy_axis.set(title=f"{task}: held-out accuracy", xlabel=f"steps that trained {task}",
-                      ylabel="accuracy", ylim=(max(0.0, lowest - margin), 1.0 + margin / 4))
+    if kind == "regression":
+        accuracy_axis.set(title=f"{task}: held-out mean absolute error", ylabel="MAE",
+                          yscale="log", xlabel=f"steps that trained {task}")
+    else:
+        margin = max(0.02, (1 - lowest) * 0.1)
+        accuracy_axis.set(title=f"{task}: held-out accuracy", ylabel="accuracy",
+                          xlabel=f"steps that trained {task}",
+                          ylim=(max(0.0, lowest - margin), 1.0 + margin / 4))
     loss_axis.set(title=f"{task}: training loss", xlabel=f"steps that trained {task}",
-                  ylabel="cross-entropy", yscale="log")
+                  ylabel=loss_name, yscale="log")
     for axis in (accuracy_axis, loss_axis):
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def confusion(matrix, classes, title, path):
+    """A confusion-matrix heatmap, rows = true class, columns = predicted, row-normalised."""
+    rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = min(12, 3 + 0.3 * len(classes))
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(rates, cmap="viridis", vmin=0, vmax=1)
+    ticks = np.arange(len(classes))
+    step = max(1, len(classes) // 16)
+    axis.set_xticks(ticks[::step], [classes[k] for k in ticks[::step]], rotation=90)
+    axis.set_yticks(ticks[::step], [classes[k] for k in ticks[::step]])
+    axis.set(title=title, xlabel="predicted", ylabel="true")
+    figure.colorbar(image, ax=axis, label="share of the true class")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)
+
+
+def sample_grid(images, labels, predicted, classes, path, per_class=8):
+    """Up to ``per_class`` test images of every class, one row per class; the frame is green
+    where the model is right and red where it is wrong (the predicted class is written)."""
+    rows = len(classes)
+    figure, axes = plt.subplots(rows, per_class, figsize=(per_class * 0.9, rows * 0.95),
+                                squeeze=False)
+    for row, name in enumerate(classes):
+        members = np.flatnonzero(labels == row)[:per_class]
+        for column in range(per_class):
+            axis = axes[row, column]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column == 0:
+                axis.set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=7)
+            if column >= len(members):
+                axis.axis("off")
+                continue
+            n = members[column]
+            axis.imshow(images[n, 0], cmap="gray", vmin=0, vmax=1)
+            colour = "tab:green" if predicted[n] == labels[n] else "tab:red"
+            for spine in axis.spines.values():
+                spine.set(color=colour, linewidth=2)
+            if predicted[n] != labels[n]:
+                axis.set_title(str(classes[predicted[n]]), fontsize=6, color=colour, pad=1)
+    figure.tight_layout(pad=0.3)
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return str(path)
+
+
+def accuracy_by_group(report, path):
+    """The diagnosed task's accuracy per class of the task it is given (e.g. per shape), with
+    the ceiling label ambiguity imposes where it is known."""
+    if "ambiguity" in report:
+        groups = report["ambiguity"]["per_shape"]
+        ceilings = [row["ceiling"] for row in groups.values()]
+    else:
+        groups = report["given_accuracy"]["per_a_class"]
+        ceilings = None
+    names = list(groups)
+    accuracy = [groups[n]["b_accuracy"] or 0.0 for n in names]
+    figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(names)), 4))
+    x = np.arange(len(names))
+    axis.bar(x, accuracy, color="tab:blue", label=f"{report['task']} accuracy")
+    if ceilings is not None:
+        axis.scatter(x, ceilings, marker="_", s=400, color="black", zorder=3,
+                     label="ceiling from symmetry")
+    axis.set_xticks(x, names, rotation=45, ha="right")
+    axis.set(ylim=(0, 1.05), ylabel="accuracy",
+             title=f"{report['task']} accuracy by {report.get('given') or 'shape'}")
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)

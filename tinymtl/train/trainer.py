@@ -1,9 +1,11 @@
 """``Trainer``: one training loop for every schedule and task mix.
 
 Each step: ask the schedule which task(s) to train, draw their batches, compute the loss
-(one task: its cross-entropy; a mixed batch: the backbone runs once on all examples, each
-example goes through its own task's head, and L = Σ_t (n_t / n) · L_t), backpropagate, clip,
-update, advance the learning-rate schedule. Every ``eval_every`` steps every task is evaluated
+(one task: w_t · L_t; a mixed batch: the backbone runs once on all examples, each example goes
+through its own task's head, and L = Σ_t w_t (n_t / n) · L_t; a joint batch: every example goes
+through every head, L = Σ_t w_t · L_t), backpropagate, clip, update, advance the learning-rate
+schedule. L_t is cross-entropy for classification and MSE for regression (``metrics``); w_t is
+the task's ``loss_weight`` (default 1). Every ``eval_every`` steps every task is evaluated
 on its held-out set. Everything that decides the next step (weights, optimizer moments, learning
 rate position, every random state, sampler positions, counters, history) is in ``state()``, so
 a run resumed from a checkpoint continues bitwise identically.
@@ -23,7 +25,7 @@ from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
                                         StepLR)
-from tinymtl.train.metrics import evaluate
+from tinymtl.train.metrics import SCORES, evaluate, score_sum, task_loss
 from tinymtl.train.progress import ProgressBar
 
 
@@ -50,13 +52,37 @@ def make_lr_scheduler(optimizer, training, total_steps):
     return SequentialLR(optimizer, [LinearLR(optimizer, 1e-3, 1.0, warmup), main], [warmup])
 
 
+def _same_inputs(tasks):
+    first = tasks[0].x_train
+    return all(t.x_train is first or (t.x_train.shape == first.shape
+                                      and np.array_equal(t.x_train, first)) for t in tasks[1:])
+
+
+def format_scores(tasks, prefix=""):
+    """'A: acc 0.951 C: mae 0.031' for a row's per-task results."""
+    parts = []
+    for task, values in tasks.items():
+        for name, short in (("accuracy", "acc"), ("mae", "mae")):
+            if f"{prefix}{name}" in values:
+                parts.append(f"{task}: {prefix.replace('_', ' ')}{short} "
+                             f"{values[prefix + name]:.3f}")
+    return " ".join(parts)
+
+
 class Trainer:
     def __init__(self, model, tasks, training, schedule, seed, label="multitask",
-                 metrics_file=None, progress=True):
+                 metrics_file=None, progress=True, loss_weights=None):
         self.model, self.tasks, self.training = model, tasks, training
         self.schedule, self.label = schedule, label
         self.metrics_file, self.progress = metrics_file, progress
-        self.optimizer = make_optimizer(model.parameters(), training)
+        self.loss_weights = {t: 1.0 for t in tasks}
+        self.loss_weights.update(loss_weights or {})
+        for phase in schedule.phases:
+            if phase.mode == "joint" and not _same_inputs([tasks[t] for t in phase.tasks]):
+                raise ValueError(f"the joint schedule needs tasks that label the same inputs; "
+                                 f"{', '.join(phase.tasks)} have different training inputs")
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(trainable, training)
         self.lr_scheduler = make_lr_scheduler(self.optimizer, training, schedule.total_steps)
         root = Generator(seed)
         self.samplers = {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
@@ -80,7 +106,10 @@ class Trainer:
         the summed gradient is that of one batch ``accumulate`` times larger."""
         _, phase, offset = self.schedule.phase_at(self.step)
         mode = phase.mode
-        tasks = phase.tasks if mode == "mixed" else (self.task_sampler.choose(phase.tasks, offset),)
+        if mode == "alternating":
+            tasks = (self.task_sampler.choose(phase.tasks, offset),)
+        else:
+            tasks = phase.tasks
         micro_batches = self.training["accumulate"]
         self.optimizer.zero_grad()
         total = 0.0
@@ -90,7 +119,7 @@ class Trainer:
             total += loss.item() / micro_batches
             self._count(per_task)
         if self.training["grad_clip"]:
-            clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])
+            clip_grad_norm_(self.optimizer_parameters(), self.training["grad_clip"])
         self.optimizer.step()
         self.lr_scheduler.step()
         self.step += 1
@@ -98,41 +127,59 @@ class Trainer:
             self.counters[task]["steps"] += 1
         return total
 
+    def optimizer_parameters(self):
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def _task_loss(self, task, outputs, y):
+        return task_loss(self.tasks[task].kind, outputs, y)
+
     def _loss(self, mode, tasks):
-        """The loss of one micro-batch, and (task, x, y, logits, task loss) for the statistics."""
+        """The loss of one micro-batch, and (task, x, y, outputs, task loss) for the statistics."""
         batch_size = self.training["batch_size"]
-        if mode != "mixed":
-            x, y = self._batch(tasks[0], batch_size)
-            logits = self.model(Tensor(x), tasks[0])
-            loss = F.cross_entropy(logits, y)
-            return loss, [(tasks[0], x, y, logits, loss)]
-        sizes = [batch_size // len(tasks) + (k < batch_size % len(tasks))
-                 for k in range(len(tasks))]
-        batches = [self._batch(task, size) for task, size in zip(tasks, sizes)]
-        features = self.model.backbone(Tensor(np.concatenate([x for x, _ in batches])))
+        weights = self.loss_weights
+        if mode == "alternating":
+            (task,) = tasks
+            x, y = self._batch(task, batch_size)
+            outputs = self.model(Tensor(x), task)
+            loss = self._task_loss(task, outputs, y)
+            return loss * weights[task], [(task, x, y, outputs, loss)]
+        if mode == "joint":  # one batch of inputs, every task's labels for it
+            index = self.samplers[tasks[0]].next(batch_size)
+            x = self.tasks[tasks[0]].x_train[index]
+            batches = [(x, self.tasks[task].y_train[index]) for task in tasks]
+            shares = [1.0] * len(tasks)
+        else:
+            sizes = [batch_size // len(tasks) + (k < batch_size % len(tasks))
+                     for k in range(len(tasks))]
+            batches = [self._batch(task, size) for task, size in zip(tasks, sizes)]
+            x = np.concatenate([x for x, _ in batches])
+            shares = [size / batch_size for size in sizes]
+        features = self.model.features(Tensor(x))
         loss, start, per_task = 0, 0, []
-        for task, (x, y) in zip(tasks, batches):
-            logits = self.model.forward_heads(features[start:start + len(y)], task)
-            task_loss = F.cross_entropy(logits, y)
-            loss = loss + task_loss * (len(y) / batch_size)
-            per_task.append((task, x, y, logits, task_loss))
+        for task, (x_task, y), share in zip(tasks, batches, shares):
+            rows = features if mode == "joint" else features[start:start + len(y)]
+            outputs = self.model.forward_heads(rows, task)
+            part = self._task_loss(task, outputs, y)
+            loss = loss + part * (weights[task] * share)
+            per_task.append((task, x_task, y, outputs, part))
             start += len(y)
         return loss, per_task
 
     def _count(self, per_task):
-        for task, x, y, logits, task_loss in per_task:
+        for task, x, y, outputs, task_loss_value in per_task:
             counter = self.counters[task]
             counter["examples"] += len(y)
             counter["tokens"] += self.tasks[task].tokens(x)
             running = self._running.setdefault(task, [0.0, 0, 0])
-            running[0] += task_loss.item() * len(y)
-            running[1] += int((to_numpy(logits.data).argmax(1) == y).sum())
+            running[0] += task_loss_value.item() * len(y)
+            running[1] += score_sum(self.tasks[task].kind, outputs.data, y)
             running[2] += len(y)
 
     # -- the loop ----------------------------------------------------------------------------------
     def evaluate(self):
         row = {"run": self.label, "type": "eval", "step": self.step,
-               "tasks": {task: dict(evaluate(self.model, task, data.x_test, data.y_test),
+               "tasks": {task: dict(evaluate(self.model, task, data.x_test, data.y_test,
+                                             kind=data.kind),
                                     trained_steps=self.counters[task]["steps"])
                          for task, data in self.tasks.items()}}
         self.history.append(row)
@@ -142,9 +189,10 @@ class Trainer:
     def _log_train(self):
         row = {"run": self.label, "type": "train", "step": self.step,
                "lr": self.optimizer.param_groups[0]["lr"], "tasks": {}}
-        for task, (loss, correct, count) in sorted(self._running.items()):
-            row["tasks"][task] = dict(loss=loss / count, accuracy=correct / count,
-                                      **self.counters[task])
+        for task, (loss, score, count) in sorted(self._running.items()):
+            row["tasks"][task] = {"loss": loss / count,
+                                  SCORES[self.tasks[task].kind]: score / count,
+                                  **self.counters[task]}
         self._running = {}
         self._write(row)
         return row
@@ -163,13 +211,9 @@ class Trainer:
         while self.step < total:
             self.train_step()
             if self.step % self.training["log_every"] == 0 or self.step == total:
-                row = self._log_train()
-                status = " ".join(f"{t}: loss {v['loss']:.3f} acc {v['accuracy']:.3f}"
-                                  for t, v in row["tasks"].items())
+                status = format_scores(self._log_train()["tasks"])
             if self.step % self.training["eval_every"] == 0 or self.step == total:
-                evaluation = self.evaluate()
-                status = " ".join(f"{t}: test {v['test_accuracy']:.3f}"
-                                  for t, v in evaluation["tasks"].items())
+                status = format_scores(self.evaluate()["tasks"], prefix="test_")
             if on_checkpoint and every and self.step % every == 0 and self.step < total:
                 on_checkpoint(self)
             bar.update(self.step, status)
