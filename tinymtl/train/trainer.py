@@ -15,9 +15,7 @@ import json
 
 import numpy as np
 
-import tinymtl.nn.functional as F
 from tinymtl.autograd import Tensor
-from tinymtl.backend import to_numpy
 from tinymtl.backend.random import Generator, default_generator
 from tinymtl.datasets.sampler import EpochSampler
 from tinymtl.mtl.sampling import TaskSampler
