@@ -308,3 +308,17 @@ def test_diagnose_errors_are_one_line(tiny_run, args, message):
 def test_diagnose_without_a_run_says_so(tmp_path):
     result = CliRunner().invoke(main, ["diagnose", str(tmp_path), "--task", "B"])
     assert result.exit_code != 0 and "no checkpoint.h5 here" in result.output
+
+
+def test_predict_points_image_tasks_to_eval(tiny_run):
+    result = CliRunner().invoke(main, ["predict", str(tiny_run / "checkpoint.h5"), "--task", "A",
+                                       "square"])
+    assert result.exit_code == 2 and "reads images" in result.output
+
+
+def test_eval_reports_mae_for_regression(tiny_run):
+    result = CliRunner().invoke(main, ["eval", str(tiny_run / "checkpoint.h5"), "--json"])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert set(scores["C"]) == {"test_mae", "test_loss"}
+    assert set(scores["A"]) == {"test_accuracy", "test_loss"}

@@ -172,6 +172,9 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
         if item_task is None:
             _fail("--task is required for inputs given as arguments", 2)
         _check_task(item_task, tasks)
+        if tasks[item_task].x_test.dtype.kind not in "iu":
+            _fail(f"task {item_task!r} reads images, and predict reads text; use "
+                  f"`tinymtl eval` or `tinymtl diagnose` for image tasks", 2)
     for item_task, text in items:
         logits = predict_logits(model, item_task, encode([text], config["data"]["max_length"]))
         probs = _softmax(logits[0])

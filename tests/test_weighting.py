@@ -1,0 +1,133 @@
+"""Loss weighting methods: their equations on hand-made values."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tinymtl as tm
+import tinymtl.optim  # noqa: F401  (tm.optim)
+from tinymtl.mtl import weighting as W
+
+
+def scalar(value):
+    return tm.tensor(np.float32(value))
+
+
+def test_static_and_equal_weights():
+    losses = {"a": scalar(2.0), "b": scalar(4.0)}
+    assert W.make_weighting("static", ["a", "b"], {}, {"a": 0.5, "b": 3.0}).combine(
+        losses).item() == pytest.approx(0.5 * 2 + 3 * 4)
+    assert W.make_weighting("equal", ["a", "b"], {}).combine(losses).item() == \
+        pytest.approx((2 + 4) / 2)
+
+
+@pytest.mark.parametrize("kind, optimum", [("classification", lambda L: math.log(2 * L)),
+                                           ("regression", lambda L: math.log(L))])
+def test_uncertainty_optimum_and_gradient(kind, optimum):
+    """∂/∂s [c e^(−s) L + s/2] = −c e^(−s) L + 1/2 (c = 1, or ½ for regression); zero at s*."""
+    method = W.make_weighting("uncertainty", ["t"], {"t": kind})
+    (s,) = method.parameters()
+    c = 0.5 if kind == "regression" else 1.0
+    for L, s_value in ((0.8, 0.3), (2.5, -1.0)):
+        s.data[...] = s_value
+        s.grad = None
+        method.combine({"t": scalar(L)}).backward()
+        assert float(s.grad) == pytest.approx(-c * math.exp(-s_value) * L + 0.5, rel=1e-5)
+        s.data[...] = optimum(L)
+        s.grad = None
+        method.combine({"t": scalar(L)}).backward()
+        assert abs(float(s.grad)) < 1e-5
+        assert method.weights()["t"] == pytest.approx(c * math.exp(-optimum(L)), rel=1e-5)
+
+
+def test_uncertainty_trains_to_its_optimum():
+    method = W.make_weighting("uncertainty", ["t"], {"t": "classification"})
+    optimizer = tm.optim.SGD(method.parameters(), lr=0.2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        method.combine({"t": scalar(1.5)}).backward()
+        optimizer.step()
+    assert float(method.log_vars["t"].data) == pytest.approx(math.log(3.0), abs=1e-3)
+
+
+def test_gradnorm_equal_ratios_and_norms_leave_w_unchanged():
+    result = W.gradnorm_grad(np.ones(3), np.array([2.0, 2.0, 2.0]), np.array([0.5, 0.5, 0.5]),
+                             alpha=1.5)
+    np.testing.assert_array_equal(result["grad_w"], 0.0)
+    assert result["L_grad"] == 0.0
+
+
+def test_gradnorm_gradient_by_hand():
+    w, norms, ratios = np.array([1.0, 2.0]), np.array([3.0, 1.0]), np.array([0.5, 1.0])
+    result = W.gradnorm_grad(w, norms, ratios, alpha=1.0)
+    G = np.array([3.0, 2.0])
+    r = ratios / ratios.mean()          # [2/3, 4/3]
+    target = G.mean() * r               # [5/3, 10/3]
+    np.testing.assert_allclose(result["target"], target)
+    np.testing.assert_allclose(result["grad_w"], np.sign(G - target) * norms)  # [+3, -1]
+
+
+def _tiny_model():
+    class Tiny(tm.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shared = tm.nn.Linear(3, 4)
+            self.a, self.b = tm.nn.Linear(4, 1), tm.nn.Linear(4, 1)
+
+        def last_shared_layer(self):
+            return self.shared.weight
+
+    return Tiny()
+
+
+def test_gradnorm_keeps_the_weights_summing_to_the_task_count():
+    tm.manual_seed(0)
+    model = _tiny_model()
+    method = W.make_weighting("gradnorm", ["a", "b"], {})
+    optimizer = tm.optim.Adam(list(model.parameters()) + method.parameters(), lr=0.05)
+    x = tm.tensor(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32))
+    for step in range(20):
+        optimizer.zero_grad()
+        features = model.shared(x).relu()
+        losses = {"a": (model.a(features) ** 2).mean(),
+                  "b": ((model.b(features) - 3.0) ** 2).mean() * (1 + step)}
+        method.combine(losses, model).backward()
+        method.before_step()
+        optimizer.step()
+        method.after_step({t: v.item() for t, v in losses.items()})
+        assert sum(method.weights().values()) == pytest.approx(2.0, rel=1e-5)
+    assert method.weights()["a"] != pytest.approx(1.0)  # it did move
+
+
+def test_dwa_weights_follow_the_loss_ratios():
+    weights = W.dwa_weights({"a": 1.0, "b": 1.0}, {"a": 0.5, "b": 1.0}, temperature=2.0)
+    ea, eb = math.exp(0.5 / 2), math.exp(1.0 / 2)
+    assert weights["a"] == pytest.approx(2 * ea / (ea + eb))
+    assert weights["b"] == pytest.approx(2 * eb / (ea + eb))
+    method = W.make_weighting("dwa", ["a", "b"], {}, window=2)
+    for losses in ({"a": 1.0, "b": 1.0},) * 4:
+        assert method.weights() == {"a": 1.0, "b": 1.0}  # first two windows: w = 1
+        method.after_step(losses)
+    assert method.weights() == pytest.approx({"a": 1.0, "b": 1.0})  # equal ratios
+    for losses in ({"a": 0.5, "b": 1.0},) * 2:
+        method.after_step(losses)
+    assert method.weights() == pytest.approx(weights)
+
+
+@pytest.mark.parametrize("name", W.METHODS)
+def test_state_dict_round_trip(name):
+    method = W.make_weighting(name, ["a", "b"], {"a": "classification", "b": "regression"},
+                              {"a": 2.0}, window=1)
+    model = _tiny_model()
+    x = tm.tensor(np.ones((4, 3), dtype=np.float32))
+    features = model.shared(x).relu()
+    losses = {"a": (model.a(features) ** 2).mean() + 1, "b": (model.b(features) ** 2).mean() + 2}
+    method.combine(losses, model).backward()
+    method.after_step({t: v.item() for t, v in losses.items()})
+    method.after_step({"a": 0.5, "b": 3.0})
+    copy = W.make_weighting(name, ["a", "b"], {"a": "classification", "b": "regression"},
+                            {"a": 2.0}, window=1)
+    copy.load_state_dict(method.state_dict())
+    assert copy.weights() == method.weights()
+    assert copy.state_dict() == method.state_dict()

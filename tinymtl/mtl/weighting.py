@@ -1,0 +1,236 @@
+"""Loss weighting: how the task losses of one step become the one loss that is backpropagated.
+
+Every method gives weights w_t and the step's loss is L = Σ_t w_t · L_t (+ a regulariser for
+``uncertainty``), over the tasks the step trains:
+
+static        w_t = the task's ``loss_weight`` (default 1): L = Σ_t w_t L_t  (the default)
+equal         w_t = 1 / T: L = Σ_t L_t / T
+uncertainty   Kendall, Gal & Cipolla (2018). A learned s_t = log σ_t² per task:
+                  classification  e^(−s) · L + s / 2        (optimum s* = log 2L)
+                  regression      ½ · e^(−s) · L + s / 2    (optimum s* = log L)
+              s is trained with the network (no weight decay); the reported weight is the
+              factor in front of L (e^(−s), or ½ e^(−s)).
+gradnorm      Chen et al. (2018). Learned w_t, updated so that the gradient norms
+              G_t = ‖∇_W (w_t L_t)‖₂ on W, the last shared layer, track the tasks' training rates:
+                  L̃_t = L_t / L_t(0),   r_t = L̃_t / mean_j L̃_j
+                  L_grad = Σ_t | G_t − sg(mean_j G_j · r_t^α) |        (sg: a constant)
+              w is moved by ∇_w L_grad only (the network by Σ w_t L_t) — w is a parameter of
+              the network's optimizer, as in the paper — then renormalised to Σ_t w_t = T. Since G_t = w_t ‖∇_W L_t‖, ∂L_grad/∂w_t = sign(G_t − target_t) ·
+              ‖∇_W L_t‖ exactly. It needs every task in every step (joint or mixed batches).
+dwa           Dynamic weight average, Liu, Johns & Davison (2019). Over windows of K steps:
+                  r_t = L̄_t(k − 1) / L̄_t(k − 2),   w_t = T · exp(r_t / τ) / Σ_j exp(r_j / τ)
+              where L̄_t(k) is task t's mean loss in window k; w = 1 for the first two windows.
+              A task whose loss falls slowly gets more weight.
+
+Each method's state (s, w and its optimizer, initial losses, window averages) is in its
+``state_dict()`` and saved in checkpoints, so a resumed run continues exactly.
+"""
+
+import math
+
+import numpy as np
+
+from tinymtl import nn
+from tinymtl.autograd import grad
+from tinymtl.autograd.ops.elementwise import exp
+
+METHODS = ("static", "equal", "uncertainty", "gradnorm", "dwa")
+
+
+class Weighting:
+    """Base: fixed weights. Subclasses change ``weights`` as training goes."""
+
+    needs_all_tasks = False
+
+    def __init__(self, tasks, static_weights=None):
+        self.tasks = list(tasks)
+        static_weights = static_weights or {}
+        self.w = {t: float(static_weights.get(t, 1.0)) for t in self.tasks}
+
+    def weights(self):
+        """Each task's current weight (what multiplies its loss), for logs."""
+        return dict(self.w)
+
+    def parameters(self):
+        """Learned weighting parameters that the network's optimizer should train."""
+        return []
+
+    def combine(self, losses, model=None):
+        """The step's loss from {task: loss Tensor} (each a mean over its examples)."""
+        total = 0
+        for task, loss in losses.items():
+            total = total + loss * self.w[task]
+        return total
+
+    def before_step(self):
+        """Called after the backward pass, before the optimizer step (set parameter grads)."""
+
+    def after_step(self, losses):
+        """Bookkeeping after the update, with the step's task losses as floats."""
+
+    def state_dict(self):
+        return {"w": self.w}
+
+    def load_state_dict(self, state):
+        self.w = {t: float(v) for t, v in state["w"].items()}
+
+
+class Equal(Weighting):
+    def __init__(self, tasks, static_weights=None):
+        super().__init__(tasks)
+        self.w = {t: 1.0 / len(self.tasks) for t in self.tasks}
+
+
+class Uncertainty(Weighting):
+    def __init__(self, tasks, kinds, static_weights=None):
+        super().__init__(tasks)
+        self.kinds = kinds
+        self.log_vars = {t: nn.Parameter(np.zeros((), dtype=np.float32)) for t in self.tasks}
+
+    def _factor(self, task):
+        return 0.5 if self.kinds[task] == "regression" else 1.0
+
+    def weights(self):
+        return {t: self._factor(t) * math.exp(-float(s.data)) for t, s in self.log_vars.items()}
+
+    def parameters(self):
+        return [self.log_vars[t] for t in self.tasks]
+
+    def combine(self, losses, model=None):
+        total = 0
+        for task, loss in losses.items():
+            s = self.log_vars[task]
+            total = total + exp(-s) * loss * self._factor(task) + s * 0.5
+        return total
+
+    def state_dict(self):
+        return {"log_vars": {t: float(s.data) for t, s in self.log_vars.items()}}
+
+    def load_state_dict(self, state):
+        for task, value in state["log_vars"].items():
+            self.log_vars[task].data[...] = value
+
+
+class GradNorm(Weighting):
+    needs_all_tasks = True
+
+    def __init__(self, tasks, alpha=1.5, static_weights=None):
+        super().__init__(tasks)
+        self.alpha = alpha
+        self.w_param = nn.Parameter(np.ones(len(self.tasks), dtype=np.float32))
+        self.initial_losses = None
+        self.last = {}
+
+    def weights(self):
+        return {t: float(v) for t, v in zip(self.tasks, self.w_param.data)}
+
+    def parameters(self):
+        return [self.w_param]
+
+    def combine(self, losses, model=None):
+        """Σ w_t L_t for the network; also computes ∇_w L_grad for ``after_step``."""
+        if set(losses) != set(self.tasks):
+            raise ValueError("gradnorm needs every task's loss in every step; use a joint or "
+                             "mixed schedule")
+        shared = model.last_shared_layer()
+        w = self.w_param.data
+        norms = np.array([_norm(grad(losses[t], [shared], retain_graph=True,
+                                     allow_unused=True)[0]) for t in self.tasks])
+        current = np.array([losses[t].item() for t in self.tasks])
+        if self.initial_losses is None:
+            self.initial_losses = current.copy()
+        self.last = gradnorm_grad(w, norms, current / self.initial_losses, self.alpha)
+        total = 0
+        for k, task in enumerate(self.tasks):
+            total = total + losses[task] * float(w[k])
+        return total
+
+    def before_step(self):
+        if self.last:
+            self.w_param.grad = self.last["grad_w"].astype(self.w_param.data.dtype)
+
+    def after_step(self, losses):
+        w = np.maximum(self.w_param.data, 1e-6)  # keep weights positive, then Σ w = T
+        self.w_param.data[...] = w * (len(self.tasks) / w.sum())
+
+    def state_dict(self):  # w itself is a parameter: the optimizer's checkpoint holds it
+        return {"w": self.w_param.data.tolist(), "initial_losses": None
+                if self.initial_losses is None else self.initial_losses.tolist()}
+
+    def load_state_dict(self, state):
+        self.w_param.data[...] = np.array(state["w"], dtype=self.w_param.data.dtype)
+        initial = state["initial_losses"]
+        self.initial_losses = None if initial is None else np.array(initial)
+
+
+def _norm(gradient):
+    return 0.0 if gradient is None else float(np.sqrt((np.asarray(gradient) ** 2).sum()))
+
+
+def gradnorm_grad(w, grad_norms, loss_ratios, alpha):
+    """GradNorm's ∇_w L_grad from w, ‖∇_W L_t‖ and L_t / L_t(0) (see the module docstring)."""
+    G = w * grad_norms
+    r = loss_ratios / loss_ratios.mean()
+    target = G.mean() * r ** alpha
+    return {"G": G, "target": target, "grad_w": np.sign(G - target) * grad_norms,
+            "L_grad": float(np.abs(G - target).sum())}
+
+
+class DWA(Weighting):
+    def __init__(self, tasks, temperature=2.0, window=100, static_weights=None):
+        super().__init__(tasks)
+        self.temperature, self.window = temperature, window
+        self.sums = {t: 0.0 for t in self.tasks}
+        self.counts = {t: 0 for t in self.tasks}
+        self.steps = 0
+        self.history = []  # mean loss per task of each finished window
+
+    def after_step(self, losses):
+        for task, value in losses.items():
+            self.sums[task] += value
+            self.counts[task] += 1
+        self.steps += 1
+        if self.steps % self.window:
+            return
+        self.history.append({t: self.sums[t] / max(self.counts[t], 1) for t in self.tasks})
+        self.history = self.history[-2:]
+        self.sums = {t: 0.0 for t in self.tasks}
+        self.counts = {t: 0 for t in self.tasks}
+        if len(self.history) == 2:
+            self.w = dwa_weights(self.history[0], self.history[1], self.temperature)
+
+    def state_dict(self):
+        return {"w": self.w, "sums": self.sums, "counts": self.counts, "steps": self.steps,
+                "history": self.history}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+        self.steps, self.history = state["steps"], list(state["history"])
+
+
+def dwa_weights(before_last, last, temperature):
+    """w_t = T · softmax_t(r_t / τ) with r_t = L̄_t(k−1) / L̄_t(k−2)."""
+    tasks = list(last)
+    r = np.array([last[t] / before_last[t] if before_last[t] > 0 else 1.0 for t in tasks])
+    e = np.exp(r / temperature - (r / temperature).max())
+    return {t: float(len(tasks) * v) for t, v in zip(tasks, e / e.sum())}
+
+
+def make_weighting(name, tasks, kinds, static_weights=None, alpha=1.5, temperature=2.0,
+                   window=100):
+    if name == "static":
+        return Weighting(tasks, static_weights)
+    if name == "equal":
+        return Equal(tasks)
+    if name == "uncertainty":
+        return Uncertainty(tasks, kinds)
+    if name == "gradnorm":
+        return GradNorm(tasks, alpha)
+    if name == "dwa":
+        return DWA(tasks, temperature, window)
+    raise ValueError(f"unknown weighting {name!r}; expected one of {', '.join(METHODS)}")
+
+
+__all__ = ["METHODS", "Weighting", "Equal", "Uncertainty", "GradNorm", "DWA", "make_weighting",
+           "gradnorm_grad", "dwa_weights"]
