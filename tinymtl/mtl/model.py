@@ -59,7 +59,11 @@ class MultiTaskModel(nn.Module):
         return self.heads[task](features)
 
     def shared_parameters(self):
-        return list(self.backbone.parameters())
+        return [p for p in self.backbone.parameters() if p.requires_grad]
+
+    def last_shared_layer(self):
+        """The weight of the backbone's last layer (GradNorm measures gradient norms on it)."""
+        return [p for p in self.backbone.parameters() if p.data.ndim >= 2][-1]
 
     def task_parameters(self, task):
         return list(self.heads[task].parameters())

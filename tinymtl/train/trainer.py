@@ -4,8 +4,9 @@ Each step: ask the schedule which task(s) to train, draw their batches, compute 
 (one task: w_t · L_t; a mixed batch: the backbone runs once on all examples, each example goes
 through its own task's head, and L = Σ_t w_t (n_t / n) · L_t; a joint batch: every example goes
 through every head, L = Σ_t w_t · L_t), backpropagate, clip, update, advance the learning-rate
-schedule. L_t is cross-entropy for classification and MSE for regression (``metrics``); w_t is
-the task's ``loss_weight`` (default 1). Every ``eval_every`` steps every task is evaluated
+schedule. L_t is cross-entropy for classification and MSE for regression (``metrics``); the
+weights w_t come from ``training.weighting`` (``mtl.weighting``: by default each task's
+``loss_weight``, 1 unless set). Every ``eval_every`` steps every task is evaluated
 on its held-out set. Everything that decides the next step (weights, optimizer moments, learning
 rate position, every random state, sampler positions, counters, history) is in ``state()``, so
 a run resumed from a checkpoint continues bitwise identically.
@@ -19,6 +20,7 @@ from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, default_generator
 from tinymtl.datasets.sampler import EpochSampler
 from tinymtl.mtl.sampling import TaskSampler
+from tinymtl.mtl.weighting import make_weighting
 from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
@@ -73,14 +75,20 @@ class Trainer:
         self.model, self.tasks, self.training = model, tasks, training
         self.schedule, self.label = schedule, label
         self.metrics_file, self.progress = metrics_file, progress
-        self.loss_weights = {t: 1.0 for t in tasks}
-        self.loss_weights.update(loss_weights or {})
         for phase in schedule.phases:
             if phase.mode == "joint" and not _same_inputs([tasks[t] for t in phase.tasks]):
                 raise ValueError(f"the joint schedule needs tasks that label the same inputs; "
                                  f"{', '.join(phase.tasks)} have different training inputs")
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = make_optimizer(trainable, training)
+        self.weighting = make_weighting(
+            training.get("weighting", "static"), sorted(tasks),
+            {t: d.kind for t, d in tasks.items()}, loss_weights,
+            alpha=training.get("gradnorm_alpha", 1.5),
+            temperature=training.get("dwa_temperature", 2.0),
+            window=training.get("dwa_window", 100))
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        if self.weighting.parameters():  # learned loss weights: no weight decay
+            groups.append({"params": self.weighting.parameters(), "weight_decay": 0.0})
+        self.optimizer = make_optimizer(groups, training)
         self.lr_scheduler = make_lr_scheduler(self.optimizer, training, schedule.total_steps)
         root = Generator(seed)
         self.samplers = {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
@@ -111,14 +119,19 @@ class Trainer:
         micro_batches = self.training["accumulate"]
         self.optimizer.zero_grad()
         total = 0.0
+        task_losses = dict.fromkeys(tasks, 0.0)
         for _ in range(micro_batches):
             loss, per_task = self._loss(mode, tasks)
             (loss / micro_batches if micro_batches > 1 else loss).backward()
             total += loss.item() / micro_batches
+            for task, *_, task_loss_value in per_task:
+                task_losses[task] += task_loss_value.item() / micro_batches
             self._count(per_task)
+        self.weighting.before_step()
         if self.training["grad_clip"]:
             clip_grad_norm_(self.optimizer_parameters(), self.training["grad_clip"])
         self.optimizer.step()
+        self.weighting.after_step(task_losses)
         self.lr_scheduler.step()
         self.step += 1
         for task in tasks:
@@ -134,13 +147,12 @@ class Trainer:
     def _loss(self, mode, tasks):
         """The loss of one micro-batch, and (task, x, y, outputs, task loss) for the statistics."""
         batch_size = self.training["batch_size"]
-        weights = self.loss_weights
         if mode == "alternating":
             (task,) = tasks
             x, y = self._batch(task, batch_size)
             outputs = self.model(Tensor(x), task)
             loss = self._task_loss(task, outputs, y)
-            return loss * weights[task], [(task, x, y, outputs, loss)]
+            return self.weighting.combine({task: loss}, self.model), [(task, x, y, outputs, loss)]
         if mode == "joint":  # one batch of inputs, every task's labels for it
             index = self.samplers[tasks[0]].next(batch_size)
             x = self.tasks[tasks[0]].x_train[index]
@@ -153,15 +165,15 @@ class Trainer:
             x = np.concatenate([x for x, _ in batches])
             shares = [size / batch_size for size in sizes]
         features = self.model.features(Tensor(x))
-        loss, start, per_task = 0, 0, []
+        losses, start, per_task = {}, 0, []
         for task, (x_task, y), share in zip(tasks, batches, shares):
             rows = features if mode == "joint" else features[start:start + len(y)]
             outputs = self.model.forward_heads(rows, task)
             part = self._task_loss(task, outputs, y)
-            loss = loss + part * (weights[task] * share)
+            losses[task] = part * share if share != 1.0 else part
             per_task.append((task, x_task, y, outputs, part))
             start += len(y)
-        return loss, per_task
+        return self.weighting.combine(losses, self.model), per_task
 
     def _count(self, per_task):
         for task, x, y, outputs, task_loss_value in per_task:
@@ -187,10 +199,11 @@ class Trainer:
     def _log_train(self):
         row = {"run": self.label, "type": "train", "step": self.step,
                "lr": self.optimizer.param_groups[0]["lr"], "tasks": {}}
+        weights = self.weighting.weights()
         for task, (loss, score, count) in sorted(self._running.items()):
             row["tasks"][task] = {"loss": loss / count,
                                   SCORES[self.tasks[task].kind]: score / count,
-                                  **self.counters[task]}
+                                  "weight": weights[task], **self.counters[task]}
         self._running = {}
         self._write(row)
         return row
@@ -223,6 +236,7 @@ class Trainer:
         """(JSON-able state, named arrays) of everything but the model and optimizer."""
         state = {"step": self.step, "label": self.label, "history": self.history,
                  "counters": self.counters, "running": self._running,
+                 "weighting": self.weighting.state_dict(),
                  "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
         arrays = {f"sampler_order.{t}": s.order for t, s in self.samplers.items()}
         return state, arrays
@@ -242,5 +256,7 @@ class Trainer:
         state, arrays = checkpoint["trainer_state"], checkpoint["trainer_arrays"]
         self.step, self.history = state["step"], state["history"]
         self.counters, self._running = state["counters"], state["running"]
+        if "weighting" in state:  # absent in checkpoints written before loss weighting
+            self.weighting.load_state_dict(state["weighting"])
         for task, sampler in self.samplers.items():
             sampler.load_state_dict(state["samplers"][task], arrays[f"sampler_order.{task}"])
