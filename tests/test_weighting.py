@@ -33,11 +33,11 @@ def test_uncertainty_optimum_and_gradient(kind, optimum):
         s.data[...] = s_value
         s.grad = None
         method.combine({"t": scalar(L)}).backward()
-        assert float(s.grad) == pytest.approx(-c * math.exp(-s_value) * L + 0.5, rel=1e-5)
+        assert float(s.grad[0]) == pytest.approx(-c * math.exp(-s_value) * L + 0.5, rel=1e-5)
         s.data[...] = optimum(L)
         s.grad = None
         method.combine({"t": scalar(L)}).backward()
-        assert abs(float(s.grad)) < 1e-5
+        assert abs(float(s.grad[0])) < 1e-5
         assert method.weights()["t"] == pytest.approx(c * math.exp(-optimum(L)), rel=1e-5)
 
 
@@ -48,7 +48,7 @@ def test_uncertainty_trains_to_its_optimum():
         optimizer.zero_grad()
         method.combine({"t": scalar(1.5)}).backward()
         optimizer.step()
-    assert float(method.log_vars["t"].data) == pytest.approx(math.log(3.0), abs=1e-3)
+    assert float(method.log_vars["t"].data[0]) == pytest.approx(math.log(3.0), abs=1e-3)
 
 
 def test_gradnorm_equal_ratios_and_norms_leave_w_unchanged():
@@ -131,3 +131,46 @@ def test_state_dict_round_trip(name):
     copy.load_state_dict(method.state_dict())
     assert copy.weights() == method.weights()
     assert copy.state_dict() == method.state_dict()
+
+
+# -- in the trainer ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["uncertainty", "gradnorm", "dwa"])
+def test_weighted_training_logs_weights_and_resumes_exactly(name, tmp_path, data_dir):
+    from test_shapes3 import shapes_config
+
+    from tinymtl.datasets import load_tasks
+    from tinymtl.train import checkpoint
+    from tinymtl.train.experiment import build, make_trainer, save_checkpoint
+
+    config = shapes_config(training={"weighting": name, "dwa_window": 3, "steps": 14,
+                                     "log_every": 2, "weight_decay": 0.01,
+                                     "optimizer": "adamw"})
+    tasks = load_tasks(config["tasks"])
+    straight = make_trainer(config, tasks, build(config, tasks), progress=False)
+    straight.fit()
+    first = make_trainer(config, tasks, build(config, tasks), progress=False)
+    for _ in range(7):
+        first.train_step()
+    save_checkpoint(tmp_path / "c.h5", first, config, tasks, 0.0)
+    resumed = make_trainer(config, tasks, build(config, tasks), progress=False)
+    resumed.load_state(checkpoint.load(tmp_path / "c.h5"))
+    resumed.fit()
+    for (key, a), b in zip(straight.model.state_dict().items(),
+                           resumed.model.state_dict().values()):
+        assert a.tobytes() == b.tobytes(), key
+    assert resumed.weighting.weights() == straight.weighting.weights()
+    weights = straight.weighting.weights()
+    assert weights != {"A": 1.0, "B": 1.0, "C": 1.0}  # learned / adapted
+    if name == "gradnorm":
+        assert sum(weights.values()) == pytest.approx(3.0, rel=1e-5)
+    if name == "uncertainty":  # the learned s takes no weight decay: its group has none
+        assert straight.optimizer.param_groups[1]["weight_decay"] == 0.0
+
+
+def test_gradnorm_needs_every_task_in_every_step():
+    from test_shapes3 import shapes_config
+
+    from tinymtl.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="expected a joint or mixed schedule"):
+        shapes_config(training={"weighting": "gradnorm", "schedule": "alternating"})

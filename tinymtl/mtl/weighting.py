@@ -85,13 +85,13 @@ class Uncertainty(Weighting):
     def __init__(self, tasks, kinds, static_weights=None):
         super().__init__(tasks)
         self.kinds = kinds
-        self.log_vars = {t: nn.Parameter(np.zeros((), dtype=np.float32)) for t in self.tasks}
+        self.log_vars = {t: nn.Parameter(np.zeros(1, dtype=np.float32)) for t in self.tasks}
 
     def _factor(self, task):
         return 0.5 if self.kinds[task] == "regression" else 1.0
 
     def weights(self):
-        return {t: self._factor(t) * math.exp(-float(s.data)) for t, s in self.log_vars.items()}
+        return {t: self._factor(t) * math.exp(-float(s.data[0])) for t, s in self.log_vars.items()}
 
     def parameters(self):
         return [self.log_vars[t] for t in self.tasks]
@@ -100,11 +100,11 @@ class Uncertainty(Weighting):
         total = 0
         for task, loss in losses.items():
             s = self.log_vars[task]
-            total = total + exp(-s) * loss * self._factor(task) + s * 0.5
+            total = total + (exp(-s) * loss * self._factor(task) + s * 0.5).sum()
         return total
 
     def state_dict(self):
-        return {"log_vars": {t: float(s.data) for t, s in self.log_vars.items()}}
+        return {"log_vars": {t: float(s.data[0]) for t, s in self.log_vars.items()}}
 
     def load_state_dict(self, state):
         for task, value in state["log_vars"].items():
