@@ -55,11 +55,19 @@ class Weighting:
         """Learned weighting parameters that the network's optimizer should train."""
         return []
 
+    def task_parameters(self, task):
+        """The learned parameters that only ``task``'s term depends on."""
+        return []
+
+    def terms(self, losses, model=None):
+        """{task: its weighted loss term} from {task: loss Tensor} (means over examples)."""
+        return {task: loss * self.w[task] for task, loss in losses.items()}
+
     def combine(self, losses, model=None):
-        """The step's loss from {task: loss Tensor} (each a mean over its examples)."""
+        """The step's loss: the sum of the terms."""
         total = 0
-        for task, loss in losses.items():
-            total = total + loss * self.w[task]
+        for term in self.terms(losses, model).values():
+            total = total + term
         return total
 
     def before_step(self):
@@ -96,12 +104,12 @@ class Uncertainty(Weighting):
     def parameters(self):
         return [self.log_vars[t] for t in self.tasks]
 
-    def combine(self, losses, model=None):
-        total = 0
-        for task, loss in losses.items():
-            s = self.log_vars[task]
-            total = total + (exp(-s) * loss * self._factor(task) + s * 0.5).sum()
-        return total
+    def task_parameters(self, task):
+        return [self.log_vars[task]]
+
+    def terms(self, losses, model=None):
+        return {task: (exp(-self.log_vars[task]) * loss * self._factor(task)
+                       + self.log_vars[task] * 0.5).sum() for task, loss in losses.items()}
 
     def state_dict(self):
         return {"log_vars": {t: float(s.data[0]) for t, s in self.log_vars.items()}}
@@ -127,8 +135,8 @@ class GradNorm(Weighting):
     def parameters(self):
         return [self.w_param]
 
-    def combine(self, losses, model=None):
-        """Σ w_t L_t for the network; also computes ∇_w L_grad for ``after_step``."""
+    def terms(self, losses, model=None):
+        """w_t L_t for the network; also computes ∇_w L_grad for ``before_step``."""
         if set(losses) != set(self.tasks):
             raise ValueError("gradnorm needs every task's loss in every step; use a joint or "
                              "mixed schedule")
@@ -140,10 +148,7 @@ class GradNorm(Weighting):
         if self.initial_losses is None:
             self.initial_losses = current.copy()
         self.last = gradnorm_grad(w, norms, current / self.initial_losses, self.alpha)
-        total = 0
-        for k, task in enumerate(self.tasks):
-            total = total + losses[task] * float(w[k])
-        return total
+        return {task: losses[task] * float(w[k]) for k, task in enumerate(self.tasks)}
 
     def before_step(self):
         if self.last:

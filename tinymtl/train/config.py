@@ -12,6 +12,7 @@ import yaml
 from tinymtl.datasets import IMAGE_SETS, SOURCES
 from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
+from tinymtl.mtl.surgery import METHODS as GRADIENT_METHODS
 from tinymtl.mtl.weighting import METHODS as WEIGHTING_METHODS
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
@@ -191,6 +192,8 @@ SCHEMA = {
         "gradnorm_alpha": Float(default=1.5, low=0.0),
         "dwa_temperature": Float(default=2.0, positive=True),
         "dwa_window": Int(default=100, low=1),  # steps per DWA averaging window
+        "gradients": Choice(GRADIENT_METHODS, default="sum"),  # gradient surgery on shared params
+        "cagrad_c": Float(default=0.5, low=0.0),
         "batch_size": Int(default=64, low=1),
         "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
         "lr": Float(default=3e-3, positive=True),
@@ -237,16 +240,17 @@ def validate(raw, source="config"):
             raise ConfigError(f"training.warmup_steps = {training['warmup_steps']}: expected "
                               f"fewer than training.steps ({training['steps']})")
         _check_tasks(config)
-        if training["weighting"] == "gradnorm":
-            modes = [p["mode"] for p in training["phases"]] if training["phases"] else \
-                [training["schedule"]]
-            if len(tasks) < 2 or any(mode not in ("joint", "mixed") for mode in modes):
-                raise ConfigError("training.weighting = 'gradnorm': it compares every task's "
-                                  "gradient in each step; expected a joint or mixed schedule "
-                                  "of at least two tasks")
-            if training["accumulate"] > 1:
-                raise ConfigError("training.weighting = 'gradnorm': expected training."
-                                  "accumulate = 1")
+        modes = [p["mode"] for p in training["phases"]] if training["phases"] else \
+            [training["schedule"]]
+        for key, needs in (("weighting", "gradnorm"), ("gradients", "pcgrad"),
+                           ("gradients", "cagrad"), ("gradients", "mgda")):
+            if training[key] == needs and (len(tasks) < 2 or any(
+                    mode not in ("joint", "mixed") for mode in modes)):
+                raise ConfigError(f"training.{key} = {needs!r}: it compares every task's "
+                                  f"gradient in each step; expected a joint or mixed schedule "
+                                  f"of at least two tasks")
+        if training["weighting"] == "gradnorm" and training["accumulate"] > 1:
+            raise ConfigError("training.weighting = 'gradnorm': expected training.accumulate = 1")
         if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:
             raise ConfigError(f"model.kernel_size = {config['model']['kernel_size']}: expected "
                               f"an odd size (the conv encoder keeps the sequence length)")

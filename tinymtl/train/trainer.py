@@ -20,6 +20,7 @@ from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, default_generator
 from tinymtl.datasets.sampler import EpochSampler
 from tinymtl.mtl.sampling import TaskSampler
+from tinymtl.mtl.surgery import GradientSurgery
 from tinymtl.mtl.weighting import make_weighting
 from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
@@ -96,6 +97,10 @@ class Trainer:
         self.task_sampler = TaskSampler(
             training["sampling"], {t: len(d.y_train) for t, d in tasks.items()},
             training["sampling_temperature"], seed=int(root.spawn(0).integers(2 ** 31)))
+        method = training.get("gradients", "sum")
+        self.surgery = None if method == "sum" else GradientSurgery(
+            method, sorted(tasks), seed=int(root.spawn(len(tasks) + 1).integers(2 ** 31)),
+            c=training.get("cagrad_c", 0.5))
         self.step = 0
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
@@ -121,8 +126,18 @@ class Trainer:
         total = 0.0
         task_losses = dict.fromkeys(tasks, 0.0)
         for _ in range(micro_batches):
-            loss, per_task = self._loss(mode, tasks)
-            (loss / micro_batches if micro_batches > 1 else loss).backward()
+            terms, per_task = self._loss(mode, tasks)
+            loss = 0
+            for term in terms.values():
+                loss = loss + term
+            if micro_batches > 1:
+                terms = {t: term / micro_batches for t, term in terms.items()}
+            if self.surgery is not None and len(terms) > 1 and self.model.shared_parameters():
+                self.surgery.backward(terms, self.model.shared_parameters(), {
+                    t: self.model.task_parameters(t) + self.weighting.task_parameters(t)
+                    for t in terms})
+            else:
+                (loss / micro_batches if micro_batches > 1 else loss).backward()
             total += loss.item() / micro_batches
             for task, *_, task_loss_value in per_task:
                 task_losses[task] += task_loss_value.item() / micro_batches
@@ -145,14 +160,15 @@ class Trainer:
         return task_loss(self.tasks[task].kind, outputs, y)
 
     def _loss(self, mode, tasks):
-        """The loss of one micro-batch, and (task, x, y, outputs, task loss) for the statistics."""
+        """The weighted loss terms {task: term} of one micro-batch (the loss is their sum), and
+        (task, x, y, outputs, task loss) for the statistics."""
         batch_size = self.training["batch_size"]
         if mode == "alternating":
             (task,) = tasks
             x, y = self._batch(task, batch_size)
             outputs = self.model(Tensor(x), task)
             loss = self._task_loss(task, outputs, y)
-            return self.weighting.combine({task: loss}, self.model), [(task, x, y, outputs, loss)]
+            return self.weighting.terms({task: loss}, self.model), [(task, x, y, outputs, loss)]
         if mode == "joint":  # one batch of inputs, every task's labels for it
             index = self.samplers[tasks[0]].next(batch_size)
             x = self.tasks[tasks[0]].x_train[index]
@@ -173,7 +189,7 @@ class Trainer:
             losses[task] = part * share if share != 1.0 else part
             per_task.append((task, x_task, y, outputs, part))
             start += len(y)
-        return self.weighting.combine(losses, self.model), per_task
+        return self.weighting.terms(losses, self.model), per_task
 
     def _count(self, per_task):
         for task, x, y, outputs, task_loss_value in per_task:
@@ -204,6 +220,8 @@ class Trainer:
             row["tasks"][task] = {"loss": loss / count,
                                   SCORES[self.tasks[task].kind]: score / count,
                                   "weight": weights[task], **self.counters[task]}
+        if self.surgery is not None:
+            row["gradients"] = self.surgery.statistics()
         self._running = {}
         self._write(row)
         return row
@@ -237,6 +255,7 @@ class Trainer:
         state = {"step": self.step, "label": self.label, "history": self.history,
                  "counters": self.counters, "running": self._running,
                  "weighting": self.weighting.state_dict(),
+                 "surgery": None if self.surgery is None else self.surgery.state_dict(),
                  "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
         arrays = {f"sampler_order.{t}": s.order for t, s in self.samplers.items()}
         return state, arrays
@@ -258,5 +277,7 @@ class Trainer:
         self.counters, self._running = state["counters"], state["running"]
         if "weighting" in state:  # absent in checkpoints written before loss weighting
             self.weighting.load_state_dict(state["weighting"])
+        if self.surgery is not None:
+            self.surgery.load_state_dict(state["surgery"])
         for task, sampler in self.samplers.items():
             sampler.load_state_dict(state["samplers"][task], arrays[f"sampler_order.{task}"])

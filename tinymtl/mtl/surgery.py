@@ -1,0 +1,168 @@
+"""Gradient surgery: combine the tasks' gradients on the *shared* parameters into one update.
+
+Each task's (weighted) loss is differentiated alone, giving g_i on the shared parameters
+(flattened into one vector); heads keep their own gradients. Then:
+
+sum      g = Σ_i g_i                                   (what backward() on Σ_i L_i gives)
+pcgrad   Yu et al. (2020). g_i^PC starts at g_i; for each i, over j ≠ i in a fresh random
+         order (seeded): if g_i^PC · g_j < 0 then g_i^PC −= (g_i^PC · g_j / ‖g_j‖²) g_j, always
+         against the *original* g_j. g = Σ_i g_i^PC.
+cagrad   Liu et al. (2021), conflict-averse. g_0 = mean_i g_i; w on the simplex minimises
+         F(w) = g_w · g_0 + √φ ‖g_w‖ with g_w = Σ_i w_i g_i and φ = c² ‖g_0‖²;
+         d = g_0 + (√φ / ‖g_w‖) g_w, and g = T · d / (1 + c²)   (T: the sum's scale).
+mgda     Sener & Koltun (2018), multiple-gradient descent: the min-norm point of the convex hull,
+         α = argmin_{α ∈ simplex} ‖Σ_i α_i g_i‖²; g = T · Σ_i α_i g_i.
+         For two tasks α_1 = clip(((g_2 − g_1) · g_2) / ‖g_1 − g_2‖², 0, 1).
+
+Statistics per task pair (i, j), over steps: the conflict frequency (share of steps with
+g_i · g_j < 0) and the mean cosine similarity — written to metrics and drawn as a heatmap.
+"""
+
+import itertools
+
+import numpy as np
+
+from tinymtl.autograd import grad
+from tinymtl.backend import to_numpy
+from tinymtl.backend.random import Generator
+
+METHODS = ("sum", "pcgrad", "cagrad", "mgda")
+
+
+def pcgrad(grads, rng):
+    """PCGrad's combined gradient from a list of flat gradients; ``rng`` orders the j's."""
+    projected = [g.copy() for g in grads]
+    for i, g_i in enumerate(projected):
+        others = [j for j in range(len(grads)) if j != i]
+        for j in rng.permutation(len(others)):
+            g_j = grads[others[j]]
+            dot = float(g_i @ g_j)
+            if dot < 0:
+                g_i -= dot / float(g_j @ g_j) * g_j
+    return np.sum(projected, axis=0)
+
+
+def _simplex_projection(v):
+    """The Euclidean projection of v onto {w ≥ 0, Σ w = 1}."""
+    u = np.sort(v)[::-1]
+    cumulative = np.cumsum(u) - 1
+    k = np.nonzero(u - cumulative / np.arange(1, len(v) + 1) > 0)[0][-1]
+    return np.maximum(v - cumulative[k] / (k + 1), 0)
+
+
+def cagrad(grads, c=0.5, iterations=200):
+    """CAGrad's update (scaled by T to match the sum of task gradients)."""
+    G = np.stack(grads).astype(np.float64)
+    T = len(grads)
+    gram = G @ G.T
+    g0_dot = gram.mean(axis=1)                 # g_i · g_0
+    g0_norm = np.sqrt(max(g0_dot.mean(), 0))   # ‖g_0‖
+    sqrt_phi = c * g0_norm
+    w = np.full(T, 1 / T)
+    step = 1.0 / (np.abs(gram).max() + 1e-12)
+    for _ in range(iterations):  # projected gradient descent on F(w)
+        norm = np.sqrt(max(w @ gram @ w, 1e-20))
+        gradient = g0_dot + sqrt_phi * (gram @ w) / norm
+        w = _simplex_projection(w - step * gradient)
+    g_w = w @ G
+    norm = np.sqrt(max(w @ gram @ w, 1e-20))
+    d = G.mean(axis=0) + (sqrt_phi / norm) * g_w
+    return (T * d / (1 + c * c)).astype(grads[0].dtype)
+
+
+def min_norm_weights(grads, iterations=5000):
+    """α = argmin_{α ∈ simplex} ‖Σ α_i g_i‖² = αᵀ(G Gᵀ)α: closed form for two tasks, else
+    accelerated projected gradient descent (FISTA) on the simplex — a T x T problem, so cheap.
+    (Sener & Koltun use Frank-Wolfe; both reach the same minimiser, this one more precisely.)"""
+    G = np.stack(grads).astype(np.float64)
+    gram = G @ G.T
+    T = len(grads)
+    if T == 2:
+        denominator = gram[0, 0] + gram[1, 1] - 2 * gram[0, 1]
+        a = 0.5 if denominator <= 0 else np.clip((gram[1, 1] - gram[0, 1]) / denominator, 0, 1)
+        return np.array([a, 1 - a])
+    step = 1.0 / (2 * np.linalg.eigvalsh(gram)[-1] + 1e-30)
+    alpha = momentum = np.full(T, 1 / T)
+    t = 1.0
+    for _ in range(iterations):
+        previous = alpha
+        alpha = _simplex_projection(momentum - step * 2 * (gram @ momentum))
+        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
+        momentum = alpha + (t - 1) / t_next * (alpha - previous)
+        t = t_next
+    return alpha
+
+
+def mgda(grads):
+    alpha = min_norm_weights(grads)
+    return (len(grads) * (alpha @ np.stack(grads).astype(np.float64))).astype(grads[0].dtype)
+
+
+class GradientSurgery:
+    """Per-task gradients on the shared parameters, combined by ``method``; keeps the per-pair
+    conflict statistics. Its random order (PCGrad) and statistics are in ``state_dict()``."""
+
+    def __init__(self, method, tasks, seed=0, c=0.5):
+        if method not in METHODS:
+            raise ValueError(f"unknown gradient method {method!r}; expected one of "
+                             f"{', '.join(METHODS)}")
+        self.method, self.tasks, self.c = method, list(tasks), c
+        self.rng = Generator(seed)
+        self.pairs = {f"{a}|{b}": {"steps": 0, "conflicts": 0, "cosine_sum": 0.0}
+                      for a, b in itertools.combinations(sorted(self.tasks), 2)}
+
+    def backward(self, terms, shared, private):
+        """Set ``.grad`` of every parameter from per-task loss ``terms`` {task: Tensor}:
+        ``shared`` parameters get the combined gradient, ``private[task]`` parameters (heads,
+        learned loss weights) their own task's gradient."""
+        tasks = list(terms)
+        flat = []
+        for task in tasks:
+            own = private.get(task, [])
+            grads = grad(terms[task], shared + own, retain_graph=True, allow_unused=True)
+            flat.append(np.concatenate([
+                np.zeros(p.data.size, p.data.dtype) if g is None else to_numpy(g).ravel()
+                for p, g in zip(shared, grads[:len(shared)])]))
+            for p, g in zip(own, grads[len(shared):]):
+                if g is not None:
+                    p.grad = g if p.grad is None else p.grad + g
+        self._record(tasks, flat)
+        combined = self.combine(flat)
+        start = 0
+        for p in shared:
+            piece = combined[start:start + p.data.size].reshape(p.data.shape)
+            start += p.data.size
+            piece = p.xp.asarray(piece.astype(p.data.dtype, copy=False))
+            p.grad = piece if p.grad is None else p.grad + piece
+
+    def combine(self, flat):
+        if self.method == "pcgrad":
+            return pcgrad(flat, self.rng)
+        if self.method == "cagrad":
+            return cagrad(flat, self.c)
+        if self.method == "mgda":
+            return mgda(flat)
+        return np.sum(flat, axis=0)
+
+    def _record(self, tasks, flat):
+        for (a, g_a), (b, g_b) in itertools.combinations(zip(tasks, flat), 2):
+            key = "|".join(sorted((a, b)))
+            dot = float(g_a.astype(np.float64) @ g_b)
+            norms = float(np.linalg.norm(g_a) * np.linalg.norm(g_b))
+            entry = self.pairs[key]
+            entry["steps"] += 1
+            entry["conflicts"] += int(dot < 0)
+            entry["cosine_sum"] += dot / norms if norms > 0 else 0.0
+
+    def statistics(self):
+        """{pair: {conflict_frequency, mean_cosine, steps}} over every step so far."""
+        return {pair: {"conflict_frequency": e["conflicts"] / e["steps"] if e["steps"] else None,
+                       "mean_cosine": e["cosine_sum"] / e["steps"] if e["steps"] else None,
+                       "steps": e["steps"]} for pair, e in self.pairs.items()}
+
+    def state_dict(self):
+        return {"rng": self.rng.state_dict(), "pairs": self.pairs}
+
+    def load_state_dict(self, state):
+        self.rng.load_state_dict(state["rng"])
+        self.pairs = {k: dict(v) for k, v in state["pairs"].items()}
