@@ -126,3 +126,17 @@ def test_surgery_needs_every_task_in_every_step():
 
     with pytest.raises(ConfigError, match="training.gradients = 'pcgrad'"):
         shapes_config(training={"gradients": "pcgrad", "schedule": "alternating"})
+
+
+def test_run_with_pcgrad_writes_the_conflict_heatmap(tmp_path, data_dir):
+    from test_shapes3 import shapes_config
+
+    from tinymtl.train.experiment import run
+
+    summary = run(shapes_config(training={"gradients": "pcgrad", "weighting": "uncertainty"}),
+                  tmp_path / "run", progress=False)
+    assert summary["gradients"]["method"] == "pcgrad"
+    assert 0 <= summary["gradients"]["pairs"]["A|B"]["conflict_frequency"] <= 1
+    assert (tmp_path / "run" / "gradient_conflicts.png").stat().st_size > 0
+    assert summary["weighting"] == "uncertainty"
+    assert summary["tasks"]["A"]["final_loss_weight"] != 1.0

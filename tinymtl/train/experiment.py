@@ -5,6 +5,7 @@
     runs/<name>/checkpoint.h5    the final model (periodic ones overwrite it atomically)
     runs/<name>/summary.json     per-task results, baselines, round trip, checkpoint size
     runs/<name>/<task>_curves.png
+    runs/<name>/gradient_conflicts.png   with gradient surgery: per-pair conflicts and cosines
 
 With ``resume=True`` the run continues from its checkpoint and ends bitwise identical to an
 uninterrupted run with the same config and seed.
@@ -203,6 +204,12 @@ def run(config, out_dir=None, resume=False, progress=True):
     rows = _read_rows(metrics_path)
     for task, data in tasks.items():
         plots.task_curves(rows, task, out / f"{task}_curves.png", data.kind)
+    for task, weight in trainer.weighting.weights().items():
+        results[task]["final_loss_weight"] = weight
+    gradients = None
+    if trainer.surgery is not None:
+        gradients = {"method": trainer.surgery.method, "pairs": trainer.surgery.statistics()}
+        plots.gradient_conflicts(gradients["pairs"], out / "gradient_conflicts.png")
     roundtrip_result = roundtrip(model, config, tasks, checkpoint_path)
     summary = {
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
@@ -212,6 +219,8 @@ def run(config, out_dir=None, resume=False, progress=True):
                     "baselines_seconds": round(baseline_seconds, 3),
                     "resumed_from_step": None if loaded is None else loaded["step"]},
         "tasks": results,
+        "weighting": config["training"]["weighting"],
+        "gradients": gradients,
         "roundtrip": roundtrip_result,
         "checkpoint": {"path": str(checkpoint_path), "bytes": checkpoint_bytes},
         "data": {t: d.manifest for t, d in tasks.items()},

@@ -123,3 +123,34 @@ def accuracy_by_group(report, path):
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return str(path)
+
+
+def gradient_conflicts(statistics, path):
+    """Heatmaps of the per-pair conflict frequency (share of steps with g_i · g_j < 0) and the
+    mean cosine similarity of the tasks' shared-parameter gradients."""
+    tasks = sorted({t for pair in statistics for t in pair.split("|")})
+    index = {t: k for k, t in enumerate(tasks)}
+    conflict = np.full((len(tasks), len(tasks)), np.nan)
+    cosine = np.full((len(tasks), len(tasks)), np.nan)
+    for pair, values in statistics.items():
+        a, b = (index[t] for t in pair.split("|"))
+        for matrix, key in ((conflict, "conflict_frequency"), (cosine, "mean_cosine")):
+            if values[key] is not None:
+                matrix[a, b] = matrix[b, a] = values[key]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for axis, matrix, title, limits, cmap in (
+            (axes[0], conflict, "conflict frequency", (0, 1), "Reds"),
+            (axes[1], cosine, "mean cosine similarity", (-1, 1), "coolwarm")):
+        image = axis.imshow(matrix, vmin=limits[0], vmax=limits[1], cmap=cmap)
+        axis.set_xticks(range(len(tasks)), tasks)
+        axis.set_yticks(range(len(tasks)), tasks)
+        for (i, j), value in np.ndenumerate(matrix):
+            if not np.isnan(value):
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=9)
+        axis.set_title(title)
+        figure.colorbar(image, ax=axis)
+    figure.suptitle("task gradients on the shared parameters")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)
