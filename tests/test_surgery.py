@@ -96,24 +96,13 @@ def test_surgery_statistics_and_state():
 def test_surgery_in_training_logs_conflicts_and_resumes_exactly(method, tmp_path, data_dir):
     from test_shapes3 import shapes_config
 
+    from mtl_helpers import train_straight_and_resumed
+
     from tinymtl.datasets import load_tasks
-    from tinymtl.train import checkpoint
-    from tinymtl.train.experiment import build, make_trainer, save_checkpoint
 
     config = shapes_config(training={"gradients": method, "steps": 10, "log_every": 5})
     tasks = load_tasks(config["tasks"])
-    straight = make_trainer(config, tasks, build(config, tasks), progress=False)
-    straight.fit()
-    first = make_trainer(config, tasks, build(config, tasks), progress=False)
-    for _ in range(4):
-        first.train_step()
-    save_checkpoint(tmp_path / "c.h5", first, config, tasks, 0.0)
-    resumed = make_trainer(config, tasks, build(config, tasks), progress=False)
-    resumed.load_state(checkpoint.load(tmp_path / "c.h5"))
-    resumed.fit()
-    for (key, a), b in zip(straight.model.state_dict().items(),
-                           resumed.model.state_dict().values()):
-        assert a.tobytes() == b.tobytes(), key
+    straight, resumed = train_straight_and_resumed(config, tasks, 4, tmp_path / "c.h5")
     stats = straight.surgery.statistics()
     assert set(stats) == {"A|B", "A|C", "B|C"} and stats["A|B"]["steps"] == 10
     assert resumed.surgery.statistics() == stats

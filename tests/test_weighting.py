@@ -138,26 +138,15 @@ def test_state_dict_round_trip(name):
 def test_weighted_training_logs_weights_and_resumes_exactly(name, tmp_path, data_dir):
     from test_shapes3 import shapes_config
 
+    from mtl_helpers import train_straight_and_resumed
+
     from tinymtl.datasets import load_tasks
-    from tinymtl.train import checkpoint
-    from tinymtl.train.experiment import build, make_trainer, save_checkpoint
 
     config = shapes_config(training={"weighting": name, "dwa_window": 3, "steps": 14,
                                      "log_every": 2, "weight_decay": 0.01,
                                      "optimizer": "adamw"})
     tasks = load_tasks(config["tasks"])
-    straight = make_trainer(config, tasks, build(config, tasks), progress=False)
-    straight.fit()
-    first = make_trainer(config, tasks, build(config, tasks), progress=False)
-    for _ in range(7):
-        first.train_step()
-    save_checkpoint(tmp_path / "c.h5", first, config, tasks, 0.0)
-    resumed = make_trainer(config, tasks, build(config, tasks), progress=False)
-    resumed.load_state(checkpoint.load(tmp_path / "c.h5"))
-    resumed.fit()
-    for (key, a), b in zip(straight.model.state_dict().items(),
-                           resumed.model.state_dict().values()):
-        assert a.tobytes() == b.tobytes(), key
+    straight, resumed = train_straight_and_resumed(config, tasks, 7, tmp_path / "c.h5")
     assert resumed.weighting.weights() == straight.weighting.weights()
     weights = straight.weighting.weights()
     assert weights != {"A": 1.0, "B": 1.0, "C": 1.0}  # learned / adapted
