@@ -87,6 +87,8 @@ def min_norm_weights(grads, iterations=5000):
     for _ in range(iterations):
         previous = alpha
         alpha = _simplex_projection(momentum - step * 2 * (gram @ momentum))
+        if np.abs(alpha - previous).max() < 1e-12:
+            break
         t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
         momentum = alpha + (t - 1) / t_next * (alpha - previous)
         t = t_next
