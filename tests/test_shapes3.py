@@ -323,3 +323,25 @@ def test_eval_reports_mae_for_regression(tiny_run):
     scores = json.loads(result.output)
     assert set(scores["C"]) == {"test_mae", "test_loss"}
     assert set(scores["A"]) == {"test_accuracy", "test_loss"}
+
+
+def test_per_task_learning_rate_is_its_own_parameter_group(data_dir):
+    config = shapes_config(
+        tasks={"A": dict(generator="shapes3", target="shape", lr=0.05, **SIZES),
+               "C": dict(generator="shapes3", target="intensity", **SIZES)},
+        training={"optimizer": "sgd", "momentum": 0.0, "lr": 0.01, "lr_schedule": "cosine"})
+    tasks = load_tasks(config["tasks"])
+    model = build(config, tasks)
+    trainer = make_trainer(config, tasks, model, progress=False)
+    shared, head_a = trainer.optimizer.param_groups
+    assert {id(p) for p in head_a["params"]} == {id(p) for p in model.heads["A"].parameters()}
+    assert (shared["lr"], head_a["lr"]) == (0.01, 0.05)
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    trainer.train_step()
+    for name, parameter in model.named_parameters():
+        rate = 0.05 if name.startswith("heads.A.") else 0.01
+        if parameter.grad is not None:  # SGD without momentum: Δθ = −lr · g
+            np.testing.assert_allclose(before[name] - parameter.data, rate * parameter.grad,
+                                       rtol=1e-4, atol=1e-7)
+    trainer.train_step()
+    assert head_a["lr"] / shared["lr"] == pytest.approx(5.0)  # the schedule scales both

@@ -87,7 +87,8 @@ def make_trainer(config, tasks, model, metrics_file=None, progress=True):
                              training["phases"])
     return Trainer(model, tasks, training, schedule, config["seed"], metrics_file=metrics_file,
                    progress=progress,
-                   loss_weights={t: spec["loss_weight"] for t, spec in config["tasks"].items()})
+                   loss_weights={t: spec["loss_weight"] for t, spec in config["tasks"].items()},
+                   task_lrs={t: spec["lr"] for t, spec in config["tasks"].items()})
 
 
 def save_checkpoint(path, trainer, config, tasks, elapsed):

@@ -72,7 +72,7 @@ def format_scores(tasks, prefix=""):
 
 class Trainer:
     def __init__(self, model, tasks, training, schedule, seed, label="multitask",
-                 metrics_file=None, progress=True, loss_weights=None):
+                 metrics_file=None, progress=True, loss_weights=None, task_lrs=None):
         self.model, self.tasks, self.training = model, tasks, training
         self.schedule, self.label = schedule, label
         self.metrics_file, self.progress = metrics_file, progress
@@ -86,7 +86,7 @@ class Trainer:
             alpha=training.get("gradnorm_alpha", 1.5),
             temperature=training.get("dwa_temperature", 2.0),
             window=training.get("dwa_window", 100))
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+        groups = self._parameter_groups(model, task_lrs or {})
         if self.weighting.parameters():  # learned loss weights: no weight decay
             groups.append({"params": self.weighting.parameters(), "weight_decay": 0.0})
         self.optimizer = make_optimizer(groups, training)
@@ -105,6 +105,19 @@ class Trainer:
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
         self._running = {}
+
+    @staticmethod
+    def _parameter_groups(model, task_lrs):
+        """One optimizer group for everything at ``training.lr``, and one per task that sets
+        its own ``lr`` (that task's head: per-task learning rates)."""
+        own = {task: [p for p in model.heads[task].parameters() if p.requires_grad]
+               for task, lr in task_lrs.items() if lr is not None and task in model.heads}
+        separate = {id(p) for params in own.values() for p in params}
+        groups = [{"params": [p for p in model.parameters()
+                              if p.requires_grad and id(p) not in separate]}]
+        groups += [{"params": params, "lr": task_lrs[task]}
+                   for task, params in sorted(own.items()) if params]
+        return groups
 
     # -- one step ---------------------------------------------------------------------------------
     def _batch(self, task, size):
