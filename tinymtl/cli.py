@@ -151,7 +151,7 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
     printf 'math\\t7+5\\nkindergarten\\tafter C\\n' | tinymtl predict CKPT --input -
     """
     from tinymtl.datasets import encode
-    from tinymtl.train.metrics import predict_logits
+    from tinymtl.train.metrics import predict_logits, softmax
 
     config, tasks, model = _load(checkpoint_path)
     _check_task(task, tasks)
@@ -177,20 +177,13 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
                   f"`tinymtl eval` or `tinymtl diagnose` for image tasks", 2)
     for item_task, text in items:
         logits = predict_logits(model, item_task, encode([text], config["data"]["max_length"]))
-        probs = _softmax(logits[0])
+        probs = softmax(logits)[0]
         answer = tasks[item_task].classes[int(probs.argmax())]
         if as_json:
             click.echo(json.dumps({"task": item_task, "input": text, "answer": answer,
                                    "confidence": float(probs.max())}))
         else:
             click.echo(f"{item_task}\t{text}\t{answer}\t({100 * probs.max():.1f} %)")
-
-
-def _softmax(logits):
-    import numpy as np
-
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
 
 
 @main.command()

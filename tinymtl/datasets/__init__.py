@@ -56,5 +56,5 @@ def load_tasks(specs, max_length=20, seed=0, use_cache=True):
     return tasks
 
 
-__all__ = ["TaskData", "load_task", "load_tasks", "GENERATORS", "LOADERS", "SOURCES", "encode", "decode",
-           "VOCAB_SIZE", "cache_dir", "array_digest"]
+__all__ = ["TaskData", "load_task", "load_tasks", "GENERATORS", "LOADERS", "IMAGE_SETS", "SOURCES",
+           "encode", "decode", "VOCAB_SIZE", "cache_dir", "array_digest"]

@@ -60,18 +60,32 @@ def save(data, path):
     _write(path, arrays, data.manifest, classes=data.classes)
 
 
-def load(path):
-    """The cached TaskData at ``path``, or None if it is missing, unreadable or fails its sha256."""
+def _read(path):
+    """(arrays, manifest, other JSON attributes) of a cached file; None if it is unreadable."""
     try:
         with h5py.File(path, "r") as f:
-            manifest = json.loads(f.attrs["manifest"])
-            data = TaskData(
-                name=manifest["name"], classes=json.loads(f.attrs["classes"]),
-                x_train=f["x_train"][...], y_train=f["y_train"][...],
-                x_test=f["x_test"][...], y_test=f["y_test"][...],
-                text_train=[t.decode() for t in f["text_train"][...]],
-                text_test=[t.decode() for t in f["text_test"][...]], manifest=manifest)
-    except (OSError, KeyError, ValueError):
+            arrays = {key: f[key][...] for key in f.keys()}
+            attrs = {key: json.loads(value) for key, value in f.attrs.items()}
+    except (OSError, ValueError):
+        return None
+    manifest = attrs.pop("manifest", None)
+    return None if manifest is None else (arrays, manifest, attrs)
+
+
+def load(path):
+    """The cached TaskData at ``path``, or None if it is missing, unreadable or fails its sha256."""
+    stored = _read(path)
+    if stored is None:
+        return None
+    arrays, manifest, attrs = stored
+    try:
+        data = TaskData(
+            name=manifest["name"], classes=attrs["classes"],
+            x_train=arrays["x_train"], y_train=arrays["y_train"],
+            x_test=arrays["x_test"], y_test=arrays["y_test"],
+            text_train=[t.decode() for t in arrays["text_train"]],
+            text_test=[t.decode() for t in arrays["text_test"]], manifest=manifest)
+    except KeyError:
         return None
     return data if _digest(data) == manifest.get("sha256") else None
 
@@ -99,15 +113,11 @@ def load_or_generate_arrays(spec, generate, use_cache=True):
     """Like ``load_or_generate``, for a set of named arrays (``generate() -> {name: array}``),
     e.g. one image set that several tasks label differently. Returns (arrays, manifest)."""
     path = cache_path(spec)
-    if use_cache and path.exists():
-        try:
-            with h5py.File(path, "r") as f:
-                manifest = json.loads(f.attrs["manifest"])
-                arrays = {key: f[key][...] for key in f.keys()}
-            if array_digest(*(arrays[k] for k in sorted(arrays))) == manifest.get("sha256"):
-                return arrays, manifest
-        except (OSError, KeyError, ValueError):
-            pass
+    stored = _read(path) if use_cache and path.exists() else None
+    if stored is not None:
+        arrays, manifest, _ = stored
+        if array_digest(*(arrays[k] for k in sorted(arrays))) == manifest.get("sha256"):
+            return arrays, manifest
     arrays = generate()
     manifest = dict(spec, sha256=array_digest(*(arrays[k] for k in sorted(arrays))))
     if use_cache:

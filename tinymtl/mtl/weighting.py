@@ -15,15 +15,17 @@ gradnorm      Chen et al. (2018). Learned w_t, updated so that the gradient norm
                   L̃_t = L_t / L_t(0),   r_t = L̃_t / mean_j L̃_j
                   L_grad = Σ_t | G_t − sg(mean_j G_j · r_t^α) |        (sg: a constant)
               w is moved by ∇_w L_grad only (the network by Σ w_t L_t) — w is a parameter of
-              the network's optimizer, as in the paper — then renormalised to Σ_t w_t = T. Since G_t = w_t ‖∇_W L_t‖, ∂L_grad/∂w_t = sign(G_t − target_t) ·
-              ‖∇_W L_t‖ exactly. It needs every task in every step (joint or mixed batches).
+              the network's optimizer, as in the paper — then renormalised to Σ_t w_t = T.
+              Since G_t = w_t ‖∇_W L_t‖, ∂L_grad/∂w_t = sign(G_t − target_t) · ‖∇_W L_t‖
+              exactly. It needs every task in every step (joint or mixed batches).
 dwa           Dynamic weight average, Liu, Johns & Davison (2019). Over windows of K steps:
                   r_t = L̄_t(k − 1) / L̄_t(k − 2),   w_t = T · exp(r_t / τ) / Σ_j exp(r_j / τ)
               where L̄_t(k) is task t's mean loss in window k; w = 1 for the first two windows.
               A task whose loss falls slowly gets more weight.
 
-Each method's state (s, w and its optimizer, initial losses, window averages) is in its
-``state_dict()`` and saved in checkpoints, so a resumed run continues exactly.
+Each method's state (s, w, initial losses, window averages) is in its ``state_dict()`` and
+saved in checkpoints (learned s and w also with their optimizer moments), so a resumed run
+continues exactly.
 """
 
 import math
@@ -39,8 +41,6 @@ METHODS = ("static", "equal", "uncertainty", "gradnorm", "dwa")
 
 class Weighting:
     """Base: fixed weights. Subclasses change ``weights`` as training goes."""
-
-    needs_all_tasks = False
 
     def __init__(self, tasks, static_weights=None):
         self.tasks = list(tasks)
@@ -65,10 +65,7 @@ class Weighting:
 
     def combine(self, losses, model=None):
         """The step's loss: the sum of the terms."""
-        total = 0
-        for term in self.terms(losses, model).values():
-            total = total + term
-        return total
+        return sum(self.terms(losses, model).values())
 
     def before_step(self):
         """Called after the backward pass, before the optimizer step (set parameter grads)."""
@@ -84,13 +81,13 @@ class Weighting:
 
 
 class Equal(Weighting):
-    def __init__(self, tasks, static_weights=None):
+    def __init__(self, tasks):
         super().__init__(tasks)
         self.w = {t: 1.0 / len(self.tasks) for t in self.tasks}
 
 
 class Uncertainty(Weighting):
-    def __init__(self, tasks, kinds, static_weights=None):
+    def __init__(self, tasks, kinds):
         super().__init__(tasks)
         self.kinds = kinds
         self.log_vars = {t: nn.Parameter(np.zeros(1, dtype=np.float32)) for t in self.tasks}
@@ -120,9 +117,7 @@ class Uncertainty(Weighting):
 
 
 class GradNorm(Weighting):
-    needs_all_tasks = True
-
-    def __init__(self, tasks, alpha=1.5, static_weights=None):
+    def __init__(self, tasks, alpha=1.5):
         super().__init__(tasks)
         self.alpha = alpha
         self.w_param = nn.Parameter(np.ones(len(self.tasks), dtype=np.float32))
@@ -182,7 +177,7 @@ def gradnorm_grad(w, grad_norms, loss_ratios, alpha):
 
 
 class DWA(Weighting):
-    def __init__(self, tasks, temperature=2.0, window=100, static_weights=None):
+    def __init__(self, tasks, temperature=2.0, window=100):
         super().__init__(tasks)
         self.temperature, self.window = temperature, window
         self.sums = {t: 0.0 for t in self.tasks}

@@ -164,7 +164,7 @@ SCHEMA = {
         "well_posed": Bool(),       # shapes3 orientation: fold each shape's symmetry out
         "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
         "loss_weight": Float(default=1.0, low=0.0),
-        "lr": Float(positive=True),  # this task's head learns at its own rate (default: training.lr)
+        "lr": Float(positive=True),  # this task's head's own rate (default: training.lr)
         "stop_gradient": Bool(default=False),  # the head learns; the backbone gets no gradient
     }, required=True),
     "model": {

@@ -37,7 +37,7 @@ from tinymtl.mtl.model import default_head, feature_shape
 from tinymtl.optim import Adam
 from tinymtl.train import checkpoint, plots
 from tinymtl.train.experiment import model_from_checkpoint
-from tinymtl.train.metrics import predict_logits, task_loss
+from tinymtl.train.metrics import predict_logits, softmax, task_loss
 from tinymtl.train.progress import ProgressBar
 
 
@@ -45,9 +45,9 @@ class DiagnoseError(ValueError):
     """A run or task that cannot be diagnosed; the message is one line."""
 
 
-def softmax(logits):
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+def _mean_where(values, mask):
+    """Mean of ``values`` where ``mask`` holds, or None where it never does."""
+    return float(values[mask].mean()) if mask.any() else None
 
 
 def entropy(probabilities):
@@ -66,21 +66,19 @@ def confusion_matrix(y_true, y_pred, classes):
 def accuracy_given(b_correct, a_true, a_pred, a_classes):
     """B's accuracy where A is right / wrong, and per true A class (with A's own accuracy)."""
     a_correct = a_true == a_pred
-
-    def mean(values, mask):
-        return float(values[mask].mean()) if mask.any() else None
-
     per_class = {name: {"count": int((a_true == k).sum()),
-                        "a_accuracy": mean(a_correct, a_true == k),
-                        "b_accuracy": mean(b_correct, a_true == k)}
+                        "a_accuracy": _mean_where(a_correct, a_true == k),
+                        "b_accuracy": _mean_where(b_correct, a_true == k)}
                  for k, name in enumerate(a_classes)}
-    return {"b_accuracy_given_a_correct": mean(b_correct, a_correct),
-            "b_accuracy_given_a_wrong": mean(b_correct, ~a_correct),
+    return {"b_accuracy_given_a_correct": _mean_where(b_correct, a_correct),
+            "b_accuracy_given_a_wrong": _mean_where(b_correct, ~a_correct),
             "a_accuracy": float(a_correct.mean()), "per_a_class": per_class}
 
 
-def label_ambiguity(shape_ids, b_correct, well_posed):
-    """Per shape: symmetry order, distinguishable bins, ceiling; and the test set's ceiling."""
+def label_ambiguity(shape_ids, b_correct, well_posed, entropies=None):
+    """Per shape: symmetry order, distinguishable bins, ceiling, B's accuracy (and, given the
+    per-item ``entropies``, their mean beside −log ceiling: the entropy a perfect model keeps
+    when 1/ceiling bins look alike); and the test set's ceiling."""
     per_shape = {}
     for k, name in enumerate(shapes.SHAPES):
         mask = shape_ids == k
@@ -89,7 +87,10 @@ def label_ambiguity(shape_ids, b_correct, well_posed):
             "symmetry_order": shapes.SYMMETRY[name],
             "distinguishable_bins": shapes.orientation_bins_used(k),
             "ceiling": ceiling, "count": int(mask.sum()),
-            "b_accuracy": float(b_correct[mask].mean()) if mask.any() else None}
+            "b_accuracy": _mean_where(b_correct, mask)}
+        if entropies is not None:
+            per_shape[name].update(symmetry_entropy_nats=-math.log(ceiling),
+                                   mean_entropy_nats=_mean_where(entropies, mask))
     ceilings = np.array([per_shape[shapes.SHAPES[s]]["ceiling"] for s in shape_ids])
     accuracy = float(b_correct.mean())
     return {"well_posed": bool(well_posed), "per_shape": per_shape,
@@ -97,7 +98,7 @@ def label_ambiguity(shape_ids, b_correct, well_posed):
             "share_of_ceiling": accuracy / float(ceilings.mean())}
 
 
-# -- probes: fresh heads on the frozen backbone -----------------------------------------------------
+# -- probes: fresh heads on the frozen backbone ---------------------------------------------------
 class ConditionedHead(nn.Module):
     """A head whose input also holds a one-hot label: concatenated to a feature vector, or as
     constant channels to a feature map."""
@@ -219,20 +220,12 @@ def diagnose(run_dir, task, given=None, probe_steps=1000, out_dir=None, progress
         a_true, a_pred = a.y_test, predict_logits(model, given, a.x_test).argmax(1)
         report["given_accuracy"] = accuracy_given(correct, a_true, a_pred, a.classes)
         report["entropy"]["per_given_class"] = {
-            name: float(entropies[a_true == k].mean()) if (a_true == k).any() else None
-            for k, name in enumerate(a.classes)}
+            name: _mean_where(entropies, a_true == k) for k, name in enumerate(a.classes)}
 
     spec = config["tasks"][task]
     if spec.get("target") == "orientation" and "shape" in data.test_attributes:
-        shape_ids = data.test_attributes["shape"]
-        ambiguity = label_ambiguity(shape_ids, correct, bool(spec.get("well_posed")))
-        for name, row in ambiguity["per_shape"].items():  # the entropy symmetry forces
-            k = row["symmetry_order"]
-            row["symmetry_entropy_nats"] = 0.0 if ambiguity["well_posed"] else \
-                math.log(shapes.ORIENTATION_BINS if k == 0 else k)
-            mask = shape_ids == shapes.SHAPES.index(name)
-            row["mean_entropy_nats"] = float(entropies[mask].mean()) if mask.any() else None
-        report["ambiguity"] = ambiguity
+        report["ambiguity"] = label_ambiguity(data.test_attributes["shape"], correct,
+                                              bool(spec.get("well_posed")), entropies)
 
     # probes on the frozen backbone: plain, and with the true given label (oracle)
     head_kind = spec.get("head") or default_head(feature_shape(model.backbone))

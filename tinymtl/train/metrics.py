@@ -13,6 +13,7 @@ import numpy as np
 import tinymtl.nn.functional as F
 from tinymtl.autograd import Tensor, no_grad
 from tinymtl.backend import to_numpy
+from tinymtl.backend.kernels import numpy_ref
 
 SCORES = {"classification": "accuracy", "regression": "mae"}
 
@@ -30,6 +31,11 @@ def score_sum(kind, outputs, y):
     if kind == "regression":
         return float(np.abs(outputs.reshape(-1) - y).sum())
     return int((outputs.argmax(1) == y).sum())
+
+
+def softmax(logits):
+    """Row-wise class probabilities of NumPy logits (N, C): exp(log_softmax)."""
+    return np.exp(numpy_ref.log_softmax(logits))
 
 
 @no_grad()

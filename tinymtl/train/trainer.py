@@ -81,11 +81,9 @@ class Trainer:
                 raise ValueError(f"the joint schedule needs tasks that label the same inputs; "
                                  f"{', '.join(phase.tasks)} have different training inputs")
         self.weighting = make_weighting(
-            training.get("weighting", "static"), sorted(tasks),
-            {t: d.kind for t, d in tasks.items()}, loss_weights,
-            alpha=training.get("gradnorm_alpha", 1.5),
-            temperature=training.get("dwa_temperature", 2.0),
-            window=training.get("dwa_window", 100))
+            training["weighting"], sorted(tasks), {t: d.kind for t, d in tasks.items()},
+            loss_weights, alpha=training["gradnorm_alpha"],
+            temperature=training["dwa_temperature"], window=training["dwa_window"])
         groups = self._parameter_groups(model, task_lrs or {})
         if self.weighting.parameters():  # learned loss weights: no weight decay
             groups.append({"params": self.weighting.parameters(), "weight_decay": 0.0})
@@ -97,10 +95,10 @@ class Trainer:
         self.task_sampler = TaskSampler(
             training["sampling"], {t: len(d.y_train) for t, d in tasks.items()},
             training["sampling_temperature"], seed=int(root.spawn(0).integers(2 ** 31)))
-        method = training.get("gradients", "sum")
+        method = training["gradients"]
         self.surgery = None if method == "sum" else GradientSurgery(
             method, sorted(tasks), seed=int(root.spawn(len(tasks) + 1).integers(2 ** 31)),
-            c=training.get("cagrad_c", 0.5))
+            c=training["cagrad_c"])
         self.step = 0
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
@@ -140,9 +138,7 @@ class Trainer:
         task_losses = dict.fromkeys(tasks, 0.0)
         for _ in range(micro_batches):
             terms, per_task = self._loss(mode, tasks)
-            loss = 0
-            for term in terms.values():
-                loss = loss + term
+            loss = sum(terms.values())
             if micro_batches > 1:
                 terms = {t: term / micro_batches for t, term in terms.items()}
             if self.surgery is not None and len(terms) > 1 and self.model.shared_parameters():
