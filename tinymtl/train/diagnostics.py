@@ -77,7 +77,7 @@ def accuracy_given(b_correct, a_true, a_pred, a_classes):
 
 def label_ambiguity(shape_ids, b_correct, well_posed, entropies=None):
     """Per shape: symmetry order, distinguishable bins, ceiling, B's accuracy (and, given the
-    per-item ``entropies``, their mean beside −log ceiling: the entropy a perfect model keeps
+    per-item ``entropies``, their mean beside log(1 / ceiling): the entropy a perfect model keeps
     when 1/ceiling bins look alike); and the test set's ceiling."""
     per_shape = {}
     for k, name in enumerate(shapes.SHAPES):
@@ -89,7 +89,7 @@ def label_ambiguity(shape_ids, b_correct, well_posed, entropies=None):
             "ceiling": ceiling, "count": int(mask.sum()),
             "b_accuracy": _mean_where(b_correct, mask)}
         if entropies is not None:
-            per_shape[name].update(symmetry_entropy_nats=-math.log(ceiling),
+            per_shape[name].update(symmetry_entropy_nats=math.log(1 / ceiling),
                                    mean_entropy_nats=_mean_where(entropies, mask))
     ceilings = np.array([per_shape[shapes.SHAPES[s]]["ceiling"] for s in shape_ids])
     accuracy = float(b_correct.mean())
