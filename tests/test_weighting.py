@@ -163,3 +163,27 @@ def test_gradnorm_needs_every_task_in_every_step():
 
     with pytest.raises(ConfigError, match="expected a joint or mixed schedule"):
         shapes_config(training={"weighting": "gradnorm", "schedule": "alternating"})
+
+
+def test_single_task_baseline_trains_its_plain_loss(data_dir, monkeypatch):
+    """The multi-task run's weighting and surgery do not leak into its single-task baselines."""
+    from test_shapes3 import shapes_config
+
+    from tinymtl.datasets import load_tasks
+    from tinymtl.train import baselines
+
+    config = shapes_config(training={"weighting": "uncertainty", "gradients": "pcgrad"})
+    tasks = load_tasks(config["tasks"])
+    captured = {}
+    original = baselines.Trainer
+
+    def spy(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        captured["trainer"] = trainer
+        return trainer
+
+    monkeypatch.setattr(baselines, "Trainer", spy)
+    baselines.single_task(config, "A", tasks["A"], steps=2, progress=False)
+    trainer = captured["trainer"]
+    assert type(trainer.weighting) is W.Weighting and trainer.surgery is None
+    assert len(trainer.optimizer.param_groups) == 1  # no learned loss weights

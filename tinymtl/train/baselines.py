@@ -28,7 +28,9 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True):
     model = build_model(config["model"], {task: data.num_outputs}, data.x_train.shape[1:],
                         {task: {"head": head}})
     schedule = make_schedule("alternating", [task], steps)
-    trainer = Trainer(model, {task: data}, config["training"], schedule, config["seed"],
+    # alone, a task's loss is the whole loss: no learned weighting, nothing to do surgery on
+    training = dict(config["training"], weighting="static", gradients="sum")
+    trainer = Trainer(model, {task: data}, training, schedule, config["seed"],
                       label=f"baseline:{task}", metrics_file=metrics_file, progress=progress)
     return model, trainer.fit()
 

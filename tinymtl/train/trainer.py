@@ -153,7 +153,7 @@ class Trainer:
             self._count(per_task)
         self.weighting.before_step()
         if self.training["grad_clip"]:
-            clip_grad_norm_(self.optimizer_parameters(), self.training["grad_clip"])
+            clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])  # not w or s
         self.optimizer.step()
         self.weighting.after_step(task_losses)
         self.lr_scheduler.step()
@@ -161,9 +161,6 @@ class Trainer:
         for task in tasks:
             self.counters[task]["steps"] += 1
         return total
-
-    def optimizer_parameters(self):
-        return [p for group in self.optimizer.param_groups for p in group["params"]]
 
     def _task_loss(self, task, outputs, y):
         return task_loss(self.tasks[task].kind, outputs, y)
