@@ -345,3 +345,15 @@ def test_per_task_learning_rate_is_its_own_parameter_group(data_dir):
                                        rtol=1e-4, atol=1e-7)
     trainer.train_step()
     assert head_a["lr"] / shared["lr"] == pytest.approx(5.0)  # the schedule scales both
+
+
+def test_bad_backbone_from_is_one_line_and_writes_nothing(data_dir, tmp_path):
+    from mtl_helpers import write_config
+
+    config = json.loads(json.dumps(shapes_config(
+        model={"backbone_from": str(tmp_path / "missing.h5")})))
+    path = write_config(tmp_path / "bad.yaml", config)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(out), "--quiet"])
+    assert result.exit_code == 1 and "missing.h5: checkpoint not found" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not out.exists()

@@ -166,8 +166,8 @@ def run(config, out_dir=None, resume=False, progress=True):
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: was written for a different config; resume with the "
             f"same config and seed, or start a fresh run without --resume")
+    model = build(config, tasks)  # before writing: a bad backbone_from leaves no run folder
     write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    model = build(config, tasks)
     trainer = make_trainer(config, tasks, model, metrics_path, progress)
     previous_elapsed = 0.0
     if loaded is not None:
