@@ -1,4 +1,5 @@
-"""The ``tinymtl`` command line (click): run | eval | predict | inspect | diagnose | data fetch.
+"""The ``tinymtl`` command line (click): run | eval | predict | inspect | diagnose |
+export-private | data fetch.
 
 Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
 input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
@@ -116,13 +117,18 @@ def _check_task(task, tasks):
 @click.argument("checkpoint_path", metavar="CHECKPOINT")
 @click.option("--task", help="Evaluate only this task.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--private", "private_path", type=click.Path(dir_okay=False),
+              help="Task-private weights (from export-private) to put on its backbone first.")
 @_guarded
-def evaluate_command(checkpoint_path, task, as_json):
+def evaluate_command(checkpoint_path, task, as_json, private_path):
     """Held-out accuracy of a checkpoint, without training."""
+    from tinymtl.train.experiment import load_private
     from tinymtl.train.metrics import evaluate
 
     config, tasks, model = _load(checkpoint_path)
     _check_task(task, tasks)
+    if private_path:
+        load_private(model, private_path)
     results = {t: evaluate(model, t, d.x_test, d.y_test, kind=d.kind) for t, d in tasks.items()
                if task in (None, t)}
     if as_json:
@@ -133,6 +139,21 @@ def evaluate_command(checkpoint_path, task, as_json):
                  else f"accuracy {100 * r['test_accuracy']:6.2f} %")
         click.echo(f"{t:<14} {score}   loss {r['test_loss']:.4f}   "
                    f"({len(tasks[t].y_test)} held-out items)")
+
+
+@main.command("export-private")
+@click.argument("checkpoint_path", metavar="CHECKPOINT")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The HDF5 file to write.")
+@click.option("--task", "task_names", multiple=True, help="Only this task (repeatable).")
+@_guarded
+def export_private_command(checkpoint_path, out_path, task_names):
+    """Save only the task-private weights (heads, adapters, gates) to a small HDF5 file."""
+    from tinymtl.train.experiment import export_private
+
+    names, size = export_private(checkpoint_path, out_path, task_names or None)
+    click.echo(f"{out_path}: private weights of {', '.join(names)} ({size / 1e3:.1f} kB; "
+               f"checkpoint {os.path.getsize(checkpoint_path) / 1e3:.1f} kB)")
 
 
 @main.command()

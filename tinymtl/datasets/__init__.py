@@ -2,19 +2,19 @@
 
 ``load_task(name, generator=..., ...)`` returns a ``TaskData`` for any registered source:
 procedural generators (``GENERATORS``, generated and cached here), image sets that several tasks
-label differently (``IMAGE_SETS``: shapes3) and loaders of real data (``LOADERS``, each with its
-own fetch step). ``load_tasks`` loads a config's whole ``tasks`` section, so that tasks over one
+label differently (``IMAGE_SETS``: shapes3, multi_mnist) and loaders of real data (``LOADERS``,
+each with its own fetch step). ``load_tasks`` loads a config's whole ``tasks`` section, so that tasks over one
 image set share its arrays.
 """
 
-from tinymtl.datasets import arithmetic, kindergarten, mnist, shapes3
+from tinymtl.datasets import arithmetic, kindergarten, mnist, multi_mnist, shapes3
 from tinymtl.datasets.base import TaskData, array_digest, generate_text_task
 from tinymtl.datasets.cache import cache_dir, load_or_generate
 from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
 GENERATORS = {"kindergarten": kindergarten, "math": arithmetic}  # procedural text tasks
 LOADERS = {"mnist": mnist}                                         # real data, fetched once
-IMAGE_SETS = {"shapes3": shapes3}                                  # one image set, many targets
+IMAGE_SETS = {"shapes3": shapes3, "multi_mnist": multi_mnist}  # one image set, many targets
 SOURCES = sorted(GENERATORS) + sorted(LOADERS) + sorted(IMAGE_SETS)
 GENERATOR_VERSION = 1  # bump when a generator's output changes, so old caches are not reused
 TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task

@@ -1,7 +1,10 @@
-"""``MultiTaskModel``: hard parameter sharing.
+"""``MultiTaskModel``: a shared backbone, and per task a private path to its own head.
 
-    features = backbone(x)              shared by every task
-    outputs_t = heads[t](features)      one head per task, each with its own output size
+    features = backbone(x)                          shared by every task
+    outputs_t = heads[t](private[t](features))      one head per task, own output size
+
+``private[t]`` is nothing for hard parameter sharing, a residual adapter, or an MMoE gate over
+expert backbones (``mtl.architectures``).
 
 One model, one process, any task: ``model(x, "math")`` and ``model(x, "kindergarten")`` use the
 same backbone weights — "task switching" is just choosing the head.
@@ -14,17 +17,25 @@ Two ways to keep a task from shaping the shared features:
                      norm statistics fixed): only the heads train, e.g. on a loaded backbone
 """
 
+import numpy as np
+
 from tinymtl import nn
 from tinymtl.autograd import no_grad
 from tinymtl.datasets import VOCAB_SIZE
+from tinymtl.mtl.architectures import ARCHITECTURES, Adapter, Experts, Gate
 from tinymtl.mtl.heads import make_head
+
+PRIVATE = ("heads", "adapters", "gates")  # the task-private submodules, by attribute name
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, backbone, heads, stop_gradient=(), freeze_backbone=False):
+    def __init__(self, backbone, heads, stop_gradient=(), freeze_backbone=False, adapters=None,
+                 gates=None):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
+        self.adapters = nn.ModuleDict(adapters or {})
+        self.gates = nn.ModuleDict(gates or {})
         self.stop_gradient = frozenset(stop_gradient)
         self.freeze_backbone = freeze_backbone
         if freeze_backbone:
@@ -56,17 +67,47 @@ class MultiTaskModel(nn.Module):
         """Apply one head to features already computed by the backbone (mixed batches)."""
         if task in self.stop_gradient:
             features = features.detach()
+        if task in self.gates:
+            features = self.gates[task](features)
+        if task in self.adapters:
+            features = self.adapters[task](features)
         return self.heads[task](features)
 
     def shared_parameters(self):
         return [p for p in self.backbone.parameters() if p.requires_grad]
 
     def last_shared_layer(self):
-        """The weight of the backbone's last layer (GradNorm measures gradient norms on it)."""
-        return [p for p in self.backbone.parameters() if p.data.ndim >= 2][-1]
+        """The weights of the backbone's last layer — of every expert's, with MMoE (GradNorm
+        measures gradient norms on them)."""
+        experts = self.backbone.experts if isinstance(self.backbone, Experts) else [self.backbone]
+        return [[p for p in expert.parameters() if p.data.ndim >= 2][-1] for expert in experts]
 
     def task_parameters(self, task):
-        return list(self.heads[task].parameters())
+        """Task ``task``'s private parameters: its head, and its adapter or gate if any."""
+        return [p for name in PRIVATE if task in getattr(self, name)
+                for p in getattr(self, name)[task].parameters()]
+
+    def private_state_dict(self, tasks=None):
+        """The task-private weights (heads, adapters, gates) of ``tasks`` (default: all), named
+        as in ``state_dict()``: what a task adds to a shared backbone."""
+        tasks = set(self.tasks if tasks is None else tasks)
+        return {key: value for key, value in self.state_dict().items()
+                if key.split(".")[0] in PRIVATE and key.split(".")[1] in tasks}
+
+    def load_private_state_dict(self, state):
+        """Load task-private weights (a ``private_state_dict``) onto this model's shared
+        backbone; every other weight is kept. Raises ValueError naming a key that does not fit."""
+        own = self.state_dict()
+        for key, value in state.items():
+            if key.split(".")[0] not in PRIVATE:
+                raise ValueError(f"{key!r} is not a task-private weight (heads, adapters, gates)")
+            if key not in own:
+                raise ValueError(f"{key!r}: this model has no such weight (its tasks: "
+                                 f"{', '.join(self.tasks)})")
+            if tuple(own[key].shape) != tuple(value.shape):
+                raise ValueError(f"{key!r}: shape {tuple(value.shape)} does not fit this model's "
+                                 f"{tuple(own[key].shape)}")
+        self.load_state_dict(state, strict=False)
 
 
 def build_backbone(model_config, input_shape):
@@ -100,8 +141,17 @@ def build_model(model_config, task_outputs, input_shape, task_configs=None):
     """The model a config describes: the backbone, and a head per task with
     ``task_outputs[task]`` outputs, of the kind ``task_configs[task]["head"]`` names."""
     task_configs = task_configs or {}
-    backbone = build_backbone(model_config, input_shape)
-    shape = feature_shape(backbone)
+    architecture = model_config.get("architecture", "hard")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; expected one of "
+                         f"{', '.join(ARCHITECTURES)}")
+    if architecture == "mmoe":
+        backbone = Experts([build_backbone(model_config, input_shape)
+                            for _ in range(model_config["experts"])], VOCAB_SIZE)
+        shape = backbone.out_shape
+    else:
+        backbone = build_backbone(model_config, input_shape)
+        shape = feature_shape(backbone)
     head_dropout = 0.0 if model_config["encoder"] == "cnn" else model_config["dropout"]
     heads, stop_gradient = {}, []
     for task, outputs in task_outputs.items():
@@ -110,5 +160,12 @@ def build_model(model_config, task_outputs, input_shape, task_configs=None):
                                 model_config["head_hidden"], head_dropout)
         if options.get("stop_gradient"):
             stop_gradient.append(task)
+    adapters = gates = None
+    if architecture == "adapters":
+        adapters = {task: Adapter(shape, model_config["adapter_hidden"]) for task in task_outputs}
+    if architecture == "mmoe":
+        gate_features = VOCAB_SIZE if len(input_shape) == 1 else int(np.prod(input_shape))
+        gates = {task: Gate(gate_features, model_config["experts"]) for task in task_outputs}
     return MultiTaskModel(backbone, heads, stop_gradient,
-                          freeze_backbone=model_config.get("freeze_backbone", False))
+                          freeze_backbone=model_config.get("freeze_backbone", False),
+                          adapters=adapters, gates=gates)

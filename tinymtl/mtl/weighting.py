@@ -137,8 +137,8 @@ class GradNorm(Weighting):
                              "mixed schedule")
         shared = model.last_shared_layer()
         w = self.w_param.data
-        norms = np.array([_norm(grad(losses[t], [shared], retain_graph=True,
-                                     allow_unused=True)[0]) for t in self.tasks])
+        norms = np.array([_norm(grad(losses[t], shared, retain_graph=True, allow_unused=True))
+                          for t in self.tasks])
         current = np.array([losses[t].item() for t in self.tasks])
         if self.initial_losses is None:
             self.initial_losses = current.copy()
@@ -163,8 +163,10 @@ class GradNorm(Weighting):
         self.initial_losses = None if initial is None else np.array(initial)
 
 
-def _norm(gradient):
-    return 0.0 if gradient is None else float(np.sqrt((np.asarray(gradient) ** 2).sum()))
+def _norm(gradients):
+    """‖(g_1, …, g_k)‖₂ over a list of gradients (None: unused, zero)."""
+    return float(np.sqrt(sum(float((np.asarray(g, dtype=np.float64) ** 2).sum())
+                             for g in gradients if g is not None)))
 
 
 def gradnorm_grad(w, grad_norms, loss_ratios, alpha):

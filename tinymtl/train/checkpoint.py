@@ -9,6 +9,9 @@ docs/checkpoint-format.md).
     /trainer          attrs: state (JSON: counters, history); /trainer/arrays/<name>
     /data/<task>      attrs: manifest (JSON: generator, seed, sizes, sha256)
 
+``save_private``/``load_private`` write and read the small companion format: only the
+task-private weights (heads, adapters, gates) of some tasks, to be loaded onto a shared backbone.
+
 Saving writes a temporary file beside the target, flushes it, then renames it over the target:
 a crash mid-save leaves the previous checkpoint intact.
 """
@@ -25,6 +28,7 @@ from tinymtl.files import atomic_write
 
 FORMAT = "tinymtl.checkpoint"
 FORMAT_VERSION = 1
+PRIVATE_FORMAT = "tinymtl.private"
 
 
 class CheckpointError(ValueError):
@@ -134,3 +138,41 @@ def _read_optimizer(group):
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
     return {"state": state, "param_groups": param_groups}
+
+
+def save_private(path, private_state, tasks, model_config, source=None):
+    """Write task-private weights (``MultiTaskModel.private_state_dict``) atomically; returns
+    the file's size in bytes."""
+    path = pathlib.Path(path)
+    with atomic_write(path) as temporary:
+        with h5py.File(temporary, "w") as f:
+            f.attrs["format"] = PRIVATE_FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["tinymtl_version"] = __version__
+            f.attrs["tasks"] = json.dumps(sorted(tasks))
+            f.attrs["model_config"] = json.dumps(model_config, sort_keys=True)
+            f.attrs["source"] = str(source or "")
+            group = f.create_group("model")
+            for name, value in private_state.items():
+                group.create_dataset(name, data=to_numpy(value))
+    return path.stat().st_size
+
+
+def load_private(path):
+    """{'tasks', 'model_config', 'source', 'model_state'} from a ``save_private`` file."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: task-private weights file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != PRIVATE_FORMAT:
+                raise CheckpointError(f"{path}: not a tinymtl task-private weights file (no "
+                                      f"format attribute {PRIVATE_FORMAT!r})")
+            return {"path": str(path), "tasks": json.loads(f.attrs["tasks"]),
+                    "model_config": json.loads(f.attrs["model_config"]),
+                    "source": str(f.attrs["source"]),
+                    "model_state": {name: f["model"][name][...] for name in f["model"]}}
+    except CheckpointError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot read task-private weights ({error})") from None

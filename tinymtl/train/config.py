@@ -10,6 +10,7 @@ import pathlib
 import yaml
 
 from tinymtl.datasets import IMAGE_SETS, SOURCES
+from tinymtl.mtl.architectures import ARCHITECTURES
 from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
 from tinymtl.mtl.surgery import METHODS as GRADIENT_METHODS
@@ -168,6 +169,9 @@ SCHEMA = {
         "stop_gradient": Bool(default=False),  # the head learns; the backbone gets no gradient
     }, required=True),
     "model": {
+        "architecture": Choice(ARCHITECTURES, default="hard"),  # what is shared: mtl.architectures
+        "adapter_hidden": Int(default=64, low=1),  # adapters: each task's bottleneck width
+        "experts": Int(default=4, low=2),          # mmoe: how many expert backbones
         "encoder": Choice(("conv", "attention", "cnn"), default="conv"),
         "embedding_dim": Int(default=32, low=1),
         "channels": ListOf(Int(low=1), default=[64, 64]),

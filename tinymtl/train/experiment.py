@@ -57,6 +57,30 @@ def load_backbone(model, path):
                                          f"({message})") from None
 
 
+def export_private(checkpoint_path, out_path, task_names=None):
+    """Write the task-private weights (heads, adapters, gates) of ``task_names`` (default: all)
+    from a run's checkpoint to a small HDF5 file; returns (tasks written, bytes)."""
+    loaded = checkpoint.load(checkpoint_path)
+    config, tasks, model = model_from_checkpoint(loaded)
+    names = list(task_names or tasks)
+    unknown = [t for t in names if t not in tasks]
+    if unknown:
+        raise KeyError(f"unknown task {unknown[0]!r}; {checkpoint_path} has {', '.join(tasks)}")
+    size = checkpoint.save_private(out_path, model.private_state_dict(names), names,
+                                   config["model"], source=checkpoint_path)
+    return names, size
+
+
+def load_private(model, path):
+    """Load a ``export_private`` file's weights onto ``model`` (its shared backbone stays)."""
+    private = checkpoint.load_private(path)
+    try:
+        model.load_private_state_dict(private["model_state"])
+    except ValueError as error:
+        raise checkpoint.CheckpointError(f"{path}: {error}") from None
+    return private["tasks"]
+
+
 def input_shape(tasks):
     """One example's shape, which every task of a shared backbone must have in common."""
     shapes = {t: d.x_train.shape[1:] for t, d in tasks.items()}
