@@ -52,17 +52,40 @@ def main():
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run directory (default: runs/<config name>).")
 @click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run N consecutive seeds (into OUT/seed_<s>/) and report mean ± std, "
+                   "labelling each task's transfer against seed noise.")
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_guarded
-def run(config_path, out_dir, seed, resume, quiet):
-    """Train the experiment a YAML config describes and write its run directory."""
+def run(config_path, out_dir, seed, seeds, resume, quiet):
+    """Train the experiment a YAML config describes and write its run directory.
+
+    A comparison file (a ``compare:`` section: a base config, strategies, seeds) runs every
+    strategy under every seed and writes a comparison table instead."""
+    from tinymtl.train import compare
     from tinymtl.train import config as config_module
     from tinymtl.train.experiment import run as run_experiment
+    from tinymtl.train.seeds import format_table, run_seeds
 
-    config = config_module.load(config_path)
+    raw = config_module.read_yaml(config_path)
+    if "compare" in raw:
+        if seed is not None or seeds > 1 or resume:
+            _fail("a comparison file sets its own seeds; --seed, --seeds and --resume apply "
+                  "to single runs", 2)
+        result = compare.run_comparison(compare.load(config_path, raw), out_dir,
+                                        progress=not quiet)
+        click.echo(compare.format_table(result))
+        return
+    config = config_module.load(config_path, raw)
     if seed is not None:
         config["seed"] = seed
+    if seeds > 1:
+        if resume:
+            _fail("--resume continues one run; resume each seed_<s> folder on its own "
+                  "(with --seed s --out OUT/seed_<s>)", 2)
+        click.echo(format_table(run_seeds(config, seeds, out_dir, progress=not quiet)))
+        return
     summary = run_experiment(config, out_dir, resume=resume, progress=not quiet)
     click.echo(format_summary(summary))
 

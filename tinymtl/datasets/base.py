@@ -41,10 +41,15 @@ class TaskData:
         """Width of the task's head: one logit per class, or one number for regression."""
         return 1 if self.kind == "regression" else len(self.classes)
 
+    def token_counts(self, x):
+        """Each example's tokens, the unit of token accounting: characters (non-padding ids)
+        for text, one per example for images."""
+        if x.dtype.kind in "iu":
+            return (x != 0).reshape(len(x), -1).sum(1)
+        return np.ones(len(x), dtype=np.int64)
+
     def tokens(self, x):
-        """The unit of token accounting: characters (non-padding ids) for text, examples for
-        images."""
-        return int((x != 0).sum()) if x.dtype.kind in "iu" else len(x)
+        return int(self.token_counts(x).sum())
 
 
 def array_digest(*arrays):

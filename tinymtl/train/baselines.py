@@ -2,12 +2,19 @@
 
 single-task   the same architecture with one head, trained on that task alone for as many
               steps as the multi-task run trained it: multi-task minus this is the transfer.
+token-controlled   the same, but trained until it has consumed exactly the tokens (characters
+              for text, examples for images) the multi-task run fed that task, its data
+              oversampled as needed (more epochs), with the same learning-rate schedule shape
+              over its own step count. It separates transfer from exposure: a task that only
+              wins because the multi-task run showed it more data wins nothing here.
 linear        a linear classifier on the raw input: for text, on one-hot characters,
               logits = Σ_pos W[pos, char] + b (an Embedding of (position, char) ids summed
               over positions is exactly that product); for images, on the pixels. It shows
               how hard the task is for a model without a hidden layer. (Regression: linear
               least squares on the pixels, reported as MAE.)
 """
+
+import copy
 
 import numpy as np
 
@@ -18,21 +25,44 @@ from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.optim import Adam
 from tinymtl.train.metrics import SCORES, evaluate, task_loss
-from tinymtl.train.trainer import Trainer
+from tinymtl.train.trainer import Trainer, make_samplers
 
 
-def single_task(config, task, data, steps, metrics_file=None, progress=True):
-    """Train the single-task baseline for ``task``; returns (model, evaluation history)."""
+def single_task(config, task, data, steps, metrics_file=None, progress=True, tokens=None):
+    """Train the single-task baseline for ``task``, for ``steps`` steps or, given ``tokens``,
+    until it has consumed exactly that many; returns (model, evaluation history, counters)."""
     manual_seed(config["seed"])
     head = config["tasks"].get(task, {}).get("head")  # same head; alone, no stop-gradient
-    model = build_model(config["model"], {task: data.num_outputs}, data.x_train.shape[1:],
+    arch = dict(config["model"], architecture="hard")  # one task: nothing to keep private
+    model = build_model(arch, {task: data.num_outputs}, data.x_train.shape[1:],
                         {task: {"head": head}})
-    schedule = make_schedule("alternating", [task], steps)
     # alone, a task's loss is the whole loss: no learned weighting, nothing to do surgery on
     training = dict(config["training"], weighting="static", gradients="sum")
+    budget = None
+    if tokens is not None:
+        batches = steps_for_tokens(data, make_samplers({task: data}, config["seed"])[task],
+                                   training["batch_size"], tokens)
+        steps = -(-batches // training["accumulate"])
+        budget = {task: tokens}
+    schedule = make_schedule("alternating", [task], steps)
     trainer = Trainer(model, {task: data}, training, schedule, config["seed"],
-                      label=f"baseline:{task}", metrics_file=metrics_file, progress=progress)
-    return model, trainer.fit()
+                      label=f"baseline:{task}",
+                      metrics_file=metrics_file, progress=progress, token_budget=budget)
+    return model, trainer.fit(), trainer.counters[task]
+
+
+def steps_for_tokens(data, sampler, batch_size, tokens):
+    """How many batches of ``batch_size`` examples, drawn by (a copy of) ``sampler``, consume
+    ``tokens`` tokens, the last batch cut to the examples that still fit."""
+    sampler, used, steps = copy.deepcopy(sampler), 0, 0
+    while used < tokens:
+        counts = np.cumsum(data.token_counts(data.x_train[sampler.next(batch_size)]))
+        fits = counts[counts <= tokens - used]
+        if not len(fits):  # not even one more example fits: this is as close as it gets
+            break
+        used += int(fits[-1])
+        steps += 1
+    return max(steps, 1)
 
 
 class LinearOneHot(nn.Module):

@@ -68,6 +68,20 @@ class Str(Field):
         return value
 
 
+class Baselines(Field):
+    """``baselines``: none | single_task | token_controlled (true means single_task)."""
+
+    CHOICES = ("none", "single_task", "token_controlled")
+
+    def check(self, value, where):
+        if isinstance(value, bool):
+            return "single_task" if value else "none"
+        if value not in self.CHOICES:
+            raise ConfigError(f"{where} = {value!r}: expected one of {', '.join(self.CHOICES)}, "
+                              f"true or false")
+        return value
+
+
 class Choice(Field):
     def __init__(self, choices, default=None, **kw):
         super().__init__(default, **kw)
@@ -211,7 +225,7 @@ SCHEMA = {
         "log_every": Int(default=50, low=1),
         "checkpoint_every": Int(default=0, low=0),
     },
-    "baselines": Bool(default=True),
+    "baselines": Baselines(default="single_task"),  # train.baselines: what transfer is against
     "linear_baseline": Bool(default=True),
 }
 
@@ -289,8 +303,8 @@ def _check_tasks(config):
                               f"{'map' if feature_map else 'vector'}; expected {expected}")
 
 
-def load(path):
-    """Read and validate a YAML config file (``yaml.safe_load``: no code in configs)."""
+def read_yaml(path):
+    """A YAML file's mapping (``yaml.safe_load``: no code in configs); ConfigError otherwise."""
     path = pathlib.Path(path)
     try:
         text = path.read_text()
@@ -305,6 +319,12 @@ def load(path):
         raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
     if raw is None or not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a YAML mapping of config sections")
-    config = validate(raw, str(path))
+    return raw
+
+
+def load(path, raw=None):
+    """Read and validate a run config file (``raw``: its mapping, when already read)."""
+    path = pathlib.Path(path)
+    config = validate(read_yaml(path) if raw is None else raw, str(path))
     config["name"] = config["name"] or path.stem
     return config

@@ -170,6 +170,10 @@ def compare_to_single_task(result, history, task, kind):
             "transfer": result["test_accuracy"] - single["test_accuracy"]}
 
 
+BASELINE_NAMES = {"single_task": "single task, same steps",
+                  "token_controlled": "single task, same tokens"}
+
+
 def _read_rows(path):
     if not path.exists():
         return []
@@ -216,10 +220,15 @@ def run(config, out_dir=None, resume=False, progress=True):
     baseline_started = time.perf_counter()
     for task, data in tasks.items():
         results[task].update(trainer.counters[task], kind=data.kind, **reference_scores(data))
-        if config["baselines"]:
-            _, history = baselines.single_task(config, task, data, steps_per_task[task],
-                                               metrics_path, progress)
-            results[task].update(compare_to_single_task(results[task], history, task, data.kind))
+        if config["baselines"] != "none":
+            tokens = (trainer.counters[task]["tokens"]
+                      if config["baselines"] == "token_controlled" else None)
+            _, history, counters = baselines.single_task(
+                config, task, data, steps_per_task[task], metrics_path, progress, tokens=tokens)
+            results[task].update(compare_to_single_task(results[task], history, task, data.kind),
+                                 baseline=config["baselines"],
+                                 baseline_steps=counters["steps"],
+                                 baseline_tokens=counters["tokens"])
         if config["linear_baseline"]:
             score = f"test_{SCORES[data.kind]}"
             linear = baselines.linear(data, seed=config["seed"])[score]
@@ -228,7 +237,8 @@ def run(config, out_dir=None, resume=False, progress=True):
 
     rows = _read_rows(metrics_path)
     for task, data in tasks.items():
-        plots.task_curves(rows, task, out / f"{task}_curves.png", data.kind)
+        plots.task_curves(rows, task, out / f"{task}_curves.png", data.kind,
+                          baseline=BASELINE_NAMES.get(config["baselines"]))
     for task, weight in trainer.weighting.weights().items():
         results[task]["final_loss_weight"] = weight
     gradients = None
@@ -241,6 +251,8 @@ def run(config, out_dir=None, resume=False, progress=True):
         "schedule": config["training"]["schedule"],
         "wall_seconds": round(elapsed(), 3),
         "timings": {"multitask_seconds": round(multitask_seconds, 3),
+                    "train_step_ms": round(1000 * trainer.train_seconds / max(trainer.step, 1),
+                                           3),
                     "baselines_seconds": round(baseline_seconds, 3),
                     "resumed_from_step": None if loaded is None else loaded["step"]},
         "tasks": results,

@@ -7,9 +7,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def task_curves(rows, task, path, kind="classification"):
-    """Test accuracy (MAE for regression) and training loss of ``task`` over steps: multi-task
-    vs its baseline."""
+def task_curves(rows, task, path, kind="classification", baseline="single-task baseline"):
+    """Test accuracy (MAE for regression) and training loss of ``task`` against the tokens it
+    has consumed (characters for text, examples for images): multi-task vs its baseline, so a
+    token-controlled baseline ends where the multi-task curve ends."""
     score, loss_name = ("test_mae", "MSE") if kind == "regression" else ("test_accuracy",
                                                                           "cross-entropy")
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
@@ -20,26 +21,26 @@ def task_curves(rows, task, path, kind="classification"):
         trains = [r for r in rows if r["run"] == run and r["type"] == "train"
                   and task in r["tasks"]]
         if run != "multitask":
-            name = "single-task baseline"
+            name = baseline
         else:
             name = "multi-task" if len(tasks_trained) > 1 else "model"
-        if evals:  # x axis: steps that trained this task, so both runs line up
+        if evals:  # x axis: tokens this task consumed, so both runs line up
             accuracies = [r["tasks"][task][score] for r in evals]
             lowest = min(lowest, *accuracies)
-            accuracy_axis.plot([r["tasks"][task]["trained_steps"] for r in evals], accuracies,
+            accuracy_axis.plot([_tokens(r["tasks"][task]) for r in evals], accuracies,
                                style, marker="." if len(evals) < 10 else None, label=name)
         if trains:
-            loss_axis.plot([r["tasks"][task]["steps"] for r in trains],
+            loss_axis.plot([r["tasks"][task]["tokens"] for r in trains],
                            [r["tasks"][task]["loss"] for r in trains], style, label=name)
     if kind == "regression":
         accuracy_axis.set(title=f"{task}: held-out mean absolute error", ylabel="MAE",
-                          yscale="log", xlabel=f"steps that trained {task}")
+                          yscale="log", xlabel=f"tokens of {task} consumed")
     else:
         margin = max(0.02, (1 - lowest) * 0.1)
         accuracy_axis.set(title=f"{task}: held-out accuracy", ylabel="accuracy",
-                          xlabel=f"steps that trained {task}",
+                          xlabel=f"tokens of {task} consumed",
                           ylim=(max(0.0, lowest - margin), 1.0 + margin / 4))
-    loss_axis.set(title=f"{task}: training loss", xlabel=f"steps that trained {task}",
+    loss_axis.set(title=f"{task}: training loss", xlabel=f"tokens of {task} consumed",
                   ylabel=loss_name, yscale="log")
     for axis in (accuracy_axis, loss_axis):
         axis.grid(alpha=0.3)
@@ -47,6 +48,11 @@ def task_curves(rows, task, path, kind="classification"):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _tokens(result):
+    """An eval row's tokens consumed (rows written before token accounting: its steps)."""
+    return result.get("trained_tokens", result["trained_steps"])
 
 
 def confusion(matrix, classes, title, path):
@@ -150,6 +156,38 @@ def gradient_conflicts(statistics, path):
         axis.set_title(title)
         figure.colorbar(image, ax=axis)
     figure.suptitle("task gradients on the shared parameters")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)
+
+
+def strategy_comparison(result, path):
+    """Per task, each strategy's held-out score (mean ± std over seeds) beside the single-task
+    reference; and each strategy's Δm% (higher is better)."""
+    tasks, names = list(result["tasks"]), list(result["strategies"])
+    figure, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.2 * (len(tasks) + 1), 4))
+    x = np.arange(len(names) + 1)
+    for axis, task in zip(axes, tasks):
+        values = [result["strategies"][n]["tasks"][task] for n in names]
+        values.append(result["reference"][task])
+        means, stds = zip(*values)
+        colours = ["tab:blue"] * len(names) + ["tab:gray"]
+        axis.bar(x, means, yerr=stds, color=colours, capsize=3)
+        low, high = min(means) - 3 * max(stds) - 1e-3, max(means) + 3 * max(stds) + 1e-3
+        regression = result["tasks"][task] == "regression"
+        axis.set(title=f"{task}: held-out {'MAE' if regression else 'accuracy'}",
+                 ylim=(max(0.0, low), high if regression else min(1.0, high)))
+        axis.set_xticks(x, names + ["single"], rotation=30, ha="right")
+        axis.grid(alpha=0.3, axis="y")
+    means, stds = zip(*(result["strategies"][n]["delta_m"] for n in names))
+    axes[-1].bar(x[:-1], means, yerr=stds, capsize=3,
+                 color=["tab:green" if m >= 0 else "tab:red" for m in means])
+    axes[-1].axhline(0, color="black", linewidth=0.8)
+    axes[-1].set_xticks(x[:-1], names, rotation=30, ha="right")
+    axes[-1].set(title="Δm% vs single task (higher is better)")
+    axes[-1].grid(alpha=0.3, axis="y")
+    figure.suptitle(f"{result['name']}: mean ± std over seeds {result['seeds']}")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -13,6 +13,7 @@ a run resumed from a checkpoint continues bitwise identically.
 """
 
 import json
+import time
 
 import numpy as np
 
@@ -70,9 +71,20 @@ def format_scores(tasks, prefix=""):
     return " ".join(parts)
 
 
+def make_samplers(tasks, seed):
+    """One seeded epoch sampler per task (how a Trainer with this seed will draw batches)."""
+    root = Generator(seed)
+    return {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
+            for k, (task, data) in enumerate(sorted(tasks.items()))}
+
+
 class Trainer:
+    """``token_budget`` ({task: tokens}) stops a task's batches at exactly that many tokens
+    (``TaskData.token_counts``): a batch that would pass it is cut to the examples that fit."""
+
     def __init__(self, model, tasks, training, schedule, seed, label="multitask",
-                 metrics_file=None, progress=True, loss_weights=None, task_lrs=None):
+                 metrics_file=None, progress=True, loss_weights=None, task_lrs=None,
+                 token_budget=None):
         self.model, self.tasks, self.training = model, tasks, training
         self.schedule, self.label = schedule, label
         self.metrics_file, self.progress = metrics_file, progress
@@ -90,8 +102,9 @@ class Trainer:
         self.optimizer = make_optimizer(groups, training)
         self.lr_scheduler = make_lr_scheduler(self.optimizer, training, schedule.total_steps)
         root = Generator(seed)
-        self.samplers = {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
-                         for k, (task, data) in enumerate(sorted(tasks.items()))}
+        self.samplers = make_samplers(tasks, seed)
+        self.token_budget = dict(token_budget or {})
+        self._budget_cut = set()  # tasks whose last batch was cut to fit (training's end)
         self.task_sampler = TaskSampler(
             training["sampling"], {t: len(d.y_train) for t, d in tasks.items()},
             training["sampling_temperature"], seed=int(root.spawn(0).integers(2 ** 31)))
@@ -100,6 +113,7 @@ class Trainer:
             method, sorted(tasks), seed=int(root.spawn(len(tasks) + 1).integers(2 ** 31)),
             c=training["cagrad_c"])
         self.step = 0
+        self.train_seconds = 0.0  # time spent in train_step (no evaluation, no checkpoints)
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
         self._running = {}
@@ -121,6 +135,12 @@ class Trainer:
     def _batch(self, task, size):
         data = self.tasks[task]
         index = self.samplers[task].next(size)
+        if task in self.token_budget:
+            left = self.token_budget[task] - self.counters[task]["tokens"]
+            fits = int((np.cumsum(data.token_counts(data.x_train[index])) <= left).sum())
+            if fits < len(index):  # the batch was cut: not even one more example fits after it
+                self._budget_cut.add(task)
+            index = index[:fits]
         return data.x_train[index], data.y_train[index]
 
     def train_step(self):
@@ -137,6 +157,8 @@ class Trainer:
         total = 0.0
         task_losses = dict.fromkeys(tasks, 0.0)
         for _ in range(micro_batches):
+            if self._budget_spent(tasks):
+                break
             terms, per_task = self._loss(mode, tasks)
             loss = sum(terms.values())
             if micro_batches > 1:
@@ -161,6 +183,10 @@ class Trainer:
         for task in tasks:
             self.counters[task]["steps"] += 1
         return total
+
+    def _budget_spent(self, tasks):
+        return any(t in self._budget_cut or self.counters[t]["tokens"] >= self.token_budget[t]
+                   for t in tasks if t in self.token_budget)
 
     def _task_loss(self, task, outputs, y):
         return task_loss(self.tasks[task].kind, outputs, y)
@@ -212,7 +238,8 @@ class Trainer:
         row = {"run": self.label, "type": "eval", "step": self.step,
                "tasks": {task: dict(evaluate(self.model, task, data.x_test, data.y_test,
                                              kind=data.kind),
-                                    trained_steps=self.counters[task]["steps"])
+                                    trained_steps=self.counters[task]["steps"],
+                                    trained_tokens=self.counters[task]["tokens"])
                          for task, data in self.tasks.items()}}
         self.history.append(row)
         self._write(row)
@@ -244,7 +271,9 @@ class Trainer:
         every = self.training["checkpoint_every"]
         status = ""
         while self.step < total:
+            started = time.perf_counter()
             self.train_step()
+            self.train_seconds += time.perf_counter() - started
             if self.step % self.training["log_every"] == 0 or self.step == total:
                 status = format_scores(self._log_train()["tasks"])
             if self.step % self.training["eval_every"] == 0 or self.step == total:
@@ -259,6 +288,7 @@ class Trainer:
     def state(self):
         """(JSON-able state, named arrays) of everything but the model and optimizer."""
         state = {"step": self.step, "label": self.label, "history": self.history,
+                 "train_seconds": self.train_seconds,
                  "counters": self.counters, "running": self._running,
                  "weighting": self.weighting.state_dict(),
                  "surgery": None if self.surgery is None else self.surgery.state_dict(),
@@ -280,6 +310,7 @@ class Trainer:
             self.task_sampler.load_state_dict(checkpoint["rng_states"]["task_sampler"])
         state, arrays = checkpoint["trainer_state"], checkpoint["trainer_arrays"]
         self.step, self.history = state["step"], state["history"]
+        self.train_seconds = state.get("train_seconds", 0.0)
         self.counters, self._running = state["counters"], state["running"]
         if "weighting" in state:  # absent in checkpoints written before loss weighting
             self.weighting.load_state_dict(state["weighting"])

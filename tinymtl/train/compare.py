@@ -1,0 +1,164 @@
+"""Strategy comparison: one base experiment under several MTL strategies × several seeds.
+
+A comparison config names a base run config and the strategies (each a few overrides of it):
+
+    compare:
+      base: kindergarten_math.yaml        # relative to the comparison file
+      seeds: 3                            # base seed, +1, +2
+      common: {training: {schedule: mixed}}               # applied to every arm
+      strategies:
+        equal:  {training: {weighting: equal}}
+        pcgrad: {training: {weighting: equal, gradients: pcgrad}}
+
+``tinymtl run`` on such a file trains every strategy × seed (``<out>/<strategy>/seed_<s>/``),
+and per seed a single-task reference per task: the task alone, token-controlled (exactly the
+tokens it consumed in the multi-task runs). It reports per task the held-out score mean ± std,
+the multi-task gain as LibMTL defines it (Maninis et al. 2019),
+
+    Δm% = (100 / T) Σ_t (−1)^(l_t) (M_t − M_t^single) / M_t^single
+          l_t = 1 where lower is better (MAE), 0 where higher is (accuracy),
+
+computed per seed against that seed's reference, and the mean training-step time (ms, no
+evaluation). Writes ``comparison.json``, ``comparison.md`` and ``comparison.png``.
+"""
+
+import copy
+import json
+import pathlib
+
+import numpy as np
+
+from tinymtl.files import write_text
+from tinymtl.train import baselines, plots
+from tinymtl.train.config import ConfigError, read_yaml, validate
+from tinymtl.train.metrics import SCORES, task_summary
+from tinymtl.train.seeds import mean_std
+
+COMPARE_KEYS = ("base", "seeds", "common", "strategies")
+
+
+def merge(base, overrides):
+    """``base`` with ``overrides`` merged in, mapping by mapping (neither is changed)."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load(path, raw):
+    """The checked comparison: {name, seeds, strategies: {name: validated run config}}."""
+    path = pathlib.Path(path)
+    spec = raw["compare"]
+    where = f"{path}: compare"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: expected a mapping with {', '.join(COMPARE_KEYS)}")
+    unknown = sorted(set(spec) - set(COMPARE_KEYS))
+    if unknown or set(raw) - {"compare", "name"}:
+        key = f"compare.{unknown[0]}" if unknown else sorted(set(raw) - {"compare", "name"})[0]
+        raise ConfigError(f"{path}: unknown key {key!r}; a comparison file has name and "
+                          f"compare ({', '.join(COMPARE_KEYS)})")
+    seeds = spec.get("seeds", 3)
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"{where}.seeds = {seeds!r}: expected an integer >= 1")
+    strategies = spec.get("strategies")
+    if not isinstance(strategies, dict) or not strategies:
+        raise ConfigError(f"{where}.strategies: expected a mapping of at least one strategy "
+                          f"name to its overrides")
+    if not isinstance(spec.get("base"), str):
+        raise ConfigError(f"{where}.base: expected the path of a run config")
+    base_path = path.parent / spec["base"]
+    if not base_path.is_file():
+        raise ConfigError(f"{where}.base = {spec['base']!r}: no such file {base_path}")
+    base = read_yaml(base_path)
+    common = spec.get("common") or {}
+    configs = {}
+    for name, overrides in strategies.items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{where}.strategies.{name}: expected a mapping of overrides")
+        raw_config = merge(merge(base, common), overrides)
+        config = validate(raw_config, f"{path}: compare.strategies.{name} (on {base_path})")
+        config["name"] = f"{raw.get('name') or path.stem}/{name}"
+        configs[str(name)] = config
+    return {"name": raw.get("name") or path.stem, "seeds": seeds, "base": str(base_path),
+            "strategies": configs}
+
+
+def delta_m(scores, reference, kinds):
+    """Δm% of ``scores`` {task: M_t} against ``reference`` {task: M_t^single}."""
+    terms = [(-1 if kinds[t] == "regression" else 1) * (scores[t] - reference[t]) / reference[t]
+             for t in scores]
+    return 100 * float(np.mean(terms))
+
+
+def run_comparison(comparison, out_dir=None, progress=True):
+    """Train every strategy × seed and the references; returns (and writes) the result."""
+    from tinymtl.train.experiment import load_tasks, run
+
+    out = pathlib.Path(out_dir or pathlib.Path("runs") / comparison["name"])
+    first = next(iter(comparison["strategies"].values()))
+    seeds = [first["seed"] + k for k in range(comparison["seeds"])]
+    tasks = load_tasks(first)
+    kinds = {t: d.kind for t, d in tasks.items()}
+    scores = {t: f"test_{SCORES[k]}" for t, k in kinds.items()}
+    arms = {}
+    for name, config in comparison["strategies"].items():
+        arms[name] = [run(dict(copy.deepcopy(config), seed=seed, baselines="none"),
+                          out / name / f"seed_{seed}", progress=progress) for seed in seeds]
+    references = []
+    for k, seed in enumerate(seeds):  # each task alone, on the tokens the strategies fed it
+        config = dict(copy.deepcopy(first), seed=seed)
+        reference = {}
+        for task, data in tasks.items():
+            tokens = arms[next(iter(arms))][k]["tasks"][task]["tokens"]
+            _, history, counters = baselines.single_task(config, task, data, 1,
+                                                         progress=progress, tokens=tokens)
+            reference[task] = dict(task_summary(history, task, data.kind), **counters)
+        references.append(reference)
+    result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
+              "tasks": kinds, "reference": {}, "strategies": {}}
+    for task in tasks:
+        result["reference"][task] = mean_std([r[task][scores[task]] for r in references])
+    for name, summaries in arms.items():
+        per_seed = [{t: s["tasks"][t][scores[t]] for t in tasks} for s in summaries]
+        result["strategies"][name] = {
+            "config": comparison["strategies"][name]["training"],
+            "tasks": {t: mean_std([p[t] for p in per_seed]) for t in tasks},
+            "delta_m": mean_std([delta_m(p, {t: r[t][scores[t]] for t in tasks}, kinds)
+                                 for p, r in zip(per_seed, references)]),
+            "train_step_ms": mean_std([s["timings"]["train_step_ms"] for s in summaries]),
+            "tokens": {t: [s["tasks"][t]["tokens"] for s in summaries] for t in tasks},
+        }
+    result["reference_tokens"] = {t: [r[t]["tokens"] for r in references] for t in tasks}
+    write_text(out / "comparison.json", json.dumps(result, indent=2))
+    write_text(out / "comparison.md", format_table(result) + "\n")
+    plots.strategy_comparison(result, out / "comparison.png")
+    return result
+
+
+def _score(kind, value):
+    mean, std = value
+    if kind == "regression":
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def format_table(result):
+    """The comparison as a Markdown table."""
+    tasks = list(result["tasks"])
+    metric = {t: "MAE" if k == "regression" else "acc. %" for t, k in result["tasks"].items()}
+    header = " | ".join(f"{t} {metric[t]}" for t in tasks)
+    lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}. Δm% against "
+             f"token-controlled single-task runs (higher is better).", "",
+             f"| strategy | {header} | Δm% | step ms |",
+             "|---" * (len(tasks) + 3) + "|"]
+    for name, entry in result["strategies"].items():
+        cells = " | ".join(_score(result["tasks"][t], entry["tasks"][t]) for t in tasks)
+        dm, dm_std = entry["delta_m"]
+        ms, ms_std = entry["train_step_ms"]
+        lines.append(f"| {name} | {cells} | {dm:+.2f} ± {dm_std:.2f} | {ms:.1f} ± {ms_std:.1f} |")
+    cells = " | ".join(_score(result["tasks"][t], result["reference"][t]) for t in tasks)
+    lines.append(f"| single task (reference) | {cells} | 0 | - |")
+    return "\n".join(lines)

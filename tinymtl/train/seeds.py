@@ -1,0 +1,122 @@
+"""Seed noise: one experiment under N seeds, and whether its transfer is more than noise.
+
+``tinymtl run CONFIG --seeds N`` runs the config with seeds s, s+1, …, s+N−1 (both arms: the
+multi-task run and its baseline, ``baselines: token_controlled`` or ``single_task``) into
+``<out>/seed_<s>/`` and summarises each task over the seeds. With scores oriented so that
+higher is better (accuracy; −MAE for regression), multi-task m_1..m_N and baseline b_1..b_N:
+
+    d  = mean(m) − mean(b)
+    se = sqrt(s_m² / N + s_b² / N)        s: sample standard deviation (N − 1): the standard
+                                          error of d
+    genuine transfer    d >  2·se         multi-task better beyond seed noise
+    negative transfer   d < −2·se         multi-task worse beyond seed noise
+    exposure only       |d| ≤ 2·se        within noise: what remains of the gain is exposure
+
+(2·se: a two-sided ≈95 % interval under a normal approximation.) One seed measures no noise:
+its label is "undetermined". Writes ``seeds.json`` and ``seeds.md`` in the output folder.
+"""
+
+import copy
+import json
+import math
+import pathlib
+
+import numpy as np
+
+from tinymtl.files import write_text
+from tinymtl.train.metrics import SCORES
+
+LABELS = ("genuine transfer", "exposure only", "negative transfer", "undetermined")
+
+
+def mean_std(values):
+    """(mean, sample standard deviation; 0 for one value)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def transfer_label(multitask, baseline, higher_is_better=True):
+    """(label, d, se) for per-seed scores of the two arms (see the module docstring)."""
+    sign = 1.0 if higher_is_better else -1.0
+    (m, sm), (b, sb) = mean_std(multitask), mean_std(baseline)
+    d = sign * (m - b)
+    n = min(len(multitask), len(baseline))
+    if n < 2:
+        return "undetermined", d, None
+    se = math.sqrt(sm ** 2 / len(multitask) + sb ** 2 / len(baseline))
+    if d > 2 * se:
+        return "genuine transfer", d, se
+    if d < -2 * se:
+        return "negative transfer", d, se
+    return "exposure only", d, se
+
+
+def summarise(summaries):
+    """Per task, over the seeds' summaries: both arms' mean ± std, d, se and the label."""
+    tasks = {}
+    for task, first in summaries[0]["tasks"].items():
+        kind = first.get("kind", "classification")
+        score = f"test_{SCORES[kind]}"
+        multitask = [s["tasks"][task][score] for s in summaries]
+        entry = {"kind": kind, "score": score, "multitask": multitask,
+                 "multitask_mean_std": mean_std(multitask),
+                 "tokens": [s["tasks"][task]["tokens"] for s in summaries]}
+        baseline_key = "baseline_mae" if kind == "regression" else "baseline_accuracy"
+        if first.get(baseline_key) is not None:
+            baseline = [s["tasks"][task][baseline_key] for s in summaries]
+            label, d, se = transfer_label(multitask, baseline, kind != "regression")
+            entry.update(baseline=baseline, baseline_kind=first.get("baseline"),
+                         baseline_mean_std=mean_std(baseline),
+                         baseline_tokens=[s["tasks"][task].get("baseline_tokens")
+                                          for s in summaries],
+                         difference=d, standard_error=se, label=label)
+        tasks[task] = entry
+    return tasks
+
+
+def _show(kind, value):
+    mean, std = value
+    if kind == "regression":
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def format_table(result):
+    """The Markdown table of ``run_seeds``'s result."""
+    seeds = result["seeds"]
+    lines = [f"Seeds {', '.join(map(str, seeds))}; baseline: {result['baseline']}; "
+             f"accuracy in %, MAE as is; mean ± std over {len(seeds)} seed(s).", "",
+             "| task | metric | multi-task | baseline | multi-task gain (± 2 se) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for task, entry in result["tasks"].items():
+        kind = entry["kind"]
+        metric = "MAE" if kind == "regression" else "accuracy %"
+        if "label" not in entry:
+            lines.append(f"| {task} | {metric} | {_show(kind, entry['multitask_mean_std'])} "
+                         f"| - | - | no baseline |")
+            continue
+        scale = 1 if kind == "regression" else 100
+        noise = "" if entry["standard_error"] is None else \
+            f" ± {scale * 2 * entry['standard_error']:.2f}"
+        lines.append(f"| {task} | {metric} | {_show(kind, entry['multitask_mean_std'])} | "
+                     f"{_show(kind, entry['baseline_mean_std'])} | "
+                     f"{scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
+    return "\n".join(lines)
+
+
+def run_seeds(config, count, out_dir=None, progress=True):
+    """Run ``config`` under ``count`` consecutive seeds; returns (and writes) the summary."""
+    from tinymtl.train.experiment import run  # experiment runs one seed; this module repeats it
+
+    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+    seeds = [config["seed"] + k for k in range(count)]
+    summaries = []
+    for seed in seeds:
+        summaries.append(run(dict(copy.deepcopy(config), seed=seed), out / f"seed_{seed}",
+                             progress=progress))
+    result = {"config": config, "seeds": seeds, "baseline": config["baselines"],
+              "tasks": summarise(summaries),
+              "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3)}
+    write_text(out / "seeds.json", json.dumps(result, indent=2))
+    write_text(out / "seeds.md", format_table(result) + "\n")
+    return result
