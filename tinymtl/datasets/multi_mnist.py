@@ -2,14 +2,19 @@
 
 Each example overlays two MNIST digits on one 36x36 canvas:
 
-    left digit    digit i, its 28x28 image placed at offset (dy, dx), dy, dx ∈ {0..4}:  up-left
-    right digit   digit j (another random image of the same split) at dy, dx ∈ {4..8}: down-right
+    left digit    digit i, its 28x28 image placed at offset (dy, dx), dy, dx ∈ {0, 1, 2}: up-left
+    right digit   digit j (another random image of the same split), placed 4 to 6 pixels further
+                  down and 4 to 6 further right (so at 4..8): down-right
     canvas        the pixelwise maximum of the two placed images
+
+(Sener & Koltun fix the offsets at (0, 0) and (6, 6), then resize to 28x28; here the offsets
+vary a little, always keeping the right digit at least 4 pixels down and right of the left one,
+so "which digit is up-left" is always decidable, and the canvas keeps its 36x36 resolution.)
 
     target: left    task L, the up-left digit    (10 classes)
     target: right   task R, the down-right digit  (10 classes)
 
-The digits overlap heavily (they share at least 20x20 pixels of the canvas), so each task must
+The digits overlap heavily (they share at least 22x22 pixels of the canvas), so each task must
 learn to read its own corner through the other digit. Both tasks label the very same images, so
 a ``joint`` schedule puts each batch through both heads.
 
@@ -25,8 +30,9 @@ from tinymtl.datasets.cache import load_or_generate_arrays
 
 TARGETS = ("left", "right")
 CANVAS = 36
-SHIFT = CANVAS - 28  # 8: the right digit may sit up to 8 pixels right of and below the left one
-VERSION = 1
+LEFT_OFFSETS = (0, 2)   # the left digit's offset, each axis, inclusive
+RIGHT_SHIFTS = (4, 6)   # how much further down and right the right digit sits, inclusive
+VERSION = 2
 
 
 def overlay(images, labels, rng):
@@ -34,8 +40,8 @@ def overlay(images, labels, rng):
     digit of example k, paired with a random other image as its right digit."""
     n = len(images)
     partner = (np.arange(n) + rng.integers(1, n, n)) % n  # never the image itself
-    left = rng.integers(0, SHIFT // 2 + 1, (n, 2))
-    right = rng.integers(SHIFT // 2, SHIFT + 1, (n, 2))
+    left = rng.integers(LEFT_OFFSETS[0], LEFT_OFFSETS[1] + 1, (n, 2))
+    right = left + rng.integers(RIGHT_SHIFTS[0], RIGHT_SHIFTS[1] + 1, (n, 2))
     canvases = np.zeros((n, 1, CANVAS, CANVAS), dtype=np.float32)
     placed = np.zeros_like(canvases)
     for k in range(n):
