@@ -1,0 +1,185 @@
+"""Continual-learning building blocks on hand-made values: Fisher, EWC, SI, reservoir, LwF,
+and the accuracy-matrix metrics."""
+
+import numpy as np
+import pytest
+
+import tinymtl as tm
+import tinymtl.nn as nn
+from tinymtl.autograd import Tensor
+from tinymtl.backend.random import Generator
+from tinymtl.mtl.continual import (EWC, ReservoirBuffer, SynapticIntelligence,
+                                   diagonal_fisher, distillation_loss)
+from tinymtl.train import continual_metrics as M
+
+
+class Tiny(nn.Module):
+    """logits = W x + b, with the task argument the multi-task models take."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 4)
+
+    def forward(self, x, task=None):
+        return self.linear(x)
+
+
+def per_sample_fisher_by_hand(model, x, labels):
+    """(1/N) Σ_n g_n², g_n = ∂(−log softmax(W x_n + b)[y_n])/∂θ = (p_n − onehot(y_n)) ⊗ x_n."""
+    W, b = model.linear.weight.numpy().astype(np.float64), model.linear.bias.numpy()
+    fw, fb = np.zeros_like(W), np.zeros_like(b, dtype=np.float64)
+    for xn, yn in zip(x.astype(np.float64), labels):
+        z = W @ xn + b
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        delta = p - np.eye(4)[yn]
+        fw += np.outer(delta, xn) ** 2
+        fb += delta ** 2
+    return fw / len(x), fb / len(x)
+
+
+def test_empirical_fisher_is_the_mean_of_per_sample_squared_gradients():
+    model = Tiny()
+    x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    y = np.array([0, 1, 2, 3, 1, 0])
+    fisher = diagonal_fisher(model, None, x, y)
+    fw, fb = per_sample_fisher_by_hand(model, x, y)
+    np.testing.assert_allclose(fisher["linear.weight"], fw, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fisher["linear.bias"], fb, rtol=1e-5, atol=1e-7)
+    # not the square of the batch-mean gradient (smaller, by Jensen's inequality)
+    model.zero_grad()
+    tm.nn.functional.cross_entropy(model(Tensor(x)), y).backward()
+    assert (model.linear.bias.grad ** 2 < fisher["linear.bias"]).all()
+
+
+def test_true_fisher_samples_labels_from_the_model():
+    model = Tiny()
+    x = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    drawn = Generator(7)
+    fisher = diagonal_fisher(model, None, x, None, generator=Generator(7))
+    logits = model(Tensor(x)).numpy().astype(np.float64)
+    labels = []
+    for z in logits:  # the same draws, in the same order
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        labels.append(int(drawn.choice(4, p=p / p.sum())))
+    fw, _ = per_sample_fisher_by_hand(model, x, np.array(labels))
+    np.testing.assert_allclose(fisher["linear.weight"], fw, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("online", [False, True])
+def test_ewc_penalty_gradient_is_lambda_f_times_the_displacement(online):
+    model = Tiny()
+    rng = np.random.default_rng(2)
+    fisher = {n: rng.random(p.shape).astype(np.float32) for n, p in model.named_parameters()}
+    ewc = EWC(lam=3.0, online=online)
+    ewc.end_stage(model, fisher)
+    theta_star = {n: p.data.copy() for n, p in model.named_parameters()}
+    for p in model.parameters():
+        p.data += rng.standard_normal(p.shape).astype(np.float32)
+    model.zero_grad()
+    penalty = ewc.penalty(model)
+    penalty.backward()
+    expected = 0.0
+    for name, p in model.named_parameters():
+        displacement = p.data - theta_star[name]
+        np.testing.assert_allclose(p.grad, 3.0 * fisher[name] * displacement, rtol=1e-5,
+                                   atol=1e-6)
+        expected += 1.5 * (fisher[name] * displacement ** 2).sum()
+    assert penalty.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_online_ewc_keeps_one_anchor_with_decayed_fisher_and_ewc_keeps_one_per_task():
+    model = Tiny()
+    ones = {n: np.ones(p.shape, np.float32) for n, p in model.named_parameters()}
+    ewc, online = EWC(1.0), EWC(1.0, online=True, gamma=0.5)
+    for method in (ewc, online):
+        method.end_stage(model, ones)
+        method.end_stage(model, ones)
+    assert len(ewc.anchors) == 2 and len(online.anchors) == 1
+    np.testing.assert_allclose(online.anchors[0][0]["linear.bias"], 1.5)  # γ·1 + 1
+    state, arrays = ewc.state()
+    copy = EWC(1.0)
+    copy.load_state(state, arrays)
+    assert len(copy.anchors) == 2
+    assert copy.penalty(model).item() == ewc.penalty(model).item() == 0.0
+
+
+def test_si_path_integral_on_a_hand_made_step():
+    model = Tiny()
+    si = SynapticIntelligence(c=2.0, xi=0.1, model=model)
+    start = model.linear.bias.data.copy()
+    model.linear.bias.grad = np.array([1.0, -2.0, 0.5, 0.0], np.float32)
+    si.before_step(model)
+    model.linear.bias.data -= np.array([0.1, -0.2, 0.0, 0.3], np.float32)  # the update
+    si.after_step(model)
+    # ω = −g Δθ = −[1, −2, 0.5, 0]·[−0.1, 0.2, 0, −0.3] = [0.1, 0.4, 0, 0]
+    np.testing.assert_allclose(si.omega["linear.bias"], [0.1, 0.4, 0.0, 0.0], rtol=1e-6)
+    si.end_stage(model)
+    travelled = model.linear.bias.data - start
+    np.testing.assert_allclose(si.importance["linear.bias"],
+                               np.array([0.1, 0.4, 0, 0]) / (travelled ** 2 + 0.1), rtol=1e-5)
+    assert not si.omega["linear.bias"].any()
+    model.linear.bias.data += 1.0
+    penalty = si.penalty(model)
+    expected = 2.0 * (si.importance["linear.bias"] * 1.0).sum()
+    assert penalty.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_reservoir_keeps_each_item_with_probability_k_over_n():
+    k, n, trials = 10, 50, 2000
+    generator = Generator(0)
+    kept = np.zeros(n)
+    for _ in range(trials):
+        buffer = ReservoirBuffer(k, generator)
+        items = np.arange(n)
+        buffer.add(items[:, None], items, task=0)
+        kept[buffer.y[:len(buffer)]] += 1
+    expected = trials * k / n  # 400 per item
+    chi_square = float(((kept - expected) ** 2 / expected).sum())
+    # 49 degrees of freedom (each trial keeps exactly k items): p = 0.001 at 85.4
+    assert chi_square < 85.4, chi_square
+    assert kept.sum() == trials * k
+
+
+def test_reservoir_state_round_trip():
+    buffer = ReservoirBuffer(4, Generator(1))
+    buffer.add(np.arange(12.0)[:, None], np.arange(12), task=2)
+    state, arrays = buffer.state()
+    copy = ReservoirBuffer(4, Generator(99))
+    copy.load_state(state, arrays)
+    a, b = buffer.sample(6), copy.sample(6)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b)) and set(a[2]) == {2}
+    assert copy.seen == 12 and len(copy) == 4
+
+
+def test_distillation_matches_soft_cross_entropy(float64):
+    rng = np.random.default_rng(3)
+    student = tm.tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    teacher = tm.tensor(rng.standard_normal((2, 3)))
+    T = 2.0
+    loss = distillation_loss(student, teacher, T)
+    q = np.exp(teacher.numpy() / T)
+    q /= q.sum(1, keepdims=True)
+    log_p = student.numpy() / T - np.log(np.exp(student.numpy() / T).sum(1, keepdims=True))
+    assert loss.item() == pytest.approx(-(q * log_p).sum() * T ** 2 / 2)
+    loss.backward()
+    p = np.exp(log_p)
+    np.testing.assert_allclose(student.grad, (p - q) * T / 2, rtol=1e-6)  # T² · (1/T) / N
+
+
+def test_accuracy_matrix_metrics_on_a_hand_made_matrix():
+    R = [[0.90, 0.10, 0.20],
+         [0.60, 0.95, 0.30],
+         [0.50, 0.80, 0.85]]
+    b = [0.1, 0.1, 0.1]
+    assert M.average_accuracy(R) == pytest.approx((0.50 + 0.80 + 0.85) / 3)
+    assert M.backward_transfer(R) == pytest.approx(((0.50 - 0.90) + (0.80 - 0.95)) / 2)
+    assert M.forward_transfer(R, b) == pytest.approx(((0.10 - 0.1) + (0.30 - 0.1)) / 2)
+    assert M.forgetting(R) == pytest.approx([0.90 - 0.50, 0.95 - 0.80])
+    assert M.average_forgetting(R) == pytest.approx(0.275)
+    # the best value since training, not only R[j][j]: task 0 peaks after stage 1 here
+    assert M.forgetting([[0.7, 0.0, 0], [0.9, 0.8, 0], [0.6, 0.7, 0.9]])[0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="T x T"):
+        M.average_accuracy([[1.0, 2.0]])
+    assert M.backward_transfer([[0.5]]) is None

@@ -1,0 +1,217 @@
+"""Continual learning: what keeps a model from forgetting earlier tasks as it learns new ones.
+
+Tasks arrive in stages; after stage s the model has seen tasks 1..s and only task s's data is
+at hand. Each method adds something to the loss of the current stage (or to its batches):
+
+    ewc         (Kirkpatrick et al. 2017)  one anchor per past task t:
+                    penalty = (λ/2) Σ_t Σ_k F_t,k (θ_k − θ*_t,k)²
+                F_t: the diagonal Fisher information of task t at θ*_t, its weights at the end
+                of its stage (``diagonal_fisher``).
+    online_ewc  (Schwarz et al. 2018)  one running anchor: F ← γ F + F_new, θ* ← θ at the end
+                of each stage; penalty = (λ/2) Σ_k F_k (θ_k − θ*_k)².
+    si          (Zenke et al. 2017)  importance from the path the weights travelled:
+                    per step      ω_k += −g_k Δθ_k        (g: the gradient the step used)
+                    per stage     Ω_k += ω_k / ((θ_k(end) − θ_k(start))² + ξ),  ω ← 0
+                    penalty = c Σ_k Ω_k (θ_k − θ*_k)²,   θ*: the weights at the last stage end.
+    replay      a reservoir-sampled buffer of past examples (``ReservoirBuffer``) mixed into
+                every batch.
+    lwf         (Li & Hoiem 2016)  the previous stage's model, frozen, labels the new data for
+                the old heads; the new model matches it: ``distillation_loss``.
+
+All state (Fisher, anchors, importances, the buffer and its counter) is arrays plus a JSON
+dict, so it lives in the checkpoint and a resumed sequence continues bitwise identically.
+"""
+
+import numpy as np
+
+from tinymtl.autograd import Tensor, grad
+from tinymtl.nn import functional as F
+
+METHODS = ("finetune", "ewc", "online_ewc", "si", "replay", "lwf")
+
+
+# -- the diagonal Fisher information ---------------------------------------------------------------
+def diagonal_fisher(model, task, x, y=None, parameters=None, generator=None):
+    """F_k = (1/N) Σ_n (∂ log p(y_n | x_n; θ) / ∂θ_k)², one example at a time (the per-sample
+    definition: squares of per-example gradients, not the square of the batch mean).
+
+    ``y`` given: the **empirical** Fisher (labels from the data). ``y=None``: the **true**
+    Fisher, each y_n drawn from the model's own p(· | x_n) with ``generator``.
+    Returns {parameter name: array}, for ``parameters`` (default: every trainable one)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if parameters is not None:
+        named = [(n, p) for n, p in named if n in parameters]
+    fisher = {n: np.zeros(p.shape, dtype=np.float64) for n, p in named}
+    for k in range(len(x)):
+        logits = model(Tensor(x[k:k + 1]), task)
+        if y is None:
+            probabilities = np.exp(logits.log_softmax(dim=-1).numpy()[0].astype(np.float64))
+            label = int(generator.choice(len(probabilities), p=probabilities / probabilities.sum()))
+        else:
+            label = int(y[k])
+        negative_log_likelihood = F.cross_entropy(logits, np.array([label]))
+        gradients = grad(negative_log_likelihood, [p for _, p in named], allow_unused=True)
+        for (name, _), g in zip(named, gradients):
+            if g is not None:
+                fisher[name] += np.asarray(g, dtype=np.float64) ** 2
+    return {n: (f / len(x)).astype(np.float32) for n, f in fisher.items()}
+
+
+def quadratic_penalty(model, importance, anchor):
+    """Σ_k importance_k (θ_k − anchor_k)² over the named parameters in ``importance``."""
+    parameters = dict(model.named_parameters())
+    total = None
+    for name, weight in importance.items():
+        p = parameters[name]
+        term = (Tensor(weight) * (p - Tensor(anchor[name])) ** 2).sum()
+        total = term if total is None else total + term
+    return total
+
+
+# -- EWC and online EWC ----------------------------------------------------------------------------
+class EWC:
+    """``penalty(model)`` = (λ/2) Σ_anchors Σ_k F_k (θ_k − θ*_k)²; ``online`` keeps one anchor
+    with F ← γ F + F_new (Schwarz et al. 2018)."""
+
+    def __init__(self, lam, online=False, gamma=1.0):
+        self.lam, self.online, self.gamma = lam, online, gamma
+        self.anchors = []  # [(fisher {name: array}, theta* {name: array})]
+
+    def penalty(self, model):
+        terms = [quadratic_penalty(model, fisher, theta) for fisher, theta in self.anchors]
+        if not terms:
+            return None
+        return sum(terms[1:], terms[0]) * (self.lam / 2)
+
+    def end_stage(self, model, fisher):
+        """Anchor at the current weights with this stage's Fisher."""
+        theta = {n: p.data.copy() for n, p in model.named_parameters() if n in fisher}
+        if self.online and self.anchors:
+            previous, _ = self.anchors[0]
+            fisher = {n: self.gamma * previous[n] + f for n, f in fisher.items()}
+            self.anchors = [(fisher, theta)]
+        else:
+            self.anchors.append((fisher, theta))
+
+    def state(self):
+        arrays = {}
+        for k, (fisher, theta) in enumerate(self.anchors):
+            arrays.update({f"fisher.{k}.{n}": v for n, v in fisher.items()})
+            arrays.update({f"theta.{k}.{n}": v for n, v in theta.items()})
+        return {"anchors": len(self.anchors)}, arrays
+
+    def load_state(self, state, arrays):
+        self.anchors = []
+        for k in range(state["anchors"]):
+            fisher = {key[len(f"fisher.{k}."):]: v for key, v in arrays.items()
+                      if key.startswith(f"fisher.{k}.")}
+            theta = {key[len(f"theta.{k}."):]: v for key, v in arrays.items()
+                     if key.startswith(f"theta.{k}.")}
+            self.anchors.append((fisher, theta))
+
+
+# -- synaptic intelligence -------------------------------------------------------------------------
+class SynapticIntelligence:
+    """Path-integral importance (module docstring). ``before_step`` is called after backward
+    and before the optimizer step (it reads g and θ), ``after_step`` after it (it reads Δθ)."""
+
+    def __init__(self, c, xi, model):
+        self.c, self.xi = c, xi
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.omega = {n: np.zeros(p.shape, np.float32) for n, p in named}        # ω, this stage
+        self.importance = {n: np.zeros(p.shape, np.float32) for n, p in named}   # Ω
+        self.anchor = {n: p.data.copy() for n, p in named}                       # θ*, θ(start)
+        self._before = None
+
+    def penalty(self, model):
+        if not any(v.any() for v in self.importance.values()):
+            return None
+        return quadratic_penalty(model, self.importance, self.anchor) * self.c
+
+    def before_step(self, model):
+        self._before = {n: (p.data.copy(), None if p.grad is None else np.array(p.grad))
+                        for n, p in model.named_parameters() if n in self.omega}
+
+    def after_step(self, model):
+        for name, p in model.named_parameters():
+            if name in self.omega and self._before[name][1] is not None:
+                old, g = self._before[name]
+                self.omega[name] -= g * (p.data - old)  # ω += −g Δθ
+        self._before = None
+
+    def end_stage(self, model):
+        for name, p in model.named_parameters():
+            if name in self.omega:
+                travelled = p.data - self.anchor[name]
+                self.importance[name] += self.omega[name] / (travelled ** 2 + self.xi)
+                self.omega[name][...] = 0.0
+                self.anchor[name] = p.data.copy()
+
+    def state(self):
+        arrays = {f"omega.{n}": v for n, v in self.omega.items()}
+        arrays.update({f"importance.{n}": v for n, v in self.importance.items()})
+        arrays.update({f"anchor.{n}": v for n, v in self.anchor.items()})
+        return {}, arrays
+
+    def load_state(self, state, arrays):
+        for prefix, target in (("omega.", self.omega), ("importance.", self.importance),
+                               ("anchor.", self.anchor)):
+            for name in target:
+                target[name] = np.array(arrays[prefix + name])
+
+
+# -- rehearsal -------------------------------------------------------------------------------------
+class ReservoirBuffer:
+    """A fixed-size sample of everything seen so far (Vitter's Algorithm R): the n-th item
+    offered is kept if n ≤ k; otherwise it replaces slot j, j uniform in [0, n), when j < k.
+    After n items every one of them is in the buffer with probability k / n."""
+
+    def __init__(self, capacity, generator):
+        self.capacity, self.generator = capacity, generator
+        self.seen = 0
+        self.x = self.y = self.task = None
+
+    def __len__(self):
+        return 0 if self.x is None else min(self.seen, self.capacity)
+
+    def add(self, x, y, task):
+        if self.x is None:
+            self.x = np.zeros((self.capacity,) + x.shape[1:], dtype=x.dtype)
+            self.y = np.zeros((self.capacity,) + y.shape[1:], dtype=y.dtype)
+            self.task = np.zeros(self.capacity, dtype=np.int64)
+        for k in range(len(x)):
+            self.seen += 1
+            if self.seen <= self.capacity:
+                slot = self.seen - 1
+            else:
+                slot = int(self.generator.integers(0, self.seen))
+                if slot >= self.capacity:
+                    continue
+            self.x[slot], self.y[slot], self.task[slot] = x[k], y[k], task
+
+    def sample(self, count):
+        """``count`` stored items, uniformly with replacement: (x, y, task index)."""
+        index = self.generator.integers(0, len(self), count)
+        return self.x[index], self.y[index], self.task[index]
+
+    def state(self):
+        arrays = {} if self.x is None else {"x": self.x, "y": self.y, "task": self.task}
+        return {"seen": self.seen, "generator": self.generator.state_dict()}, arrays
+
+    def load_state(self, state, arrays):
+        self.seen = state["seen"]
+        self.generator.load_state_dict(state["generator"])
+        if arrays:
+            self.x, self.y, self.task = (np.array(arrays[k]) for k in ("x", "y", "task"))
+
+
+# -- learning without forgetting -------------------------------------------------------------------
+def distillation_loss(logits, teacher_logits, temperature):
+    """T² · mean_n Σ_c −softmax(teacher/T)_c · log_softmax(logits/T)_c: cross-entropy with the
+    old model's softened outputs (the T² keeps its gradient's scale independent of T)."""
+    teacher = teacher_logits.numpy().astype(np.float64) / temperature
+    teacher = np.exp(teacher - teacher.max(1, keepdims=True))
+    teacher /= teacher.sum(1, keepdims=True)
+    log_student = (logits * (1.0 / temperature)).log_softmax(dim=-1)
+    targets = Tensor(teacher.astype(log_student.numpy().dtype))
+    return -(targets * log_student).sum() * (temperature ** 2 / len(teacher))
