@@ -26,7 +26,7 @@ def tiny_config(**sections):
     config = copy.deepcopy(TINY)
     for key, value in sections.items():
         if isinstance(value, dict):
-            config[key].update(value)
+            config.setdefault(key, {}).update(value)
         else:
             config[key] = value
     return config

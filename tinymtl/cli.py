@@ -52,13 +52,16 @@ def main():
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run directory (default: runs/<config name>).")
 @click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set continual.method=replay "
+                   "(repeatable; the value is read as YAML).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run N consecutive seeds (into OUT/seed_<s>/) and report mean ± std, "
                    "labelling each task's transfer against seed noise.")
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_guarded
-def run(config_path, out_dir, seed, seeds, resume, quiet):
+def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
     """Train the experiment a YAML config describes and write its run directory.
 
     A comparison file (a ``compare:`` section: a base config, strategies, seeds) runs every
@@ -70,14 +73,14 @@ def run(config_path, out_dir, seed, seeds, resume, quiet):
 
     raw = config_module.read_yaml(config_path)
     if "compare" in raw:
-        if seed is not None or seeds > 1 or resume:
-            _fail("a comparison file sets its own seeds; --seed, --seeds and --resume apply "
-                  "to single runs", 2)
+        if seed is not None or seeds > 1 or resume or overrides:
+            _fail("a comparison file sets its own seeds and overrides; --seed, --seeds, --set "
+                  "and --resume apply to single runs", 2)
         result = compare.run_comparison(compare.load(config_path, raw), out_dir,
                                         progress=not quiet)
         click.echo(compare.format_table(result))
         return
-    config = config_module.load(config_path, raw)
+    config = config_module.load(config_path, raw, overrides)
     if seed is not None:
         config["seed"] = seed
     if seeds > 1:
@@ -87,6 +90,11 @@ def run(config_path, out_dir, seed, seeds, resume, quiet):
         click.echo(format_table(run_seeds(config, seeds, out_dir, progress=not quiet)))
         return
     summary = run_experiment(config, out_dir, resume=resume, progress=not quiet)
+    if "continual" in summary:
+        from tinymtl.train.continual import format_summary as format_continual
+
+        click.echo(format_continual(summary))
+        return
     click.echo(format_summary(summary))
 
 

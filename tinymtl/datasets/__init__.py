@@ -21,11 +21,12 @@ TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
 
 
 def load_task(name, generator, train_size=None, test_size=None, max_length=20, seed=0,
-              use_cache=True):
-    """The named task's data: a loader's real data (sizes limit it), or a generated text task,
-    from the cache when it holds exactly this specification."""
+              use_cache=True, **variant):
+    """The named task's data: a loader's real data (sizes limit it; ``variant``: e.g. MNIST's
+    digits and permutation), or a generated text task, from the cache when it holds exactly
+    this specification."""
     if generator in LOADERS:
-        return LOADERS[generator].load(train_size, test_size)
+        return LOADERS[generator].load(train_size, test_size, **variant)
     if generator not in GENERATORS:
         raise ValueError(f"unknown task source {generator!r}; expected one of "
                          f"{', '.join(SOURCES)}")
@@ -51,8 +52,10 @@ def load_tasks(specs, max_length=20, seed=0, use_cache=True):
             tasks[name] = IMAGE_SETS[source].task(name, spec.get("target"), *image_sets[key],
                                                   well_posed=spec.get("well_posed") or False)
         else:
+            variant = {key: spec[key] for key in ("digits", "permutation", "global_labels")
+                       if spec.get(key) is not None}
             tasks[name] = load_task(name, source, spec.get("train_size"), spec.get("test_size"),
-                                    max_length, seed, use_cache)
+                                    max_length, seed, use_cache, **variant)
     return tasks
 
 

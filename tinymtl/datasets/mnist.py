@@ -143,8 +143,15 @@ def fetch(idx_directory=None):
     return manifest
 
 
-def load(train_size=None, test_size=None):
-    """MNIST as a TaskData of (N, 1, 28, 28) float32 images; DataError if not fetched."""
+def load(train_size=None, test_size=None, digits=None, permutation=0, global_labels=False):
+    """MNIST as a TaskData of (N, 1, 28, 28) float32 images; DataError if not fetched.
+
+    The continual-learning variants:
+      ``digits``         split MNIST: only these digits, labelled 0..k−1 in the order given
+                         (or by the digit itself with ``global_labels``: one 10-way head)
+      ``permutation``    permuted MNIST: every image's 784 pixels shuffled by one fixed
+                         permutation drawn from this seed (0: the identity)
+    Sizes limit the examples after the digits are chosen."""
     target = path()
     if not target.exists():
         raise DataError(FETCH_HINT)
@@ -158,7 +165,25 @@ def load(train_size=None, test_size=None):
         raise DataError(f"{target}: arrays do not match their sha256; run "
                         f"`tinymtl data fetch mnist` again")
     x_train, y_train, x_test, y_test = arrays
-    data = TaskData(name="mnist", classes=CLASSES, x_train=x_train[:train_size],
+    classes = CLASSES
+    if digits is not None:
+        (x_train, y_train), (x_test, y_test) = (
+            _only_digits(x, y, digits, global_labels) for x, y in ((x_train, y_train),
+                                                                   (x_test, y_test)))
+        classes = CLASSES if global_labels else [str(d) for d in digits]
+        manifest = dict(manifest, digits=list(digits), global_labels=global_labels)
+    if permutation:
+        order = np.random.default_rng(permutation).permutation(28 * 28)
+        x_train, x_test = (x.reshape(len(x), -1)[:, order].reshape(x.shape)
+                           for x in (x_train, x_test))
+        manifest = dict(manifest, permutation=permutation)
+    return TaskData(name="mnist", classes=classes, x_train=x_train[:train_size],
                     y_train=y_train[:train_size], x_test=x_test[:test_size],
                     y_test=y_test[:test_size], manifest=manifest)
-    return data
+
+
+def _only_digits(x, y, digits, global_labels):
+    keep = np.isin(y, digits)
+    position = np.full(10, -1, dtype=np.int64)
+    position[list(digits)] = np.arange(len(digits))  # digit -> its place in the order given
+    return x[keep], (y[keep] if global_labels else position[y[keep]]).astype(np.int64)

@@ -24,7 +24,7 @@ dict, so it lives in the checkpoint and a resumed sequence continues bitwise ide
 
 import numpy as np
 
-from tinymtl.autograd import Tensor, grad
+from tinymtl.autograd import Tensor, grad, no_grad
 from tinymtl.nn import functional as F
 
 METHODS = ("finetune", "ewc", "online_ewc", "si", "replay", "lwf")
@@ -215,3 +215,121 @@ def distillation_loss(logits, teacher_logits, temperature):
     log_student = (logits * (1.0 / temperature)).log_softmax(dim=-1)
     targets = Tensor(teacher.astype(log_student.numpy().dtype))
     return -(targets * log_student).sum() * (temperature ** 2 / len(teacher))
+
+
+# -- one object the trainer talks to ---------------------------------------------------------------
+class ContinualStrategy:
+    """A method (``METHODS``) as the trainer sees it: it rewrites each step's loss terms
+    (adds a penalty, replayed examples or distillation), brackets the optimizer step (SI), and
+    closes each stage (Fisher, anchors, the teacher). ``tasks`` names every task of the
+    sequence in stage order (the replay buffer stores task indices into it).
+
+    ``options``: ewc_lambda, online_gamma, si_c, si_xi, replay_size, replay_ratio,
+    lwf_temperature, lwf_alpha (the ``continual:`` config section)."""
+
+    def __init__(self, method, options, model, tasks, generator, make_teacher=None):
+        if method not in METHODS:
+            raise ValueError(f"unknown continual method {method!r}; expected one of "
+                             f"{', '.join(METHODS)}")
+        self.method, self.options, self.tasks = method, dict(options), list(tasks)
+        self.ewc = self.si = self.buffer = self.teacher = None
+        if method in ("ewc", "online_ewc"):
+            self.ewc = EWC(options["ewc_lambda"], online=method == "online_ewc",
+                           gamma=options["online_gamma"])
+        elif method == "si":
+            self.si = SynapticIntelligence(options["si_c"], options["si_xi"], model)
+        elif method == "replay":
+            self.buffer = ReservoirBuffer(options["replay_size"], generator)
+        elif method == "lwf":
+            self.make_teacher = make_teacher
+        self.learned = []  # tasks of the finished stages
+
+    def terms(self, model, task, x, y, terms):
+        """The loss terms {name: Tensor} of one step on ``task``'s batch (x, y), given the
+        plain ones."""
+        terms = dict(terms)
+        regulariser = self.ewc or self.si
+        if regulariser is not None:
+            penalty = regulariser.penalty(model)
+            if penalty is not None:
+                terms["penalty"] = penalty
+        if self.buffer is not None:
+            terms = self._replay(model, task, x, y, terms)
+        if self.teacher is not None:
+            terms.update(self._distill(model, x))
+        return terms
+
+    def _replay(self, model, task, x, y, terms):
+        """The batch with m = round(ratio · B) stored examples mixed in: the loss is the mean
+        over all B + m examples, each through its own task's head; then the current batch is
+        offered to the reservoir."""
+        count = int(round(self.options["replay_ratio"] * len(y))) if len(self.buffer) else 0
+        if count:
+            rx, ry, rtask = self.buffer.sample(count)
+            total = len(y) + count
+            terms = {name: term * (len(y) / total) if name == task else term
+                     for name, term in terms.items()}
+            for index in np.unique(rtask):
+                rows = rtask == index
+                outputs = model(Tensor(rx[rows]), self.tasks[index])
+                terms[f"replay:{self.tasks[index]}"] = F.cross_entropy(outputs, ry[rows]) * (
+                    rows.sum() / total)
+        self.buffer.add(x, y, self.tasks.index(task))
+        return terms
+
+    def _distill(self, model, x):
+        """α · distillation of every earlier task's head on the new inputs (one term per
+        distinct head: tasks that share a head are distilled once)."""
+        terms, heads = {}, set()
+        for task in self.learned:
+            head = model.head_of[task]
+            if head in heads:
+                continue
+            heads.add(head)
+            with no_grad():
+                teacher_logits = self.teacher(Tensor(x), task)
+            terms[f"distill:{task}"] = distillation_loss(
+                model(Tensor(x), task), teacher_logits,
+                self.options["lwf_temperature"]) * self.options["lwf_alpha"]
+        return terms
+
+    def before_step(self, model):
+        if self.si is not None:
+            self.si.before_step(model)
+
+    def after_step(self, model):
+        if self.si is not None:
+            self.si.after_step(model)
+
+    def end_stage(self, model, stage_tasks, fisher=None):
+        """Close a stage: anchor EWC at ``fisher`` (per task, summed for a stage of several),
+        consolidate SI, snapshot the LwF teacher."""
+        if self.ewc is not None and fisher is not None:
+            self.ewc.end_stage(model, fisher)
+        if self.si is not None:
+            self.si.end_stage(model)
+        self.learned += [t for t in stage_tasks if t not in self.learned]
+        if self.method == "lwf":
+            self.teacher = self.make_teacher(model.state_dict())
+
+    def state(self):
+        state, arrays = {"learned": self.learned}, {}
+        for name, part in (("ewc", self.ewc), ("si", self.si), ("buffer", self.buffer)):
+            if part is not None:
+                part_state, part_arrays = part.state()
+                state[name] = part_state
+                arrays.update({f"{name}.{k}": v for k, v in part_arrays.items()})
+        if self.teacher is not None:
+            arrays.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
+        return state, arrays
+
+    def load_state(self, state, arrays):
+        self.learned = list(state["learned"])
+        for name, part in (("ewc", self.ewc), ("si", self.si), ("buffer", self.buffer)):
+            if part is not None:
+                prefix = f"{name}."
+                part.load_state(state[name], {k[len(prefix):]: v for k, v in arrays.items()
+                                              if k.startswith(prefix)})
+        teacher = {k[len("teacher."):]: v for k, v in arrays.items() if k.startswith("teacher.")}
+        if self.method == "lwf" and teacher:
+            self.teacher = self.make_teacher(teacher)

@@ -30,10 +30,13 @@ PRIVATE = ("heads", "adapters", "gates")  # the task-private submodules, by attr
 
 class MultiTaskModel(nn.Module):
     def __init__(self, backbone, heads, stop_gradient=(), freeze_backbone=False, adapters=None,
-                 gates=None):
+                 gates=None, head_of=None):
         super().__init__()
         self.backbone = backbone
         self.heads = nn.ModuleDict(heads)
+        # task -> the key of the head it reads: itself, unless tasks share one head (continual
+        # learning's domain- and class-incremental settings)
+        self.head_of = dict(head_of or {t: t for t in heads})
         self.adapters = nn.ModuleDict(adapters or {})
         self.gates = nn.ModuleDict(gates or {})
         self.stop_gradient = frozenset(stop_gradient)
@@ -44,7 +47,7 @@ class MultiTaskModel(nn.Module):
 
     @property
     def tasks(self):
-        return list(self.heads.keys())
+        return list(self.head_of)
 
     def train(self, mode=True):
         super().train(mode)
@@ -59,7 +62,7 @@ class MultiTaskModel(nn.Module):
         return self.backbone(x)
 
     def forward(self, x, task):
-        if task not in self.heads:
+        if task not in self.head_of:
             raise KeyError(f"unknown task {task!r}; this model has {', '.join(self.tasks)}")
         return self.forward_heads(self.features(x), task)
 
@@ -71,7 +74,7 @@ class MultiTaskModel(nn.Module):
             features = self.gates[task](features)
         if task in self.adapters:
             features = self.adapters[task](features)
-        return self.heads[task](features)
+        return self.heads[self.head_of[task]](features)
 
     def shared_parameters(self):
         return [p for p in self.backbone.parameters() if p.requires_grad]
@@ -84,8 +87,9 @@ class MultiTaskModel(nn.Module):
 
     def task_parameters(self, task):
         """Task ``task``'s private parameters: its head, and its adapter or gate if any."""
-        return [p for name in PRIVATE if task in getattr(self, name)
-                for p in getattr(self, name)[task].parameters()]
+        keys = {"heads": self.head_of[task], "adapters": task, "gates": task}
+        return [p for name in PRIVATE if keys[name] in getattr(self, name)
+                for p in getattr(self, name)[keys[name]].parameters()]
 
     def private_state_dict(self, tasks=None):
         """The task-private weights (heads, adapters, gates) of ``tasks`` (default: all), named
@@ -113,6 +117,8 @@ class MultiTaskModel(nn.Module):
 def build_backbone(model_config, input_shape):
     """The shared encoder for inputs of ``input_shape`` (one example's: (length,) for text,
     (channels, height, width) for images)."""
+    if model_config["encoder"] == "mlp":
+        return nn.MLPEncoder(int(np.prod(input_shape)), tuple(model_config["hidden"]))
     if model_config["encoder"] == "cnn":
         return nn.ConvEncoder(
             input_shape[0], input_shape[1:], channels=tuple(model_config["channels"]),
@@ -137,9 +143,10 @@ def default_head(shape):
     return "linear" if len(shape) == 1 else "gap"
 
 
-def build_model(model_config, task_outputs, input_shape, task_configs=None):
+def build_model(model_config, task_outputs, input_shape, task_configs=None, shared_head=False):
     """The model a config describes: the backbone, and a head per task with
-    ``task_outputs[task]`` outputs, of the kind ``task_configs[task]["head"]`` names."""
+    ``task_outputs[task]`` outputs, of the kind ``task_configs[task]["head"]`` names
+    (``shared_head``: one head, named "shared", that every task reads; as wide as the widest)."""
     task_configs = task_configs or {}
     architecture = model_config.get("architecture", "hard")
     if architecture not in ARCHITECTURES:
@@ -153,19 +160,21 @@ def build_model(model_config, task_outputs, input_shape, task_configs=None):
         backbone = build_backbone(model_config, input_shape)
         shape = feature_shape(backbone)
     head_dropout = 0.0 if model_config["encoder"] == "cnn" else model_config["dropout"]
-    heads, stop_gradient = {}, []
-    for task, outputs in task_outputs.items():
-        options = task_configs.get(task, {})
-        heads[task] = make_head(options.get("head") or default_head(shape), shape, outputs,
-                                model_config["head_hidden"], head_dropout)
-        if options.get("stop_gradient"):
-            stop_gradient.append(task)
+    tasks, head_of, head_outputs = list(task_outputs), None, dict(task_outputs)
+    if shared_head:
+        head_of = {task: "shared" for task in tasks}
+        head_outputs = {"shared": max(task_outputs.values())}
+    heads = {}
+    for key, outputs in head_outputs.items():
+        kind = task_configs.get(key, {}).get("head") or default_head(shape)
+        heads[key] = make_head(kind, shape, outputs, model_config["head_hidden"], head_dropout)
+    stop_gradient = [t for t in tasks if task_configs.get(t, {}).get("stop_gradient")]
     adapters = gates = None
     if architecture == "adapters":
-        adapters = {task: Adapter(shape, model_config["adapter_hidden"]) for task in task_outputs}
+        adapters = {task: Adapter(shape, model_config["adapter_hidden"]) for task in tasks}
     if architecture == "mmoe":
         gate_features = VOCAB_SIZE if len(input_shape) == 1 else int(np.prod(input_shape))
-        gates = {task: Gate(gate_features, model_config["experts"]) for task in task_outputs}
+        gates = {task: Gate(gate_features, model_config["experts"]) for task in tasks}
     return MultiTaskModel(backbone, heads, stop_gradient,
                           freeze_backbone=model_config.get("freeze_backbone", False),
-                          adapters=adapters, gates=gates)
+                          adapters=adapters, gates=gates, head_of=head_of)

@@ -11,6 +11,7 @@ from tinymtl.nn.loss import (
     BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
     TripletMarginLoss,
 )
+from tinymtl.nn.mlp import MLPEncoder
 from tinymtl.nn.module import Module, Parameter
 from tinymtl.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from tinymtl.nn.pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
@@ -22,6 +23,6 @@ __all__ = [
     "Flatten", "Conv1d", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Embedding",
     "LayerNorm", "BatchNorm1d", "BatchNorm2d", "Dropout", "ReLU", "LeakyReLU", "GELU", "Tanh",
     "Sigmoid", "Softmax", "LogSoftmax", "CharConvEncoder", "SelfAttention",
-    "SelfAttentionEncoder", "ConvEncoder", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss",
+    "SelfAttentionEncoder", "ConvEncoder", "MLPEncoder", "CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss",
     "HuberLoss", "TripletMarginLoss", "CosineEmbeddingLoss", "functional", "init", "utils",
 ]

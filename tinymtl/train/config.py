@@ -11,6 +11,7 @@ import yaml
 
 from tinymtl.datasets import IMAGE_SETS, SOURCES
 from tinymtl.mtl.architectures import ARCHITECTURES
+from tinymtl.mtl.continual import METHODS as CONTINUAL_METHODS
 from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
 from tinymtl.mtl.surgery import METHODS as GRADIENT_METHODS
@@ -177,6 +178,8 @@ SCHEMA = {
         "test_size": Int(low=10),   # default: 2000 for generated text, all for real data
         "target": Str(),            # image sets (shapes3): which label this task learns
         "well_posed": Bool(),       # shapes3 orientation: fold each shape's symmetry out
+        "digits": ListOf(Int(low=0, high=9)),  # mnist: only these digits (split MNIST)
+        "permutation": Int(low=0),  # mnist: pixels shuffled by the permutation of this seed
         "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
         "loss_weight": Float(default=1.0, low=0.0),
         "lr": Float(positive=True),  # this task's head's own rate (default: training.lr)
@@ -186,7 +189,8 @@ SCHEMA = {
         "architecture": Choice(ARCHITECTURES, default="hard"),  # what is shared: mtl.architectures
         "adapter_hidden": Int(default=64, low=1),  # adapters: each task's bottleneck width
         "experts": Int(default=4, low=2),          # mmoe: how many expert backbones
-        "encoder": Choice(("conv", "attention", "cnn"), default="conv"),
+        "encoder": Choice(("conv", "attention", "cnn", "mlp"), default="conv"),
+        "hidden": ListOf(Int(low=1), default=[400, 400]),  # mlp encoder: hidden layer widths
         "embedding_dim": Int(default=32, low=1),
         "channels": ListOf(Int(low=1), default=[64, 64]),
         "kernel_size": Int(default=3, low=1),
@@ -225,6 +229,21 @@ SCHEMA = {
         "log_every": Int(default=50, low=1),
         "checkpoint_every": Int(default=0, low=0),
     },
+    "continual": {  # train.continual: tasks in sequence, one stage each (absent: multi-task)
+        "stages": ListOf(Str(), default=None),  # task names, in training order
+        "scenario": Choice(("task", "domain", "class"), default="task"),
+        "method": Choice(CONTINUAL_METHODS + ("offline",), default="finetune"),
+        "ewc_lambda": Float(default=100.0, low=0.0),
+        "fisher": Choice(("empirical", "true"), default="empirical"),
+        "fisher_samples": Int(default=1000, low=1),
+        "online_gamma": Float(default=1.0, low=0.0, high=1.0),
+        "si_c": Float(default=1.0, low=0.0),
+        "si_xi": Float(default=0.1, positive=True),
+        "replay_size": Int(default=1000, low=1),
+        "replay_ratio": Float(default=1.0, positive=True),
+        "lwf_temperature": Float(default=2.0, positive=True),
+        "lwf_alpha": Float(default=1.0, low=0.0),
+    },
     "baselines": Baselines(default="single_task"),  # train.baselines: what transfer is against
     "linear_baseline": Bool(default=True),
 }
@@ -252,7 +271,10 @@ def validate(raw, source="config"):
         if training["schedule"] == "sequential" and training["steps"] < len(tasks):
             raise ConfigError(f"training.steps = {training['steps']}: the sequential schedule "
                               f"needs at least one step per task")
-        if training["epochs"] and len(tasks) != 1:
+        stages = config["continual"]["stages"]
+        if stages:
+            _check_continual(config, tasks)
+        if training["epochs"] and len(tasks) != 1 and not stages:
             raise ConfigError(f"training.epochs = {training['epochs']}: epochs are defined for "
                               f"a single task; give training.steps for {len(tasks)} tasks")
         if training["warmup_steps"] >= training["steps"] and not training["epochs"]:
@@ -278,6 +300,24 @@ def validate(raw, source="config"):
     return config
 
 
+def _check_continual(config, tasks):
+    """A continual sequence: known tasks, each once, trained alone (per stage)."""
+    continual, training = config["continual"], config["training"]
+    for k, task in enumerate(continual["stages"]):
+        if task not in tasks:
+            raise ConfigError(f"continual.stages[{k}] = {task!r}: unknown task; the config "
+                              f"defines {', '.join(tasks)}")
+    if len(set(continual["stages"])) != len(continual["stages"]):
+        raise ConfigError(f"continual.stages = {continual['stages']!r}: expected each task once")
+    if training["weighting"] != "static" or training["gradients"] != "sum":
+        raise ConfigError("continual: each stage trains one task; expected training.weighting "
+                          "= 'static' and training.gradients = 'sum'")
+    if continual["scenario"] == "class" and any(
+            config["tasks"][t]["digits"] is None for t in continual["stages"]):
+        raise ConfigError("continual.scenario = 'class': expected mnist tasks with digits "
+                          "(one head over all digits)")
+
+
 def _check_tasks(config):
     """Keys that only some task sources or model shapes understand."""
     feature_map = config["model"]["encoder"] == "cnn" and config["model"]["features"] == 0
@@ -294,6 +334,11 @@ def _check_tasks(config):
         elif spec["target"] is not None:
             raise ConfigError(f"{where}.target: only image sets ({', '.join(IMAGE_SETS)}) "
                               f"take a target; {spec['generator']!r} has one label")
+        for key in ("digits", "permutation"):
+            if spec[key] is not None and spec["generator"] != "mnist":
+                raise ConfigError(f"{where}.{key}: only the mnist source takes it")
+        if spec["digits"] is not None and len(set(spec["digits"])) != len(spec["digits"]):
+            raise ConfigError(f"{where}.digits = {spec['digits']!r}: expected distinct digits")
         if spec["well_posed"] is not None and spec["target"] != "orientation":
             raise ConfigError(f"{where}.well_posed: only an orientation target takes it")
         head = spec["head"]
@@ -322,9 +367,33 @@ def read_yaml(path):
     return raw
 
 
-def load(path, raw=None):
-    """Read and validate a run config file (``raw``: its mapping, when already read)."""
+def apply_overrides(raw, overrides):
+    """``raw`` with each ``section.key=value`` of ``overrides`` set (the value read as YAML,
+    e.g. ``continual.method=replay``, ``training.steps=500``, ``tasks.math.lr=0.01``)."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.steps=500")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        *sections, last = key.split(".")
+        target = raw
+        for section in sections:
+            target = target.setdefault(section, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: {section!r} is not a section")
+        target[last] = value
+    return raw
+
+
+def load(path, raw=None, overrides=()):
+    """Read and validate a run config file (``raw``: its mapping, when already read;
+    ``overrides``: ``section.key=value`` strings applied before validation)."""
     path = pathlib.Path(path)
-    config = validate(read_yaml(path) if raw is None else raw, str(path))
+    raw = apply_overrides(read_yaml(path) if raw is None else raw, overrides)
+    config = validate(raw, str(path))
     config["name"] = config["name"] or path.stem
     return config

@@ -181,7 +181,12 @@ def _read_rows(path):
 
 
 def run(config, out_dir=None, resume=False, progress=True):
-    """Run the experiment ``config`` describes; returns its summary (also in summary.json)."""
+    """Run the experiment ``config`` describes; returns its summary (also in summary.json).
+    A config with ``continual.stages`` is a sequence of stages (``train.continual``)."""
+    if config["continual"]["stages"]:
+        from tinymtl.train import continual  # a different protocol, with its own run folder
+
+        return continual.run(config, out_dir, resume=resume, progress=progress)
     started = time.perf_counter()
     out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
     checkpoint_path = out / "checkpoint.h5"

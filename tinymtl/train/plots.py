@@ -192,3 +192,22 @@ def strategy_comparison(result, path):
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return str(path)
+
+
+def accuracy_matrix(R, tasks, path, title):
+    """Heatmap of R[i][j], the accuracy on task j (column) after stage i (row)."""
+    R = np.asarray(R)
+    size = 2.5 + 0.55 * len(tasks)
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(R, vmin=0, vmax=1, cmap="viridis")
+    for (i, j), value in np.ndenumerate(R):
+        axis.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8,
+                  color="white" if value < 0.6 else "black")
+    axis.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right")
+    axis.set_yticks(range(len(R)), [f"after {t}" for t in tasks[:len(R)]])
+    axis.set(xlabel="evaluated on", ylabel="stage", title=title)
+    figure.colorbar(image, ax=axis, label="accuracy")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)

@@ -84,7 +84,7 @@ class Trainer:
 
     def __init__(self, model, tasks, training, schedule, seed, label="multitask",
                  metrics_file=None, progress=True, loss_weights=None, task_lrs=None,
-                 token_budget=None):
+                 token_budget=None, continual=None):
         self.model, self.tasks, self.training = model, tasks, training
         self.schedule, self.label = schedule, label
         self.metrics_file, self.progress = metrics_file, progress
@@ -104,6 +104,7 @@ class Trainer:
         root = Generator(seed)
         self.samplers = make_samplers(tasks, seed)
         self.token_budget = dict(token_budget or {})
+        self.continual = continual  # mtl.continual.ContinualStrategy: rewrites one task's terms
         self._budget_cut = set()  # tasks whose last batch was cut to fit (training's end)
         self.task_sampler = TaskSampler(
             training["sampling"], {t: len(d.y_train) for t, d in tasks.items()},
@@ -176,7 +177,11 @@ class Trainer:
         self.weighting.before_step()
         if self.training["grad_clip"]:
             clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])  # not w or s
+        if self.continual is not None:
+            self.continual.before_step(self.model)
         self.optimizer.step()
+        if self.continual is not None:
+            self.continual.after_step(self.model)
         self.weighting.after_step(task_losses)
         self.lr_scheduler.step()
         self.step += 1
@@ -200,7 +205,10 @@ class Trainer:
             x, y = self._batch(task, batch_size)
             outputs = self.model(Tensor(x), task)
             loss = self._task_loss(task, outputs, y)
-            return self.weighting.terms({task: loss}, self.model), [(task, x, y, outputs, loss)]
+            terms = self.weighting.terms({task: loss}, self.model)
+            if self.continual is not None:
+                terms = self.continual.terms(self.model, task, x, y, terms)
+            return terms, [(task, x, y, outputs, loss)]
         if mode == "joint":  # one batch of inputs, every task's labels for it
             index = self.samplers[tasks[0]].next(batch_size)
             x = self.tasks[tasks[0]].x_train[index]

@@ -1,0 +1,139 @@
+"""Continual runs: the accuracy matrix, every method, scenarios, and exact resume."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from tinymtl.cli import main
+from tinymtl.train import config as config_module
+
+from mtl_helpers import tiny_config, write_config
+
+
+def sequence_config(**continual):
+    return config_module.validate(tiny_config(
+        training={"steps": 24, "eval_every": 12, "log_every": 6, "checkpoint_every": 0},
+        continual=dict({"stages": ["kindergarten", "math"], "fisher_samples": 20,
+                        "replay_size": 50}, **continual)))
+
+
+@pytest.mark.parametrize("method", ["finetune", "ewc", "online_ewc", "si", "replay", "lwf",
+                                    "offline"])
+def test_every_method_writes_the_accuracy_matrix(method, tmp_path, data_dir):
+    from tinymtl.train.experiment import run
+
+    summary = run(sequence_config(method=method), tmp_path / "run", progress=False)
+    matrix = json.loads((tmp_path / "run" / "accuracy_matrix.json").read_text())
+    assert matrix["tasks"] == ["kindergarten", "math"] and len(matrix["matrix"]) == 2
+    assert all(0 <= v <= 1 for row in matrix["matrix"] for v in row)
+    R = np.array(matrix["matrix"])
+    assert matrix["average_accuracy"] == pytest.approx(R[-1].mean())
+    assert matrix["backward_transfer"] == pytest.approx(R[1, 0] - R[0, 0])
+    assert matrix["forward_transfer"] == pytest.approx(R[0, 1] - matrix["initial"][1])
+    assert (tmp_path / "run" / "accuracy_matrix.png").exists()
+    assert summary["tasks"]["kindergarten"]["peak_accuracy"] == pytest.approx(R[:, 0].max())
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["stage"] for r in rows if r["type"] == "matrix"] == [0, 1]
+
+
+@pytest.mark.parametrize("method,stop_after", [("ewc", 30), ("replay", 30), ("si", 12),
+                                               ("lwf", 36), ("online_ewc", 24)])
+def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_after, tmp_path,
+                                                               data_dir, monkeypatch):
+    """Stop mid-stage (or between stages: step 24 ends stage 0) and resume from the
+    checkpoint: the final weights, the matrix and the method's state match."""
+    from tinymtl.train import continual
+    from tinymtl.train.experiment import run
+
+    config = sequence_config(method=method)
+    config["training"]["checkpoint_every"] = 6
+    straight = run(config, tmp_path / "straight", progress=False)
+
+    class Stop(Exception):
+        pass
+
+    calls = {"steps": 0}
+    original = continual.Trainer.train_step
+
+    def counting(self):
+        if calls["steps"] == stop_after:
+            raise Stop
+        calls["steps"] += 1
+        return original(self)
+
+    monkeypatch.setattr(continual.Trainer, "train_step", counting)
+    with pytest.raises(Stop):
+        run(config, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(continual.Trainer, "train_step", original)
+    resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
+    assert resumed["continual"]["matrix"] == straight["continual"]["matrix"]
+    from tinymtl.train import checkpoint
+
+    a = checkpoint.load(tmp_path / "straight" / "checkpoint.h5")
+    b = checkpoint.load(tmp_path / "resumed" / "checkpoint.h5")
+    for name, value in a["model_state"].items():
+        assert value.tobytes() == b["model_state"][name].tobytes(), name
+    for name, value in a["trainer_arrays"].items():
+        if name.startswith("continual."):  # Fisher, anchors, importances, buffer, teacher
+            assert value.tobytes() == b["trainer_arrays"][name].tobytes(), name
+    assert a["trainer_state"]["continual"]["strategy"] == \
+        b["trainer_state"]["continual"]["strategy"]
+
+
+def test_class_incremental_split_mnist_shares_one_ten_way_head(tmp_path, data_dir):
+    from test_mnist import write_idx as write
+
+    from tinymtl.train.continual import build, load_tasks
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 200), ("t10k", 100)):
+        write(tmp_path / f"{split}-images-idx3-ubyte.gz",
+              rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        write(tmp_path / f"{split}-labels-idx1-ubyte.gz",
+              np.arange(count, dtype=np.uint8) % 10)
+    assert CliRunner().invoke(main, ["data", "fetch", "mnist", "--idx",
+                                     str(tmp_path)]).exit_code == 0
+    raw = {"tasks": {f"t{k}": {"generator": "mnist", "digits": [2 * k, 2 * k + 1]}
+                     for k in range(5)},
+           "model": {"encoder": "mlp", "hidden": [16, 16]},
+           "training": {"steps": 3, "eval_every": 3, "batch_size": 8},
+           "continual": {"stages": [f"t{k}" for k in range(5)]}, "baselines": "none"}
+    for scenario, head_width, labels in (("class", 10, {6, 7}), ("domain", 2, {0, 1}),
+                                         ("task", 2, {0, 1})):
+        raw["continual"]["scenario"] = scenario
+        config = config_module.validate(raw)
+        tasks = load_tasks(config)
+        model = build(config, tasks)
+        assert set(tasks["t3"].y_train.tolist()) == labels
+        assert len(model.heads) == (5 if scenario == "task" else 1)
+        assert next(iter(model.heads.values())).weight.shape[0] == head_width
+    config = config_module.validate(dict(raw, continual=dict(raw["continual"],
+                                                             scenario="class")))
+    path = write_config(tmp_path / "split.yaml", config)
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run"),
+                                       "--quiet", "--set", "continual.method=replay"])
+    assert result.exit_code == 0, result.output
+    assert "replay, class-incremental" in result.output and "ACC" in result.output
+
+
+@pytest.mark.parametrize("continual,message", [
+    ({"stages": ["kindergarten", "nope"]}, r"continual.stages\[1\] = 'nope': unknown task"),
+    ({"stages": ["math", "math"]}, "expected each task once"),
+    ({"stages": ["math"], "scenario": "class"}, "expected mnist tasks with digits"),
+    ({"stages": ["math"], "method": "magic"}, "continual.method = 'magic'"),
+])
+def test_bad_continual_sections_are_one_line_errors(continual, message):
+    with pytest.raises(config_module.ConfigError, match=message):
+        config_module.validate(tiny_config(continual=continual))
+
+
+def test_set_overrides_config_values(tmp_path):
+    raw = tiny_config()
+    updated = config_module.apply_overrides(raw, ["training.steps=7", "tasks.math.lr=0.5",
+                                                  "continual.stages=[math]"])
+    assert updated["training"]["steps"] == 7 and updated["tasks"]["math"]["lr"] == 0.5
+    assert updated["continual"]["stages"] == ["math"] and raw["training"]["steps"] == 400
+    with pytest.raises(config_module.ConfigError, match="expected KEY=VALUE"):
+        config_module.apply_overrides(raw, ["training.steps"])

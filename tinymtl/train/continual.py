@@ -1,0 +1,250 @@
+"""A continual-learning run: tasks trained one after another, every task evaluated after every
+stage (the accuracy matrix R, ``continual_metrics``), with a method that resists forgetting
+(``mtl.continual``).
+
+    stage i:  train task stages[i] alone (``training.steps`` steps, or ``training.epochs``
+              passes over its data), with a fresh optimizer and learning-rate schedule;
+              then close the stage (EWC's Fisher and anchor, SI's importance, LwF's teacher),
+              evaluate every task → row i of R, and checkpoint.
+
+Scenarios (van de Ven & Tolias 2019; Hsu et al. 2018):
+    task     one head per task, and the task id picks it at test time (task-incremental)
+    domain   one shared head, labels local to each task (e.g. "first or second digit")
+    class    one shared head over every class (split MNIST: the digit itself)
+
+``offline`` is the upper bound: stage i trains tasks 0..i together (mixed batches).
+
+Writes, beside the usual metrics.jsonl and checkpoint.h5: ``accuracy_matrix.json`` (R, b,
+ACC, BWT, FWT, forgetting, with their definitions), ``accuracy_matrix.png`` and
+``summary.json``. A run stopped anywhere (mid-stage or between stages) resumes bitwise
+identically: the checkpoint holds the stage, R so far, and the method's state (Fisher, anchors,
+importances, the replay buffer and its counter, the teacher).
+"""
+
+import json
+import pathlib
+import time
+
+import numpy as np
+import yaml
+
+import tinymtl
+from tinymtl.backend import manual_seed
+from tinymtl.backend.random import Generator, default_generator
+from tinymtl.files import write_text
+from tinymtl.mtl import build_model, make_schedule
+from tinymtl.mtl.continual import ContinualStrategy, diagonal_fisher
+from tinymtl.train import checkpoint, continual_metrics, plots
+from tinymtl.train.metrics import evaluate
+from tinymtl.train.trainer import Trainer
+
+
+def load_tasks(config):
+    """The sequence's tasks, labelled for its scenario (class-incremental: global digits)."""
+    from tinymtl import datasets
+
+    specs = {name: dict(spec, global_labels=config["continual"]["scenario"] == "class")
+             if spec["generator"] == "mnist" else spec for name, spec in config["tasks"].items()}
+    data = config["data"]
+    tasks = datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"])
+    stages = config["continual"]["stages"]
+    if config["continual"]["scenario"] == "domain":
+        widths = {tasks[t].num_outputs for t in stages}
+        if len(widths) != 1:
+            raise ValueError(f"continual.scenario = 'domain' shares one head, so every task "
+                             f"needs the same number of classes; got {sorted(widths)}")
+    return {t: tasks[t] for t in stages}
+
+
+def build(config, tasks):
+    manual_seed(config["seed"])
+    shape = next(iter(tasks.values())).x_train.shape[1:]
+    return build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()}, shape,
+                       config["tasks"], shared_head=config["continual"]["scenario"] != "task")
+
+
+def stage_tasks(config, stage):
+    """The tasks stage ``stage`` trains: its own, or every one so far (offline)."""
+    stages = config["continual"]["stages"]
+    return stages[:stage + 1] if config["continual"]["method"] == "offline" else [stages[stage]]
+
+
+def stage_steps(config, tasks, names):
+    training = config["training"]
+    if not training["epochs"]:
+        return training["steps"]
+    examples = sum(len(tasks[t].y_train) for t in names)
+    return training["epochs"] * -(-examples // (training["batch_size"] * training["accumulate"]))
+
+
+def make_strategy(config, model, tasks):
+    options = config["continual"]
+    method = "finetune" if options["method"] == "offline" else options["method"]
+
+    def make_teacher(state):
+        teacher = build(config, tasks)
+        teacher.load_state_dict(state)
+        teacher.eval()
+        return teacher
+
+    return ContinualStrategy(method, options, model, list(tasks),
+                             Generator(config["seed"]).spawn(7_000), make_teacher)
+
+
+def stage_trainer(config, tasks, model, strategy, stage, metrics_file, progress):
+    names = stage_tasks(config, stage)
+    steps = stage_steps(config, tasks, names)
+    mode = "mixed" if len(names) > 1 else "alternating"
+    training = dict(config["training"], eval_every=min(config["training"]["eval_every"], steps))
+    return Trainer(model, {t: tasks[t] for t in names}, training,
+                   make_schedule(mode, names, steps), config["seed"] + 1_000 * (stage + 1),
+                   label=f"stage{stage}", metrics_file=metrics_file, progress=progress,
+                   continual=strategy if len(names) == 1 else None)
+
+
+def fisher_of(config, model, tasks, stage):
+    """The diagonal Fisher of the stage's task at the current weights, on ``fisher_samples``
+    of its training examples (seeded: a resumed run draws the same)."""
+    options = config["continual"]
+    task = config["continual"]["stages"][stage]
+    data = tasks[task]
+    generator = Generator(config["seed"]).spawn(8_000 + stage)
+    index = generator.permutation(len(data.y_train))[:options["fisher_samples"]]
+    labels = data.y_train[index] if options["fisher"] == "empirical" else None
+    model.eval()
+    fisher = diagonal_fisher(model, task, data.x_train[index], labels, generator=generator)
+    model.train()
+    return fisher
+
+
+def evaluate_all(model, tasks):
+    return {t: evaluate(model, t, d.x_test, d.y_test, kind=d.kind)["test_accuracy"]
+            for t, d in tasks.items()}
+
+
+def _save(path, trainer, strategy, config, tasks, progress_state, elapsed):
+    state, arrays = trainer.state()
+    strategy_state, strategy_arrays = strategy.state()
+    state.update(continual=dict(progress_state, strategy=strategy_state),
+                 elapsed_seconds=elapsed)
+    arrays.update({f"continual.{k}": v for k, v in strategy_arrays.items()})
+    return checkpoint.save(
+        path, model_state=trainer.model.state_dict(),
+        optimizer_state=trainer.optimizer.state_dict(),
+        lr_scheduler_state=trainer.lr_scheduler.state_dict(), rng_states=trainer.rng_states(),
+        trainer_state=state, trainer_arrays=arrays, config=config,
+        manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
+
+
+def run(config, out_dir=None, resume=False, progress=True):
+    """Train the sequence; returns the summary (also in summary.json)."""
+    started = time.perf_counter()
+    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+    checkpoint_path, metrics_path = out / "checkpoint.h5", out / "metrics.jsonl"
+    loaded = checkpoint.load(checkpoint_path) if resume else None
+    tasks = load_tasks(config)
+    if loaded is not None and loaded["config"] != json.loads(json.dumps(config)):
+        raise checkpoint.CheckpointError(
+            f"{checkpoint_path}: was written for a different config; resume with the same "
+            f"config and seed, or start a fresh run without --resume")
+    model = build(config, tasks)
+    write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    strategy = make_strategy(config, model, tasks)
+    stages = config["continual"]["stages"]
+    progress_state = {"stage": 0, "stage_done": False, "matrix": [],
+                      "initial": None, "previous_elapsed": 0.0}
+    if loaded is not None:
+        saved = loaded["trainer_state"]["continual"]
+        progress_state = {k: v for k, v in saved.items() if k != "strategy"}
+        progress_state["previous_elapsed"] = loaded["trainer_state"].get("elapsed_seconds", 0.0)
+        prefix = "continual."
+        strategy.load_state(saved["strategy"], {
+            k[len(prefix):]: v for k, v in loaded["trainer_arrays"].items()
+            if k.startswith(prefix)})
+        model.load_state_dict(loaded["model_state"])
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    if progress_state["initial"] is None:
+        progress_state["initial"] = evaluate_all(model, tasks)  # b: at random initialisation
+
+    def elapsed():
+        return progress_state["previous_elapsed"] + time.perf_counter() - started
+
+    for stage in range(progress_state["stage"], len(stages)):
+        trainer = stage_trainer(config, tasks, model, strategy, stage, metrics_path, progress)
+        if loaded is not None and progress_state["stage"] == stage:
+            if progress_state["stage_done"]:  # resumed between stages: the next one starts
+                default_generator.load_state_dict(loaded["rng_states"]["default"])
+                progress_state["stage"], loaded = stage + 1, None
+                continue
+            trainer.load_state(loaded)
+        progress_state.update(stage=stage, stage_done=False)
+        trainer.fit(on_checkpoint=lambda t: _save(checkpoint_path, t, strategy, config, tasks,
+                                                  progress_state, elapsed()))
+        fisher = (fisher_of(config, model, tasks, stage)
+                  if config["continual"]["method"] in ("ewc", "online_ewc") else None)
+        strategy.end_stage(model, stage_tasks(config, stage), fisher)
+        row = evaluate_all(model, tasks)
+        progress_state["matrix"].append([row[t] for t in stages])
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps({"run": "continual", "type": "matrix", "stage": stage,
+                                "task": stages[stage], "accuracy": row}) + "\n")
+        progress_state.update(stage=stage, stage_done=True)
+        _save(checkpoint_path, trainer, strategy, config, tasks,
+                                 progress_state, elapsed())
+        progress_state["stage"] = stage + 1
+        loaded = None
+    return _finish(config, out, tasks, progress_state, elapsed(), checkpoint_path)
+
+
+def _finish(config, out, tasks, progress_state, wall, checkpoint_path):
+    stages = config["continual"]["stages"]
+    R = np.array(progress_state["matrix"])
+    initial = [progress_state["initial"][t] for t in stages]
+    metrics = continual_metrics.summarise(R, initial)
+    matrix = {"tasks": stages, "scenario": config["continual"]["scenario"],
+              "method": config["continual"]["method"], "matrix": R.tolist(),
+              "initial": initial, **metrics}
+    write_text(out / "accuracy_matrix.json", json.dumps(matrix, indent=2))
+    plots.accuracy_matrix(R, stages, out / "accuracy_matrix.png",
+                          f"{config['continual']['method']}, {config['continual']['scenario']}-"
+                          f"incremental: ACC {100 * metrics['average_accuracy']:.1f} %")
+    peaks = R.max(axis=0)
+    summary = {
+        "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+        "continual": matrix, "wall_seconds": round(wall, 3),
+        "tasks": {t: {"kind": "classification", "test_accuracy": float(R[-1, j]),
+                      "peak_accuracy": float(peaks[j]),
+                      "kept_of_peak": float(R[-1, j] / peaks[j]) if peaks[j] else None}
+                  for j, t in enumerate(stages)},
+        "checkpoint": {"path": str(checkpoint_path),
+                       "bytes": checkpoint_path.stat().st_size},
+        "data": {t: d.manifest for t, d in tasks.items()},
+    }
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def format_summary(summary):
+    """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
+    result = summary["continual"]
+    tasks = result["tasks"]
+    width = max(12, *(len(t) + 1 for t in tasks))
+    lines = [f"{result['method']}, {result['scenario']}-incremental: accuracy % on each task "
+             f"(columns) after each stage (rows)",
+             " " * width + "".join(f"{t:>{width}}" for t in tasks)]
+    for name, row in zip(["initial"] + [f"after {t}" for t in tasks],
+                         [result["initial"]] + result["matrix"]):
+        lines.append(f"{name:<{width}}" + "".join(f"{100 * v:>{width}.1f}" for v in row))
+
+    def show(value):
+        return "-" if value is None else f"{100 * value:+.1f}"
+
+    lines.append(f"ACC {100 * result['average_accuracy']:.1f} %   BWT "
+                 f"{show(result['backward_transfer'])}   FWT {show(result['forward_transfer'])}"
+                 f"   forgetting {show(result['average_forgetting'])} (points; Chaudhry)")
+    kept = ", ".join(f"{t} {100 * v['kept_of_peak']:.1f} %" for t, v in summary["tasks"].items()
+                     if v["kept_of_peak"] is not None)
+    lines.append(f"final accuracy as a share of each task's peak: {kept}; wall "
+                 f"{summary['wall_seconds']:.1f} s")
+    return "\n".join(lines)
