@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -79,3 +80,25 @@ def test_bad_comparison_files_are_one_line_errors(change, message, tmp_path):
     path = comparison_file(tmp_path, **change)
     with pytest.raises(ConfigError, match=message):
         compare.load(path, read_yaml(path))
+
+
+def test_a_continual_comparison_reports_the_matrix_summaries(tmp_path, data_dir):
+    from tinymtl.train import compare
+    from tinymtl.train.config import read_yaml
+
+    write_config(tmp_path / "base.yaml", tiny_config(
+        training={"steps": 10, "eval_every": 10, "log_every": 5},
+        continual={"stages": ["kindergarten", "math"], "fisher_samples": 10}))
+    path = tmp_path / "cmp.yaml"
+    path.write_text(yaml.safe_dump({"compare": {
+        "base": "base.yaml", "seeds": 2,
+        "strategies": {"finetune": {"continual": {"method": "finetune"}},
+                       "ewc": {"continual": {"method": "ewc"}}}}}))
+    result = compare.run_comparison(compare.load(path, read_yaml(path)), tmp_path / "out",
+                                    progress=False)
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert "| ewc | ewc | task |" in table and (tmp_path / "out" / "comparison.png").exists()
+    runs = [json.loads((tmp_path / "out" / "ewc" / f"seed_{s}" / "summary.json").read_text())
+            for s in (3, 4)]
+    accs = [r["continual"]["average_accuracy"] for r in runs]
+    assert result["strategies"]["ewc"]["average_accuracy"][0] == pytest.approx(np.mean(accs))

@@ -20,6 +20,10 @@ the multi-task gain as LibMTL defines it (Maninis et al. 2019),
 
 computed per seed against that seed's reference, and the mean training-step time (ms, no
 evaluation). Writes ``comparison.json``, ``comparison.md`` and ``comparison.png``.
+
+When the base is a continual sequence (``continual.stages``), each strategy's row is instead
+its accuracy-matrix summary (``continual_metrics``): ACC, BWT, FWT and average forgetting,
+mean ± std over the seeds, with the wall time of a run.
 """
 
 import copy
@@ -100,6 +104,8 @@ def run_comparison(comparison, out_dir=None, progress=True):
     out = pathlib.Path(out_dir or pathlib.Path("runs") / comparison["name"])
     first = next(iter(comparison["strategies"].values()))
     seeds = [first["seed"] + k for k in range(comparison["seeds"])]
+    if first["continual"]["stages"]:
+        return _run_continual(comparison, seeds, out, progress)
     tasks = load_tasks(first)
     kinds = {t: d.kind for t, d in tasks.items()}
     scores = {t: f"test_{SCORES[k]}" for t, k in kinds.items()}
@@ -138,6 +144,50 @@ def run_comparison(comparison, out_dir=None, progress=True):
     return result
 
 
+CONTINUAL_COLUMNS = ("average_accuracy", "backward_transfer", "forward_transfer",
+                     "average_forgetting")
+
+
+def _run_continual(comparison, seeds, out, progress):
+    """Every strategy × seed of a continual sequence, summarised by its accuracy matrix."""
+    from tinymtl.train.experiment import run
+
+    result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
+              "continual": True, "strategies": {}}
+    for name, config in comparison["strategies"].items():
+        summaries = [run(dict(copy.deepcopy(config), seed=seed), out / name / f"seed_{seed}",
+                         progress=progress) for seed in seeds]
+        entry = {"config": {k: config["continual"][k] for k in ("method", "scenario")},
+                 "wall_seconds": mean_std([s["wall_seconds"] for s in summaries])}
+        for column in CONTINUAL_COLUMNS:
+            values = [s["continual"][column] for s in summaries]
+            entry[column] = None if values[0] is None else mean_std(values)
+        result["strategies"][name] = entry
+    write_text(out / "comparison.json", json.dumps(result, indent=2))
+    write_text(out / "comparison.md", format_table(result) + "\n")
+    plots.continual_comparison(result, out / "comparison.png")
+    return result
+
+
+def _continual_table(result):
+    def points(value):
+        return "-" if value is None else f"{100 * value[0]:+.2f} ± {100 * value[1]:.2f}"
+
+    lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}; ACC in %, "
+             f"transfer and forgetting in points (docs/continual.md has the definitions).", "",
+             "| strategy | method | scenario | ACC % | BWT | FWT | forgetting | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, entry in result["strategies"].items():
+        acc, acc_std = entry["average_accuracy"]
+        lines.append(f"| {name} | {entry['config']['method']} | {entry['config']['scenario']} "
+                     f"| {100 * acc:.2f} ± {100 * acc_std:.2f} | "
+                     f"{points(entry['backward_transfer'])} | "
+                     f"{points(entry['forward_transfer'])} | "
+                     f"{points(entry['average_forgetting'])} | "
+                     f"{entry['wall_seconds'][0]:.0f} |")
+    return "\n".join(lines)
+
+
 def _score(kind, value):
     mean, std = value
     if kind == "regression":
@@ -147,6 +197,8 @@ def _score(kind, value):
 
 def format_table(result):
     """The comparison as a Markdown table."""
+    if result.get("continual"):
+        return _continual_table(result)
     tasks = list(result["tasks"])
     metric = {t: "MAE" if k == "regression" else "acc. %" for t, k in result["tasks"].items()}
     header = " | ".join(f"{t} {metric[t]}" for t in tasks)

@@ -211,3 +211,22 @@ def accuracy_matrix(R, tasks, path, title):
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return str(path)
+
+
+def continual_comparison(result, path):
+    """Each strategy's average accuracy after the last stage (mean ± std over seeds)."""
+    names = list(result["strategies"])
+    means, stds = zip(*(result["strategies"][n]["average_accuracy"] for n in names))
+    figure, axis = plt.subplots(figsize=(max(6, 0.55 * len(names) + 2), 4.2))
+    x = np.arange(len(names))
+    axis.bar(x, means, yerr=stds, capsize=3, color="tab:blue")
+    for k, mean in enumerate(means):
+        axis.text(k, mean + 0.01, f"{100 * mean:.1f}", ha="center", fontsize=7)
+    axis.set_xticks(x, names, rotation=45, ha="right")
+    axis.set(ylim=(0, 1.08), ylabel="average accuracy after the last task",
+             title=f"{result['name']}: mean ± std over seeds {result['seeds']}")
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)
