@@ -1,10 +1,14 @@
-"""Step-time overhead of gradient surgery versus plain summation, on examples/shapes3.yaml.
+"""Step-time overhead of gradient surgery (and loss weighting) versus plain summation.
 
-    python benchmarks/surgery_overhead.py            # add --json for one JSON object
+    python benchmarks/surgery_overhead.py            # shapes3: sum / pcgrad / cagrad / mgda
+    python benchmarks/surgery_overhead.py --example kindergarten_math
+                                    # the flagship, mixed batches: the strategies compared in
+                                    # examples/compare_strategies.yaml
+    (add --json for one JSON object)
 
-Every method trains the shapes3 example's model (three heads, joint batches of 64) for the same
-steps in the same process, interleaved in blocks so that machine noise hits all alike. We report
-the median step time of each and its ratio to ``sum``. Surgery differentiates each task's loss
+Every method trains the example's model for the same steps in the same process, interleaved
+in blocks so that machine noise hits all alike. We report the median step time of each and
+its ratio to the first (plain summation). Surgery differentiates each task's loss
 alone (one backward pass per task through the backbone) and combines the flattened shared
 gradients: PCGrad's projections, CAGrad's small simplex problem or MGDA's min-norm weights.
 """
@@ -22,12 +26,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from tinymtl.train import config as config_module  # noqa: E402
 from tinymtl.train.experiment import build, load_tasks, make_trainer  # noqa: E402
 
-EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "shapes3.yaml")
-METHODS = ("sum", "pcgrad", "cagrad", "mgda")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
+STRATEGIES = {  # example -> {name: training overrides}; the first is the reference
+    "shapes3": {"sum": {}, "pcgrad": {"gradients": "pcgrad"}, "cagrad": {"gradients": "cagrad"},
+                "mgda": {"gradients": "mgda"}},
+    "kindergarten_math": {
+        "equal": {"schedule": "mixed", "weighting": "equal"},
+        "uncertainty": {"schedule": "mixed", "weighting": "uncertainty"},
+        "gradnorm": {"schedule": "mixed", "weighting": "gradnorm"},
+        "pcgrad": {"schedule": "mixed", "weighting": "equal", "gradients": "pcgrad"},
+        "cagrad": {"schedule": "mixed", "weighting": "equal", "gradients": "cagrad"}},
+}
 
 
-def trainer_for(method, tasks, base):
-    config = dict(base, training=dict(base["training"], gradients=method))
+def trainer_for(overrides, tasks, base):
+    config = dict(base, training=dict(base["training"], **overrides))
     return make_trainer(config, tasks, build(config, tasks), progress=False)
 
 
@@ -35,16 +48,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="steps per block and method")
+    parser.add_argument("--example", choices=sorted(STRATEGIES), default="shapes3")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    base = config_module.load(EXAMPLE)
+    base = config_module.load(os.path.join(EXAMPLES, f"{args.example}.yaml"))
     base["tasks"] = {name: dict(spec, train_size=2000, test_size=100)
                      for name, spec in base["tasks"].items()}
     tasks = load_tasks(base)
-    trainers = {method: trainer_for(method, tasks, base) for method in METHODS}
+    methods = list(STRATEGIES[args.example])
+    trainers = {m: trainer_for(STRATEGIES[args.example][m], tasks, base) for m in methods}
     for trainer in trainers.values():  # warm-up: compile kernels, touch memory
         trainer.train_step()
-    times = {method: [] for method in METHODS}
+    times = {method: [] for method in methods}
     for _ in range(args.blocks):
         for method, trainer in trainers.items():
             for _ in range(args.steps):
@@ -52,14 +67,15 @@ def main():
                 trainer.train_step()
                 times[method].append(time.perf_counter() - start)
     median = {m: float(np.median(t)) for m, t in times.items()}
-    result = {m: {"step_ms": 1000 * median[m], "ratio_to_sum": median[m] / median["sum"]}
-              for m in METHODS}
+    reference = methods[0]
+    result = {m: {"step_ms": 1000 * median[m], "ratio": median[m] / median[reference]}
+              for m in methods}
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps({"example": args.example, "reference": reference, "methods": result}))
         return
-    print(f"{'method':<8} {'step ms':>8} {'vs sum':>7}")
+    print(f"{'method':<12} {'step ms':>8} {'vs ' + reference:>10}")
     for m, r in result.items():
-        print(f"{m:<8} {r['step_ms']:8.1f} {r['ratio_to_sum']:7.2f}")
+        print(f"{m:<12} {r['step_ms']:8.1f} {r['ratio']:10.2f}")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from tinymtl.files import write_text
 from tinymtl.train import baselines, plots
 from tinymtl.train.config import ConfigError, read_yaml, validate
 from tinymtl.train.metrics import SCORES, task_summary
-from tinymtl.train.seeds import mean_std
+from tinymtl.train.seeds import format_mean_std, mean_std
 
 COMPARE_KEYS = ("base", "seeds", "common", "strategies")
 
@@ -188,13 +188,6 @@ def _continual_table(result):
     return "\n".join(lines)
 
 
-def _score(kind, value):
-    mean, std = value
-    if kind == "regression":
-        return f"{mean:.4f} ± {std:.4f}"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
 def format_table(result):
     """The comparison as a Markdown table."""
     if result.get("continual"):
@@ -207,10 +200,10 @@ def format_table(result):
              f"| strategy | {header} | Δm% | step ms |",
              "|---" * (len(tasks) + 3) + "|"]
     for name, entry in result["strategies"].items():
-        cells = " | ".join(_score(result["tasks"][t], entry["tasks"][t]) for t in tasks)
+        cells = " | ".join(format_mean_std(result["tasks"][t], entry["tasks"][t]) for t in tasks)
         dm, dm_std = entry["delta_m"]
         ms, ms_std = entry["train_step_ms"]
         lines.append(f"| {name} | {cells} | {dm:+.2f} ± {dm_std:.2f} | {ms:.1f} ± {ms_std:.1f} |")
-    cells = " | ".join(_score(result["tasks"][t], result["reference"][t]) for t in tasks)
+    cells = " | ".join(format_mean_std(result["tasks"][t], result["reference"][t]) for t in tasks)
     lines.append(f"| single task (reference) | {cells} | 0 | - |")
     return "\n".join(lines)

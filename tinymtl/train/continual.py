@@ -123,17 +123,12 @@ def evaluate_all(model, tasks):
 
 
 def _save(path, trainer, strategy, config, tasks, progress_state, elapsed):
-    state, arrays = trainer.state()
+    from tinymtl.train.experiment import save_checkpoint  # experiment dispatches to this module
+
     strategy_state, strategy_arrays = strategy.state()
-    state.update(continual=dict(progress_state, strategy=strategy_state),
-                 elapsed_seconds=elapsed)
-    arrays.update({f"continual.{k}": v for k, v in strategy_arrays.items()})
-    return checkpoint.save(
-        path, model_state=trainer.model.state_dict(),
-        optimizer_state=trainer.optimizer.state_dict(),
-        lr_scheduler_state=trainer.lr_scheduler.state_dict(), rng_states=trainer.rng_states(),
-        trainer_state=state, trainer_arrays=arrays, config=config,
-        manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
+    return save_checkpoint(path, trainer, config, tasks, elapsed,
+                           {"continual": dict(progress_state, strategy=strategy_state)},
+                           {f"continual.{k}": v for k, v in strategy_arrays.items()})
 
 
 def run(config, out_dir=None, resume=False, progress=True):

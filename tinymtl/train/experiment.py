@@ -115,9 +115,12 @@ def make_trainer(config, tasks, model, metrics_file=None, progress=True):
                    task_lrs={t: spec["lr"] for t, spec in config["tasks"].items()})
 
 
-def save_checkpoint(path, trainer, config, tasks, elapsed):
+def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None, extra_arrays=None):
+    """The run's checkpoint: model, optimizer, schedule, random states and the trainer's state
+    (plus ``extra_state``/``extra_arrays``, e.g. a continual sequence's, in the trainer's)."""
     state, arrays = trainer.state()
-    state["elapsed_seconds"] = elapsed
+    state.update(extra_state or {}, elapsed_seconds=elapsed)
+    arrays.update(extra_arrays or {})
     return checkpoint.save(
         path, model_state=trainer.model.state_dict(),
         optimizer_state=trainer.optimizer.state_dict(),

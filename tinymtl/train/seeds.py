@@ -60,7 +60,7 @@ def summarise(summaries):
         multitask = [s["tasks"][task][score] for s in summaries]
         entry = {"kind": kind, "score": score, "multitask": multitask,
                  "multitask_mean_std": mean_std(multitask),
-                 "tokens": [s["tasks"][task]["tokens"] for s in summaries]}
+                 "tokens": [s["tasks"][task].get("tokens") for s in summaries]}
         baseline_key = "baseline_mae" if kind == "regression" else "baseline_accuracy"
         if first.get(baseline_key) is not None:
             baseline = [s["tasks"][task][baseline_key] for s in summaries]
@@ -74,7 +74,8 @@ def summarise(summaries):
     return tasks
 
 
-def _show(kind, value):
+def format_mean_std(kind, value):
+    """'98.78 ± 0.53' (accuracy, in %) or '0.0214 ± 0.0010' (MAE) for a (mean, std) pair."""
     mean, std = value
     if kind == "regression":
         return f"{mean:.4f} ± {std:.4f}"
@@ -92,14 +93,14 @@ def format_table(result):
         kind = entry["kind"]
         metric = "MAE" if kind == "regression" else "accuracy %"
         if "label" not in entry:
-            lines.append(f"| {task} | {metric} | {_show(kind, entry['multitask_mean_std'])} "
+            lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} "
                          f"| - | - | no baseline |")
             continue
         scale = 1 if kind == "regression" else 100
         noise = "" if entry["standard_error"] is None else \
             f" ± {scale * 2 * entry['standard_error']:.2f}"
-        lines.append(f"| {task} | {metric} | {_show(kind, entry['multitask_mean_std'])} | "
-                     f"{_show(kind, entry['baseline_mean_std'])} | "
+        lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} | "
+                     f"{format_mean_std(kind, entry['baseline_mean_std'])} | "
                      f"{scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
     return "\n".join(lines)
 
