@@ -137,3 +137,17 @@ def test_set_overrides_config_values(tmp_path):
     assert updated["continual"]["stages"] == ["math"] and raw["training"]["steps"] == 400
     with pytest.raises(config_module.ConfigError, match="expected KEY=VALUE"):
         config_module.apply_overrides(raw, ["training.steps"])
+
+
+def test_seeds_summarise_a_continual_sequence(tmp_path, data_dir):
+    config = tiny_config(training={"steps": 6, "eval_every": 6, "log_every": 3},
+                         continual={"stages": ["kindergarten", "math"]})
+    result = CliRunner().invoke(main, ["run", str(write_config(tmp_path / "c.yaml", config)),
+                                       "--seeds", "2", "--out", str(tmp_path / "out"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "out" / "seeds.json").read_text())
+    assert len(summary["tasks"]["math"]["multitask"]) == 2
+    assert "| math | accuracy % |" in result.output and "no baseline" in result.output
+    assert "Sequence: average_accuracy" in result.output
+    assert len(summary["continual"]["average_accuracy"]) == 2  # (mean, std)

@@ -74,6 +74,15 @@ def summarise(summaries):
     return tasks
 
 
+def summarise_continual(summaries):
+    """ACC, BWT, FWT and average forgetting, mean ± std over the seeds (continual runs)."""
+    if "continual" not in summaries[0]:
+        return None
+    columns = ("average_accuracy", "backward_transfer", "forward_transfer", "average_forgetting")
+    return {c: None if summaries[0]["continual"][c] is None
+            else mean_std([s["continual"][c] for s in summaries]) for c in columns}
+
+
 def format_mean_std(kind, value):
     """'98.78 ± 0.53' (accuracy, in %) or '0.0214 ± 0.0010' (MAE) for a (mean, std) pair."""
     mean, std = value
@@ -102,6 +111,11 @@ def format_table(result):
         lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} | "
                      f"{format_mean_std(kind, entry['baseline_mean_std'])} | "
                      f"{scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
+    if result.get("continual"):
+        lines.append("")
+        lines.append("Sequence: " + ", ".join(
+            f"{name} {100 * value[0]:.2f} ± {100 * value[1]:.2f}"
+            for name, value in result["continual"].items() if value is not None))
     return "\n".join(lines)
 
 
@@ -116,7 +130,7 @@ def run_seeds(config, count, out_dir=None, progress=True):
         summaries.append(run(dict(copy.deepcopy(config), seed=seed), out / f"seed_{seed}",
                              progress=progress))
     result = {"config": config, "seeds": seeds, "baseline": config["baselines"],
-              "tasks": summarise(summaries),
+              "tasks": summarise(summaries), "continual": summarise_continual(summaries),
               "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3)}
     write_text(out / "seeds.json", json.dumps(result, indent=2))
     write_text(out / "seeds.md", format_table(result) + "\n")
