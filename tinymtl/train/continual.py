@@ -224,13 +224,14 @@ def format_summary(summary):
     """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
     result = summary["continual"]
     tasks = result["tasks"]
-    width = max(12, *(len(t) + 1 for t in tasks))
+    width = max(8, *(len(t) + 2 for t in tasks))
+    names = ["initial"] + [f"after {t}" for t in tasks]
+    label = max(len(n) for n in names) + 1
     lines = [f"{result['method']}, {result['scenario']}-incremental: accuracy % on each task "
              f"(columns) after each stage (rows)",
-             " " * width + "".join(f"{t:>{width}}" for t in tasks)]
-    for name, row in zip(["initial"] + [f"after {t}" for t in tasks],
-                         [result["initial"]] + result["matrix"]):
-        lines.append(f"{name:<{width}}" + "".join(f"{100 * v:>{width}.1f}" for v in row))
+             " " * label + "".join(f"{t:>{width}}" for t in tasks)]
+    for name, row in zip(names, [result["initial"]] + result["matrix"]):
+        lines.append(f"{name:<{label}}" + "".join(f"{100 * v:>{width}.1f}" for v in row))
 
     def show(value):
         return "-" if value is None else f"{100 * value:+.1f}"
