@@ -151,6 +151,8 @@ def test_reservoir_state_round_trip():
     a, b = buffer.sample(6), copy.sample(6)
     assert all(np.array_equal(u, v) for u, v in zip(a, b)) and set(a[2]) == {2}
     assert copy.seen == 12 and len(copy) == 4
+    assert copy.sample(3, exclude_task=2) is None  # every stored item is task 2's
+    assert ReservoirBuffer(4, Generator(0)).sample(3) is None  # empty
 
 
 def test_distillation_matches_soft_cross_entropy(float64):

@@ -13,8 +13,10 @@ at hand. Each method adds something to the loss of the current stage (or to its 
                     per step      ω_k += −g_k Δθ_k        (g: the gradient the step used)
                     per stage     Ω_k += ω_k / ((θ_k(end) − θ_k(start))² + ξ),  ω ← 0
                     penalty = c Σ_k Ω_k (θ_k − θ*_k)²,   θ*: the weights at the last stage end.
-    replay      a reservoir-sampled buffer of past examples (``ReservoirBuffer``) mixed into
-                every batch.
+    replay      a reservoir-sampled buffer of the examples seen so far (``ReservoirBuffer``);
+                every batch mixes in stored examples of the *earlier* tasks (the current
+                task's own slots are not replayed: that would only repeat a small sample of
+                the data at hand, and overfit it).
     lwf         (Li & Hoiem 2016)  the previous stage's model, frozen, labels the new data for
                 the old heads; the new model matches it: ``distillation_loss``.
 
@@ -189,9 +191,17 @@ class ReservoirBuffer:
                     continue
             self.x[slot], self.y[slot], self.task[slot] = x[k], y[k], task
 
-    def sample(self, count):
-        """``count`` stored items, uniformly with replacement: (x, y, task index)."""
-        index = self.generator.integers(0, len(self), count)
+    def sample(self, count, exclude_task=None):
+        """``count`` stored items, uniformly with replacement, among those not of task index
+        ``exclude_task``: (x, y, task index), or None when no item qualifies."""
+        if not len(self):
+            return None
+        eligible = np.arange(len(self))
+        if exclude_task is not None:
+            eligible = eligible[self.task[:len(self)] != exclude_task]
+        if not len(eligible):
+            return None
+        index = eligible[self.generator.integers(0, len(eligible), count)]
         return self.x[index], self.y[index], self.task[index]
 
     def state(self):
@@ -260,12 +270,14 @@ class ContinualStrategy:
         return terms
 
     def _replay(self, model, task, x, y, terms):
-        """The batch with m = round(ratio · B) stored examples mixed in: the loss is the mean
-        over all B + m examples, each through its own task's head; then the current batch is
-        offered to the reservoir."""
-        count = int(round(self.options["replay_ratio"] * len(y))) if len(self.buffer) else 0
-        if count:
-            rx, ry, rtask = self.buffer.sample(count)
+        """The batch with m = round(ratio · B) stored examples of earlier tasks mixed in: the
+        loss is the mean over all B + m examples, each through its own task's head; then the
+        current batch is offered to the reservoir."""
+        count = int(round(self.options["replay_ratio"] * len(y)))
+        replayed = self.buffer.sample(count, exclude_task=self.tasks.index(task)) if count \
+            else None
+        if replayed is not None:
+            rx, ry, rtask = replayed
             total = len(y) + count
             terms = {name: term * (len(y) / total) if name == task else term
                      for name, term in terms.items()}
