@@ -102,3 +102,15 @@ def test_a_continual_comparison_reports_the_matrix_summaries(tmp_path, data_dir)
             for s in (3, 4)]
     accs = [r["continual"]["average_accuracy"] for r in runs]
     assert result["strategies"]["ewc"]["average_accuracy"][0] == pytest.approx(np.mean(accs))
+
+
+def test_an_interrupted_comparison_reuses_finished_runs(tmp_path, data_dir, monkeypatch):
+    from tinymtl.train import compare, experiment
+    from tinymtl.train.config import read_yaml
+
+    path = comparison_file(tmp_path, seeds=1)
+    comparison = compare.load(path, read_yaml(path))
+    first = compare.run_comparison(comparison, tmp_path / "out", progress=False)
+    monkeypatch.setattr(experiment, "run", lambda *a, **k: pytest.fail("ran again"))
+    again = compare.run_comparison(comparison, tmp_path / "out", progress=False)
+    assert again["strategies"] == first["strategies"]

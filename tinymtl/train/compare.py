@@ -90,6 +90,19 @@ def load(path, raw):
             "strategies": configs}
 
 
+def _run_once(config, out, progress):
+    """One arm × seed; a finished run of exactly this config in ``out`` is reused, so an
+    interrupted comparison started again continues where it stopped."""
+    from tinymtl.train.experiment import run
+
+    summary_path = out / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("config") == json.loads(json.dumps(config)):
+            return summary
+    return run(config, out, progress=progress)
+
+
 def delta_m(scores, reference, kinds):
     """Δm% of ``scores`` {task: M_t} against ``reference`` {task: M_t^single}."""
     terms = [(-1 if kinds[t] == "regression" else 1) * (scores[t] - reference[t]) / reference[t]
@@ -99,7 +112,7 @@ def delta_m(scores, reference, kinds):
 
 def run_comparison(comparison, out_dir=None, progress=True):
     """Train every strategy × seed and the references; returns (and writes) the result."""
-    from tinymtl.train.experiment import load_tasks, run
+    from tinymtl.train.experiment import load_tasks
 
     out = pathlib.Path(out_dir or pathlib.Path("runs") / comparison["name"])
     first = next(iter(comparison["strategies"].values()))
@@ -111,8 +124,8 @@ def run_comparison(comparison, out_dir=None, progress=True):
     scores = {t: f"test_{SCORES[k]}" for t, k in kinds.items()}
     arms = {}
     for name, config in comparison["strategies"].items():
-        arms[name] = [run(dict(copy.deepcopy(config), seed=seed, baselines="none"),
-                          out / name / f"seed_{seed}", progress=progress) for seed in seeds]
+        arms[name] = [_run_once(dict(copy.deepcopy(config), seed=seed, baselines="none"),
+                                out / name / f"seed_{seed}", progress) for seed in seeds]
     references = []
     for k, seed in enumerate(seeds):  # each task alone, on the tokens the strategies fed it
         config = dict(copy.deepcopy(first), seed=seed)
@@ -150,13 +163,12 @@ CONTINUAL_COLUMNS = ("average_accuracy", "backward_transfer", "forward_transfer"
 
 def _run_continual(comparison, seeds, out, progress):
     """Every strategy × seed of a continual sequence, summarised by its accuracy matrix."""
-    from tinymtl.train.experiment import run
 
     result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
               "continual": True, "strategies": {}}
     for name, config in comparison["strategies"].items():
-        summaries = [run(dict(copy.deepcopy(config), seed=seed), out / name / f"seed_{seed}",
-                         progress=progress) for seed in seeds]
+        summaries = [_run_once(dict(copy.deepcopy(config), seed=seed),
+                               out / name / f"seed_{seed}", progress) for seed in seeds]
         entry = {"config": {k: config["continual"][k] for k in ("method", "scenario")},
                  "wall_seconds": mean_std([s["wall_seconds"] for s in summaries])}
         for column in CONTINUAL_COLUMNS:
