@@ -38,17 +38,18 @@ def test_every_method_writes_the_accuracy_matrix(method, tmp_path, data_dir):
     assert [r["stage"] for r in rows if r["type"] == "matrix"] == [0, 1]
 
 
-@pytest.mark.parametrize("method,stop_after", [("ewc", 30), ("replay", 30), ("si", 12),
-                                               ("lwf", 36), ("online_ewc", 24)])
+@pytest.mark.parametrize("method,stop_after", [("ewc", 33), ("replay", 28), ("si", 14),
+                                               ("lwf", 40), ("online_ewc", 24)])
 def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_after, tmp_path,
                                                                data_dir, monkeypatch):
-    """Stop mid-stage (or between stages: step 24 ends stage 0) and resume from the
-    checkpoint: the final weights, the matrix and the method's state match."""
+    """Stop mid-stage, a few steps past a checkpoint (or between stages: step 24 ends stage 0),
+    and resume from the checkpoint: the final weights, the matrix, the method's state and the
+    metrics rows match."""
     from tinymtl.train import continual
     from tinymtl.train.experiment import run
 
     config = sequence_config(method=method)
-    config["training"]["checkpoint_every"] = 6
+    config["training"].update(checkpoint_every=6, log_every=2)  # rows past each checkpoint
     straight = run(config, tmp_path / "straight", progress=False)
 
     class Stop(Exception):
@@ -69,6 +70,10 @@ def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_afte
     monkeypatch.setattr(continual.Trainer, "train_step", original)
     resumed = run(config, tmp_path / "resumed", resume=True, progress=False)
     assert resumed["continual"]["matrix"] == straight["continual"]["matrix"]
+    # the rows written after the checkpoint were dropped and written again, once
+    rows = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").open()]
+            for run in ("straight", "resumed")]
+    assert rows[0] == rows[1]
     from tinymtl.train import checkpoint
 
     a = checkpoint.load(tmp_path / "straight" / "checkpoint.h5")
@@ -85,7 +90,8 @@ def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_afte
 def test_class_incremental_split_mnist_shares_one_ten_way_head(tmp_path, data_dir):
     from test_mnist import write_idx as write
 
-    from tinymtl.train.continual import build, load_tasks
+    from tinymtl.train.continual import load_tasks
+    from tinymtl.train.experiment import build
 
     rng = np.random.default_rng(0)
     for split, count in (("train", 200), ("t10k", 100)):
@@ -116,6 +122,12 @@ def test_class_incremental_split_mnist_shares_one_ten_way_head(tmp_path, data_di
                                        "--quiet", "--set", "continual.method=replay"])
     assert result.exit_code == 0, result.output
     assert "replay, class-incremental" in result.output and "ACC" in result.output
+    # the checkpoint reloads with its one 10-way head and global labels: eval agrees with R
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "run" / "checkpoint.h5"),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    last = json.loads((tmp_path / "run" / "accuracy_matrix.json").read_text())["matrix"][-1]
+    assert [r["test_accuracy"] for r in json.loads(result.output).values()] == last
 
 
 @pytest.mark.parametrize("continual,message", [

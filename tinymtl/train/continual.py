@@ -29,38 +29,25 @@ import numpy as np
 import yaml
 
 import tinymtl
-from tinymtl.backend import manual_seed
 from tinymtl.backend.random import Generator, default_generator
 from tinymtl.files import write_text
-from tinymtl.mtl import build_model, make_schedule
+from tinymtl.mtl import make_schedule
 from tinymtl.mtl.continual import ContinualStrategy, diagonal_fisher
-from tinymtl.train import checkpoint, continual_metrics, plots
+from tinymtl.train import checkpoint, continual_metrics, experiment, plots
 from tinymtl.train.metrics import evaluate
 from tinymtl.train.trainer import Trainer
 
 
 def load_tasks(config):
-    """The sequence's tasks, labelled for its scenario (class-incremental: global digits)."""
-    from tinymtl import datasets
-
-    specs = {name: dict(spec, global_labels=config["continual"]["scenario"] == "class")
-             if spec["generator"] == "mnist" else spec for name, spec in config["tasks"].items()}
-    data = config["data"]
-    tasks = datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"])
-    stages = config["continual"]["stages"]
+    """The sequence's tasks in stage order (``experiment.load_tasks``), checked for its
+    scenario: a shared domain head needs every task to have as many classes."""
+    tasks = experiment.load_tasks(config)
     if config["continual"]["scenario"] == "domain":
-        widths = {tasks[t].num_outputs for t in stages}
+        widths = {d.num_outputs for d in tasks.values()}
         if len(widths) != 1:
             raise ValueError(f"continual.scenario = 'domain' shares one head, so every task "
                              f"needs the same number of classes; got {sorted(widths)}")
-    return {t: tasks[t] for t in stages}
-
-
-def build(config, tasks):
-    manual_seed(config["seed"])
-    shape = next(iter(tasks.values())).x_train.shape[1:]
-    return build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()}, shape,
-                       config["tasks"], shared_head=config["continual"]["scenario"] != "task")
+    return tasks
 
 
 def stage_tasks(config, stage):
@@ -82,7 +69,7 @@ def make_strategy(config, model, tasks):
     method = "finetune" if options["method"] == "offline" else options["method"]
 
     def make_teacher(state):
-        teacher = build(config, tasks)
+        teacher = experiment.build(config, tasks, pretrained=False)  # weights: ``state``
         teacher.load_state_dict(state)
         teacher.eval()
         return teacher
@@ -123,10 +110,8 @@ def evaluate_all(model, tasks):
 
 
 def _save(path, trainer, strategy, config, tasks, progress_state, elapsed):
-    from tinymtl.train.experiment import save_checkpoint  # experiment dispatches to this module
-
     strategy_state, strategy_arrays = strategy.state()
-    return save_checkpoint(path, trainer, config, tasks, elapsed,
+    return experiment.save_checkpoint(path, trainer, config, tasks, elapsed,
                            {"continual": dict(progress_state, strategy=strategy_state)},
                            {f"continual.{k}": v for k, v in strategy_arrays.items()})
 
@@ -142,7 +127,7 @@ def run(config, out_dir=None, resume=False, progress=True):
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: was written for a different config; resume with the same "
             f"config and seed, or start a fresh run without --resume")
-    model = build(config, tasks)
+    model = experiment.build(config, tasks)
     write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     strategy = make_strategy(config, model, tasks)
     stages = config["continual"]["stages"]
@@ -157,6 +142,7 @@ def run(config, out_dir=None, resume=False, progress=True):
             k[len(prefix):]: v for k, v in loaded["trainer_arrays"].items()
             if k.startswith(prefix)})
         model.load_state_dict(loaded["model_state"])
+        _keep_rows_up_to(metrics_path, progress_state, loaded["step"])
     elif metrics_path.exists():
         metrics_path.unlink()
     if progress_state["initial"] is None:
@@ -165,13 +151,12 @@ def run(config, out_dir=None, resume=False, progress=True):
     def elapsed():
         return progress_state["previous_elapsed"] + time.perf_counter() - started
 
+    if loaded is not None and progress_state["stage_done"]:  # resumed between stages
+        default_generator.load_state_dict(loaded["rng_states"]["default"])
+        progress_state["stage"], loaded = progress_state["stage"] + 1, None
     for stage in range(progress_state["stage"], len(stages)):
         trainer = stage_trainer(config, tasks, model, strategy, stage, metrics_path, progress)
-        if loaded is not None and progress_state["stage"] == stage:
-            if progress_state["stage_done"]:  # resumed between stages: the next one starts
-                default_generator.load_state_dict(loaded["rng_states"]["default"])
-                progress_state["stage"], loaded = stage + 1, None
-                continue
+        if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
         progress_state.update(stage=stage, stage_done=False)
         trainer.fit(on_checkpoint=lambda t: _save(checkpoint_path, t, strategy, config, tasks,
@@ -185,11 +170,25 @@ def run(config, out_dir=None, resume=False, progress=True):
             f.write(json.dumps({"run": "continual", "type": "matrix", "stage": stage,
                                 "task": stages[stage], "accuracy": row}) + "\n")
         progress_state.update(stage=stage, stage_done=True)
-        _save(checkpoint_path, trainer, strategy, config, tasks,
-                                 progress_state, elapsed())
+        _save(checkpoint_path, trainer, strategy, config, tasks, progress_state, elapsed())
         progress_state["stage"] = stage + 1
         loaded = None
     return _finish(config, out, tasks, progress_state, elapsed(), checkpoint_path)
+
+
+def _keep_rows_up_to(metrics_path, progress_state, step):
+    """On resume, drop the metrics rows written after the checkpoint (they will be written
+    again): training rows of later stages or past ``step`` of its stage, and later matrices."""
+    stage = progress_state["stage"]
+
+    def kept(row):
+        if row["run"] == "continual":
+            return row["stage"] < len(progress_state["matrix"])
+        k = int(row["run"][len("stage"):])
+        return k < stage or (k == stage and (progress_state["stage_done"] or row["step"] <= step))
+
+    rows = [r for r in experiment.read_rows(metrics_path) if kept(r)]
+    write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _finish(config, out, tasks, progress_state, wall, checkpoint_path):

@@ -28,8 +28,21 @@ from tinymtl.train.trainer import Trainer
 
 
 def load_tasks(config):
-    data = config["data"]
-    return datasets.load_tasks(config["tasks"], data["max_length"], data["seed"], data["cache"])
+    """The tasks a config trains; for a continual sequence, its stages in order, labelled for
+    its scenario (class-incremental: MNIST digits keep their own labels, 0-9)."""
+    data, specs = config["data"], config["tasks"]
+    continual = config.get("continual") or {}
+    if continual.get("stages"):
+        global_labels = continual["scenario"] == "class"
+        specs = {t: dict(specs[t], global_labels=True) if global_labels else specs[t]
+                 for t in continual["stages"]}
+    return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"])
+
+
+def shares_one_head(config):
+    """Whether every task reads one head: a continual sequence's domain or class scenario."""
+    continual = config.get("continual") or {}
+    return bool(continual.get("stages")) and continual["scenario"] != "task"
 
 
 def build(config, tasks, pretrained=True):
@@ -37,7 +50,7 @@ def build(config, tasks, pretrained=True):
     ``pretrained``, its backbone from ``model.backbone_from``, a checkpoint, when given)."""
     manual_seed(config["seed"])
     model = build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()},
-                        input_shape(tasks), config["tasks"])
+                        input_shape(tasks), config["tasks"], shared_head=shares_one_head(config))
     source = config["model"].get("backbone_from")
     if source and pretrained:
         load_backbone(model, source)
@@ -177,7 +190,7 @@ BASELINE_NAMES = {"single_task": "single task, same steps",
                   "token_controlled": "single task, same tokens"}
 
 
-def _read_rows(path):
+def read_rows(path):
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -209,7 +222,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     if loaded is not None:
         trainer.load_state(loaded)
         previous_elapsed = loaded["trainer_state"].get("elapsed_seconds", 0.0)
-        kept = [r for r in _read_rows(metrics_path)
+        kept = [r for r in read_rows(metrics_path)
                 if r["run"] == "multitask" and r["step"] <= loaded["step"]]
         write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
     elif metrics_path.exists():
@@ -243,7 +256,7 @@ def run(config, out_dir=None, resume=False, progress=True):
             results[task][score.replace("test_", "linear_")] = linear
     baseline_seconds = time.perf_counter() - baseline_started
 
-    rows = _read_rows(metrics_path)
+    rows = read_rows(metrics_path)
     for task, data in tasks.items():
         plots.task_curves(rows, task, out / f"{task}_curves.png", data.kind,
                           baseline=BASELINE_NAMES.get(config["baselines"]))
