@@ -116,3 +116,26 @@ def test_bad_baselines_value_is_a_clear_error():
                                                           "none, single_task, token_controlled"):
         config_module.validate(tiny_config(baselines="tokens"))
     assert config_module.validate(tiny_config(baselines=True))["baselines"] == "single_task"
+
+
+def test_the_planned_steps_are_the_steps_the_trainer_takes(data_dir):
+    """Strings of 6 and 1 characters: after the batch the budget cuts, a later 1-character
+    string would still fit, but the cut batch is the last one: no step trains on nothing."""
+    from tinymtl.datasets.base import TaskData
+    from tinymtl.train import baselines
+    from tinymtl.train import config as config_module
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((40, 8), np.int64)
+    for k in range(40):
+        x[k, :6 if k % 2 else 1] = 3
+    y = rng.integers(0, 2, 40)
+    data = TaskData(name="t", classes=["a", "b"], x_train=x, y_train=y, x_test=x, y_test=y)
+    config = config_module.validate(tiny_config(training={"batch_size": 2, "eval_every": 1000,
+                                                          "log_every": 1}))
+    for budget in range(20, 60):
+        _, history, counters = baselines.single_task(config, "t", data, steps=1,
+                                                     progress=False, tokens=budget)
+        assert budget - 6 < counters["tokens"] <= budget
+        # every step but the last trained a full batch: none was empty
+        assert counters["examples"] > (counters["steps"] - 1) * 2, budget

@@ -25,7 +25,7 @@ from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.optim import Adam
 from tinymtl.train.metrics import SCORES, evaluate, task_loss
-from tinymtl.train.trainer import Trainer, make_samplers
+from tinymtl.train.trainer import Trainer, fit_to_budget, make_samplers
 
 
 def single_task(config, task, data, steps, metrics_file=None, progress=True, tokens=None):
@@ -52,16 +52,17 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
 
 
 def steps_for_tokens(data, sampler, batch_size, tokens):
-    """How many batches of ``batch_size`` examples, drawn by (a copy of) ``sampler``, consume
-    ``tokens`` tokens, the last batch cut to the examples that still fit."""
+    """How many batches of ``batch_size`` examples, drawn by (a copy of) ``sampler``, a
+    trainer with ``token_budget`` = ``tokens`` trains on: it draws exactly these batches."""
     sampler, used, steps = copy.deepcopy(sampler), 0, 0
     while used < tokens:
-        counts = np.cumsum(data.token_counts(data.x_train[sampler.next(batch_size)]))
-        fits = counts[counts <= tokens - used]
-        if not len(fits):  # not even one more example fits: this is as close as it gets
+        index, cut = fit_to_budget(data, sampler.next(batch_size), tokens - used)
+        if not len(index):  # not even one more example fits: this is as close as it gets
             break
-        used += int(fits[-1])
+        used += data.tokens(data.x_train[index])
         steps += 1
+        if cut:
+            break
     return max(steps, 1)
 
 

@@ -78,9 +78,17 @@ def make_samplers(tasks, seed):
             for k, (task, data) in enumerate(sorted(tasks.items()))}
 
 
+def fit_to_budget(data, index, left):
+    """The leading examples of batch ``index`` whose tokens (``TaskData.token_counts``) add
+    up to at most ``left``, and whether the batch was cut: a cut batch is a token budget's
+    last (the trainer stops there, and ``baselines.steps_for_tokens`` plans for it)."""
+    fits = int((np.cumsum(data.token_counts(data.x_train[index])) <= left).sum())
+    return index[:fits], fits < len(index)
+
+
 class Trainer:
-    """``token_budget`` ({task: tokens}) stops a task's batches at exactly that many tokens
-    (``TaskData.token_counts``): a batch that would pass it is cut to the examples that fit."""
+    """``token_budget`` ({task: tokens}) stops a task's batches at that many tokens: the batch
+    that would pass it is cut to the examples that fit (``fit_to_budget``), and is its last."""
 
     def __init__(self, model, tasks, training, schedule, seed, label="multitask",
                  metrics_file=None, progress=True, loss_weights=None, task_lrs=None,
@@ -138,10 +146,9 @@ class Trainer:
         index = self.samplers[task].next(size)
         if task in self.token_budget:
             left = self.token_budget[task] - self.counters[task]["tokens"]
-            fits = int((np.cumsum(data.token_counts(data.x_train[index])) <= left).sum())
-            if fits < len(index):  # the batch was cut: not even one more example fits after it
+            index, cut = fit_to_budget(data, index, left)
+            if cut:
                 self._budget_cut.add(task)
-            index = index[:fits]
         return data.x_train[index], data.y_train[index]
 
     def train_step(self):
