@@ -90,38 +90,43 @@ def _plain(value):
     return value
 
 
-def load(path):
-    """Everything a checkpoint holds, as plain Python objects and NumPy arrays."""
+def _read(path, fmt, what, read):
+    """``read(f)`` on the open HDF5 file at ``path``, after checking it is a ``fmt`` file this
+    version can read; every failure is one CheckpointError naming the file (``what`` it is)."""
     path = pathlib.Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: {what} not found")
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise CheckpointError(f"{path}: not a tinymtl checkpoint (no format "
-                                      f"attribute {FORMAT!r})")
+            if f.attrs.get("format") != fmt:
+                raise CheckpointError(f"{path}: not a tinymtl {what} (no format attribute "
+                                      f"{fmt!r})")
             if int(f.attrs["format_version"]) > FORMAT_VERSION:
-                raise CheckpointError(f"{path}: checkpoint format version "
+                raise CheckpointError(f"{path}: {what} format version "
                                       f"{int(f.attrs['format_version'])} is newer than this "
                                       f"tinymtl reads ({FORMAT_VERSION})")
-            result = {
-                "path": str(path),
-                "step": int(f.attrs["step"]),
-                "tinymtl_version": str(f.attrs["tinymtl_version"]),
-                "config": json.loads(f.attrs["config"]),
-                "model_state": {name: f["model"][name][...] for name in f["model"]},
-                "lr_scheduler_state": json.loads(f["lr_scheduler"].attrs["state"]),
-                "rng_states": {k: json.loads(v) for k, v in f["rng"].attrs.items()},
-                "trainer_state": json.loads(f["trainer"].attrs["state"]),
-                "trainer_arrays": {k: v[...] for k, v in f["trainer"]["arrays"].items()},
-                "manifests": {k: json.loads(g.attrs["manifest"]) for k, g in f["data"].items()},
-                "optimizer_state": _read_optimizer(f["optimizer"]) if "optimizer" in f else None,
-            }
+            return read(f)
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError) as error:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({error})") from None
-    return result
+        raise CheckpointError(f"{path}: cannot read {what} ({error})") from None
+
+
+def load(path):
+    """Everything a checkpoint holds, as plain Python objects and NumPy arrays."""
+    return _read(path, FORMAT, "checkpoint", lambda f: {
+        "path": str(path),
+        "step": int(f.attrs["step"]),
+        "tinymtl_version": str(f.attrs["tinymtl_version"]),
+        "config": json.loads(f.attrs["config"]),
+        "model_state": {name: f["model"][name][...] for name in f["model"]},
+        "lr_scheduler_state": json.loads(f["lr_scheduler"].attrs["state"]),
+        "rng_states": {k: json.loads(v) for k, v in f["rng"].attrs.items()},
+        "trainer_state": json.loads(f["trainer"].attrs["state"]),
+        "trainer_arrays": {k: v[...] for k, v in f["trainer"]["arrays"].items()},
+        "manifests": {k: json.loads(g.attrs["manifest"]) for k, g in f["data"].items()},
+        "optimizer_state": _read_optimizer(f["optimizer"]) if "optimizer" in f else None,
+    })
 
 
 def _read_optimizer(group):
@@ -160,19 +165,7 @@ def save_private(path, private_state, tasks, model_config, source=None):
 
 def load_private(path):
     """{'tasks', 'model_config', 'source', 'model_state'} from a ``save_private`` file."""
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: task-private weights file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != PRIVATE_FORMAT:
-                raise CheckpointError(f"{path}: not a tinymtl task-private weights file (no "
-                                      f"format attribute {PRIVATE_FORMAT!r})")
-            return {"path": str(path), "tasks": json.loads(f.attrs["tasks"]),
-                    "model_config": json.loads(f.attrs["model_config"]),
-                    "source": str(f.attrs["source"]),
-                    "model_state": {name: f["model"][name][...] for name in f["model"]}}
-    except CheckpointError:
-        raise
-    except (OSError, KeyError, ValueError) as error:
-        raise CheckpointError(f"{path}: cannot read task-private weights ({error})") from None
+    return _read(path, PRIVATE_FORMAT, "task-private weights file", lambda f: {
+        "path": str(path), "tasks": json.loads(f.attrs["tasks"]),
+        "model_config": json.loads(f.attrs["model_config"]), "source": str(f.attrs["source"]),
+        "model_state": {name: f["model"][name][...] for name in f["model"]}})
