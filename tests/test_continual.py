@@ -88,19 +88,12 @@ def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_afte
 
 
 def test_class_incremental_split_mnist_shares_one_ten_way_head(tmp_path, data_dir):
-    from test_mnist import write_idx as write
+    from test_mnist import fetch_fake_mnist
 
     from tinymtl.train.continual import load_tasks
     from tinymtl.train.experiment import build
 
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 200), ("t10k", 100)):
-        write(tmp_path / f"{split}-images-idx3-ubyte.gz",
-              rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
-        write(tmp_path / f"{split}-labels-idx1-ubyte.gz",
-              np.arange(count, dtype=np.uint8) % 10)
-    assert CliRunner().invoke(main, ["data", "fetch", "mnist", "--idx",
-                                     str(tmp_path)]).exit_code == 0
+    fetch_fake_mnist(tmp_path, train=200, test=100, cycle_labels=True)
     raw = {"tasks": {f"t{k}": {"generator": "mnist", "digits": [2 * k, 2 * k + 1]}
                      for k in range(5)},
            "model": {"encoder": "mlp", "hidden": [16, 16]},

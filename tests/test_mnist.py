@@ -45,6 +45,19 @@ def write_idx(path, array):
         f.write(header + array.tobytes())
 
 
+def fetch_fake_mnist(directory, train=64, test=32, cycle_labels=False):
+    """Random 28x28 'digits' as IDX files in ``directory``, converted into the (temporary)
+    datasets cache by ``tinymtl data fetch mnist --idx``; labels random, or 0-9 in turn."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", train), ("t10k", test)):
+        write_idx(directory / f"{split}-images-idx3-ubyte.gz",
+                  rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        labels = (np.arange(count) % 10 if cycle_labels else rng.integers(0, 10, count))
+        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+    result = CliRunner().invoke(main, ["data", "fetch", "mnist", "--idx", str(directory)])
+    assert result.exit_code == 0, result.output
+
+
 def test_idx_files_convert_into_the_cache(tmp_path, data_dir):
     rng = np.random.default_rng(0)
     images = {split: rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)

@@ -2,12 +2,10 @@
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from tinymtl.cli import main
 from tinymtl.datasets import multi_mnist
 
-from test_mnist import write_idx
+from test_mnist import fetch_fake_mnist
 
 
 def test_overlay_places_the_left_digit_up_left_and_the_right_digit_down_right():
@@ -27,14 +25,7 @@ def test_overlay_places_the_left_digit_up_left_and_the_right_digit_down_right():
 
 @pytest.fixture
 def fake_mnist(tmp_path, data_dir):
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 64), ("t10k", 32)):
-        write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz",
-                  rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
-        write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz",
-                  rng.integers(0, 10, count, dtype=np.uint8))
-    result = CliRunner().invoke(main, ["data", "fetch", "mnist", "--idx", str(tmp_path)])
-    assert result.exit_code == 0, result.output
+    fetch_fake_mnist(tmp_path)
 
 
 def test_image_set_is_deterministic_cached_and_shared(fake_mnist):
