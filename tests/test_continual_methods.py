@@ -89,6 +89,32 @@ def test_ewc_penalty_gradient_is_lambda_f_times_the_displacement(online):
     assert penalty.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_ewc_with_several_anchors_is_the_sum_of_their_penalties():
+    """The merged quadratic A (θ − μ)² + c equals Σ_t F_t (θ − θ*_t)² in value and gradient."""
+    model = Tiny()
+    rng = np.random.default_rng(5)
+    ewc, anchors = EWC(lam=2.0), []
+    for _ in range(3):
+        for p in model.parameters():
+            p.data += rng.standard_normal(p.shape).astype(np.float32)
+        fisher = {n: rng.random(p.shape).astype(np.float32) for n, p in model.named_parameters()}
+        fisher["linear.bias"][0] = 0.0  # a weight no task cares about
+        ewc.end_stage(model, fisher)
+        anchors.append((fisher, {n: p.data.copy() for n, p in model.named_parameters()}))
+    for p in model.parameters():
+        p.data += rng.standard_normal(p.shape).astype(np.float32)
+    model.zero_grad()
+    penalty = ewc.penalty(model)
+    penalty.backward()
+    expected = 0.0
+    for name, p in model.named_parameters():
+        theta = p.data.astype(np.float64)
+        gradient = sum(2.0 * f[name] * (theta - t[name]) for f, t in anchors)
+        np.testing.assert_allclose(p.grad, gradient, rtol=1e-4, atol=1e-5)
+        expected += sum((f[name] * (theta - t[name]) ** 2).sum() for f, t in anchors)
+    assert penalty.item() == pytest.approx(expected, rel=1e-5)
+
+
 def test_online_ewc_keeps_one_anchor_with_decayed_fisher_and_ewc_keeps_one_per_task():
     model = Tiny()
     ones = {n: np.ones(p.shape, np.float32) for n, p in model.named_parameters()}

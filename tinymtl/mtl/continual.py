@@ -73,17 +73,43 @@ def quadratic_penalty(model, importance, anchor):
 # -- EWC and online EWC ----------------------------------------------------------------------------
 class EWC:
     """``penalty(model)`` = (λ/2) Σ_anchors Σ_k F_k (θ_k − θ*_k)²; ``online`` keeps one anchor
-    with F ← γ F + F_new (Schwarz et al. 2018)."""
+    with F ← γ F + F_new (Schwarz et al. 2018).
+
+    One (F_t, θ*_t) is kept per past task, but a sum of quadratics is one quadratic:
+
+        Σ_t F_t (θ − θ*_t)² = A (θ − μ)² + Σ_t F_t (θ*_t − μ)²,
+        A = Σ_t F_t,   μ = Σ_t F_t θ*_t / A   (the Fisher-weighted mean of the anchors),
+
+    so the penalty is evaluated as that single term plus a constant, and a step costs the
+    same after ten tasks as after one (the gradient, λ A (θ − μ) = λ Σ_t F_t (θ − θ*_t), is
+    unchanged)."""
 
     def __init__(self, lam, online=False, gamma=1.0):
         self.lam, self.online, self.gamma = lam, online, gamma
         self.anchors = []  # [(fisher {name: array}, theta* {name: array})]
+        self._merged = None
+
+    def merged(self):
+        """(A, μ, constant) of the docstring, from the anchors (float64 sums, cached)."""
+        if self._merged is None:
+            total, centre, constant = {}, {}, 0.0
+            for name in self.anchors[0][0]:
+                fishers = [f[name].astype(np.float64) for f, _ in self.anchors]
+                thetas = [t[name].astype(np.float64) for _, t in self.anchors]
+                a = sum(fishers)
+                mu = np.divide(sum(f * t for f, t in zip(fishers, thetas)), a,
+                               out=thetas[-1].copy(), where=a > 0)
+                constant += sum(float((f * (t - mu) ** 2).sum())
+                                for f, t in zip(fishers, thetas))
+                total[name], centre[name] = a.astype(np.float32), mu.astype(np.float32)
+            self._merged = total, centre, constant
+        return self._merged
 
     def penalty(self, model):
-        terms = [quadratic_penalty(model, fisher, theta) for fisher, theta in self.anchors]
-        if not terms:
+        if not self.anchors:
             return None
-        return sum(terms[1:], terms[0]) * (self.lam / 2)
+        total, centre, constant = self.merged()
+        return (quadratic_penalty(model, total, centre) + constant) * (self.lam / 2)
 
     def end_stage(self, model, fisher):
         """Anchor at the current weights with this stage's Fisher."""
@@ -94,6 +120,7 @@ class EWC:
             self.anchors = [(fisher, theta)]
         else:
             self.anchors.append((fisher, theta))
+        self._merged = None
 
     def state(self):
         arrays = {}
@@ -110,6 +137,7 @@ class EWC:
             theta = {key[len(f"theta.{k}."):]: v for key, v in arrays.items()
                      if key.startswith(f"theta.{k}.")}
             self.anchors.append((fisher, theta))
+        self._merged = None
 
 
 # -- synaptic intelligence -------------------------------------------------------------------------
