@@ -176,6 +176,41 @@ def test_distillation_matches_soft_cross_entropy(float64):
     np.testing.assert_allclose(student.grad, (p - q) * T / 2, rtol=1e-6)  # T² · (1/T) / N
 
 
+def test_lwf_distils_every_earlier_head_as_its_own_forward_would():
+    """The strategy runs the backbones once and the heads per earlier task; each term must
+    equal distillation_loss(model(x, t), teacher(x, t)) computed the plain way."""
+    from tinymtl.mtl.continual import ContinualStrategy
+    from tinymtl.mtl.model import MultiTaskModel
+
+    def build():
+        backbone = nn.Sequential(nn.Linear(5, 6), nn.ReLU())
+        return MultiTaskModel(backbone, {t: nn.Linear(6, 3) for t in "abc"})
+
+    tm.manual_seed(0)
+    model = build()
+
+    def make_teacher(state):
+        teacher = build()
+        teacher.load_state_dict(state)
+        return teacher.eval()
+
+    options = {"lwf_temperature": 2.0, "lwf_alpha": 0.5}
+    strategy = ContinualStrategy("lwf", options, model, "abc", Generator(0), make_teacher)
+    strategy.end_stage(model, ["a"])
+    strategy.end_stage(model, ["b"])
+    teacher = make_teacher(model.state_dict())
+    rng = np.random.default_rng(4)
+    for p in model.parameters():  # the student has moved on since the teacher's snapshot
+        p.data += 0.3 * rng.standard_normal(p.shape).astype(np.float32)
+    x = rng.standard_normal((7, 5)).astype(np.float32)
+    terms = strategy.terms(model, "c", x, None, {})
+    assert sorted(terms) == ["distill:a", "distill:b"]
+    for task in "ab":
+        plain = distillation_loss(model(Tensor(x), task), teacher(Tensor(x), task), 2.0) * 0.5
+        assert terms[f"distill:{task}"].item() == pytest.approx(plain.item(), rel=1e-6)
+    assert not np.allclose(model(Tensor(x), "a").numpy(), teacher(Tensor(x), "a").numpy())
+
+
 def test_accuracy_matrix_metrics_on_a_hand_made_matrix():
     R = [[0.90, 0.10, 0.20],
          [0.60, 0.95, 0.30],

@@ -319,17 +319,21 @@ class ContinualStrategy:
 
     def _distill(self, model, x):
         """α · distillation of every earlier task's head on the new inputs (one term per
-        distinct head: tasks that share a head are distilled once)."""
+        distinct head: tasks that share a head are distilled once). The backbone runs once for
+        the student and once for the teacher; only the heads run per earlier task."""
         terms, heads = {}, set()
+        features = model.features(Tensor(x))
+        with no_grad():
+            teacher_features = self.teacher.features(Tensor(x))
         for task in self.learned:
             head = model.head_of[task]
             if head in heads:
                 continue
             heads.add(head)
             with no_grad():
-                teacher_logits = self.teacher(Tensor(x), task)
+                teacher_logits = self.teacher.forward_heads(teacher_features, task)
             terms[f"distill:{task}"] = distillation_loss(
-                model(Tensor(x), task), teacher_logits,
+                model.forward_heads(features, task), teacher_logits,
                 self.options["lwf_temperature"]) * self.options["lwf_alpha"]
         return terms
 
