@@ -222,7 +222,7 @@ class ReservoirBuffer:
     def sample(self, count, exclude_task=None):
         """``count`` stored items, uniformly with replacement, among those not of task index
         ``exclude_task``: (x, y, task index), or None when no item qualifies."""
-        if not len(self):
+        if not len(self):  # nothing stored yet (the arrays are made on the first add)
             return None
         eligible = np.arange(len(self))
         if exclude_task is not None:

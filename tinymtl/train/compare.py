@@ -163,7 +163,6 @@ CONTINUAL_COLUMNS = ("average_accuracy", "backward_transfer", "forward_transfer"
 
 def _run_continual(comparison, seeds, out, progress):
     """Every strategy × seed of a continual sequence, summarised by its accuracy matrix."""
-
     result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
               "continual": True, "strategies": {}}
     for name, config in comparison["strategies"].items():

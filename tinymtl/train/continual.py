@@ -111,9 +111,10 @@ def evaluate_all(model, tasks):
 
 def _save(path, trainer, strategy, config, tasks, progress_state, elapsed):
     strategy_state, strategy_arrays = strategy.state()
-    return experiment.save_checkpoint(path, trainer, config, tasks, elapsed,
-                           {"continual": dict(progress_state, strategy=strategy_state)},
-                           {f"continual.{k}": v for k, v in strategy_arrays.items()})
+    return experiment.save_checkpoint(
+        path, trainer, config, tasks, elapsed,
+        {"continual": dict(progress_state, strategy=strategy_state)},
+        {f"continual.{k}": v for k, v in strategy_arrays.items()})
 
 
 def run(config, out_dir=None, resume=False, progress=True):
@@ -187,8 +188,7 @@ def _keep_rows_up_to(metrics_path, progress_state, step):
         k = int(row["run"][len("stage"):])
         return k < stage or (k == stage and (progress_state["stage_done"] or row["step"] <= step))
 
-    rows = [r for r in experiment.read_rows(metrics_path) if kept(r)]
-    write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
+    experiment.keep_rows(metrics_path, kept)
 
 
 def _finish(config, out, tasks, progress_state, wall, checkpoint_path):

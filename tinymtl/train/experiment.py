@@ -196,6 +196,13 @@ def read_rows(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def keep_rows(path, kept):
+    """On resume: rewrite the metrics file with only the rows ``kept(row)`` accepts (those
+    written up to the checkpoint; the rest will be written again)."""
+    rows = [r for r in read_rows(path) if kept(r)]
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
 def run(config, out_dir=None, resume=False, progress=True):
     """Run the experiment ``config`` describes; returns its summary (also in summary.json).
     A config with ``continual.stages`` is a sequence of stages (``train.continual``)."""
@@ -222,9 +229,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     if loaded is not None:
         trainer.load_state(loaded)
         previous_elapsed = loaded["trainer_state"].get("elapsed_seconds", 0.0)
-        kept = [r for r in read_rows(metrics_path)
-                if r["run"] == "multitask" and r["step"] <= loaded["step"]]
-        write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+        keep_rows(metrics_path, lambda r: r["run"] == "multitask" and r["step"] <= loaded["step"])
     elif metrics_path.exists():
         metrics_path.unlink()
 
