@@ -210,6 +210,22 @@ def test_lwf_distils_every_earlier_head_as_its_own_forward_would():
         assert terms[f"distill:{task}"].item() == pytest.approx(plain.item(), rel=1e-6)
     assert not np.allclose(model(Tensor(x), "a").numpy(), teacher(Tensor(x), "a").numpy())
 
+    # the trainer hands over the features its task loss used: same terms, and the gradient
+    # still reaches the backbone through them
+    def backbone_grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return [p.grad.copy() for p in model.backbone.parameters()]
+
+    reused = strategy.terms(model, "c", x, None, {}, model.features(Tensor(x)))
+    for task in "ab":
+        assert reused[f"distill:{task}"].item() == terms[f"distill:{task}"].item()
+    expected = backbone_grads(terms["distill:a"] + terms["distill:b"])
+    got = backbone_grads(reused["distill:a"] + reused["distill:b"])
+    assert any(np.abs(g).max() > 0 for g in got)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-7)
+
 
 def test_accuracy_matrix_metrics_on_a_hand_made_matrix():
     R = [[0.90, 0.10, 0.20],

@@ -282,9 +282,10 @@ class ContinualStrategy:
             self.make_teacher = make_teacher
         self.learned = []  # tasks of the finished stages
 
-    def terms(self, model, task, x, y, terms):
+    def terms(self, model, task, x, y, terms, features=None):
         """The loss terms {name: Tensor} of one step on ``task``'s batch (x, y), given the
-        plain ones."""
+        plain ones and, optionally, the backbone's ``features`` of x that they were computed
+        from (LwF reuses them instead of running the backbone again)."""
         terms = dict(terms)
         regulariser = self.ewc or self.si
         if regulariser is not None:
@@ -294,7 +295,7 @@ class ContinualStrategy:
         if self.buffer is not None:
             terms = self._replay(model, task, x, y, terms)
         if self.teacher is not None:
-            terms.update(self._distill(model, x))
+            terms.update(self._distill(model, x, features))
         return terms
 
     def _replay(self, model, task, x, y, terms):
@@ -317,12 +318,14 @@ class ContinualStrategy:
         self.buffer.add(x, y, self.tasks.index(task))
         return terms
 
-    def _distill(self, model, x):
+    def _distill(self, model, x, features=None):
         """α · distillation of every earlier task's head on the new inputs (one term per
-        distinct head: tasks that share a head are distilled once). The backbone runs once for
-        the student and once for the teacher; only the heads run per earlier task."""
+        distinct head: tasks that share a head are distilled once). The backbone runs at most
+        once for the student (not at all when the trainer passes the features its task loss
+        used) and once for the teacher; only the heads run per earlier task."""
         terms, heads = {}, set()
-        features = model.features(Tensor(x))
+        if features is None:
+            features = model.features(Tensor(x))
         with no_grad():
             teacher_features = self.teacher.features(Tensor(x))
         for task in self.learned:

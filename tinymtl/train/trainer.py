@@ -210,11 +210,12 @@ class Trainer:
         if mode == "alternating":
             (task,) = tasks
             x, y = self._batch(task, batch_size)
-            outputs = self.model(Tensor(x), task)
+            features = self.model.features(Tensor(x))
+            outputs = self.model.forward_heads(features, task)
             loss = self._task_loss(task, outputs, y)
             terms = self.weighting.terms({task: loss}, self.model)
             if self.continual is not None:
-                terms = self.continual.terms(self.model, task, x, y, terms)
+                terms = self.continual.terms(self.model, task, x, y, terms, features)
             return terms, [(task, x, y, outputs, loss)]
         if mode == "joint":  # one batch of inputs, every task's labels for it
             index = self.samplers[tasks[0]].next(batch_size)
