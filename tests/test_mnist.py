@@ -89,3 +89,18 @@ def test_bad_idx_file_is_a_clear_error(tmp_path):
     (tmp_path / "x").write_bytes(b"\x01\x02\x03\x04")
     with pytest.raises(mnist.DataError, match="not an IDX file"):
         mnist.read_idx(tmp_path / "x")
+
+
+def test_permuted_mnist_shuffles_every_image_by_one_fixed_permutation(tmp_path, data_dir):
+    fetch_fake_mnist(tmp_path, train=40, test=20)
+    plain = load_task("p0", "mnist")
+    first, again, other = (load_task(f"p{k}", "mnist", permutation=k) for k in (3, 3, 5))
+    order = np.random.default_rng(3).permutation(784)
+    for split in ("x_train", "x_test"):
+        x, permuted = getattr(plain, split), getattr(first, split)
+        np.testing.assert_array_equal(permuted.reshape(len(x), -1), x.reshape(len(x), -1)[:, order])
+        np.testing.assert_array_equal(getattr(again, split), permuted)  # same seed, same task
+        assert not np.array_equal(getattr(other, split), permuted)
+        # each image's pixels stay contiguous, so a batch gather reads whole rows
+        assert permuted.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(first.y_train, plain.y_train)
