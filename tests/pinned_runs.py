@@ -1,0 +1,219 @@
+"""Pinned runs: short runs of every example and of every training method, reduced to digests of
+their final weights, optimizer state and metrics rows, so that a refactoring of the training
+layer can prove it changed nothing (``tests/test_pinned_runs.py`` compares against
+``tests/pinned_runs.json``).
+
+    python tests/pinned_runs.py --record        # re-record (only when behaviour *should* change)
+    python tests/pinned_runs.py                 # compare, printing every arm that differs
+
+Every arm is an example config (or the flagship with one method switched on), shrunk to a few
+steps on a few hundred examples; MNIST is replaced by the tests' fake MNIST. Digests are only
+comparable on the same platform and package versions (floating-point rounding of BLAS and
+Numba may differ elsewhere), so the recording carries those and the test skips on a mismatch.
+"""
+
+import copy
+import hashlib
+import json
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+EXAMPLES = HERE.parent / "examples"
+RECORD = HERE / "pinned_runs.json"
+
+SMALL_TEXT = {"train_size": 300, "test_size": 60}
+SMALL_TRAINING = {"steps": 10, "eval_every": 5, "log_every": 2, "checkpoint_every": 4,
+                  "warmup_steps": 2}
+
+
+def _example(name, steps=10, **sections):
+    """An example config, shrunk (and with ``sections`` merged over it)."""
+    import yaml
+
+    raw = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    raw.setdefault("training", {}).update(SMALL_TRAINING, steps=steps)
+    if raw["training"].get("epochs"):
+        raw["training"].update(epochs=1, batch_size=16)
+        raw["training"].pop("steps")
+    for spec in raw["tasks"].values():
+        if spec["generator"] in ("kindergarten", "math", "shapes3"):
+            spec.update(SMALL_TEXT)
+        elif spec["generator"] == "multi_mnist":
+            spec.update(train_size=64, test_size=32)
+    model = raw.setdefault("model", {})
+    if model.get("hidden"):
+        model["hidden"] = [32, 32]
+    if model.get("encoder") == "conv":
+        model.update(channels=[16, 16], features=32, embedding_dim=8)
+    if model.get("encoder") == "cnn" and raw["tasks"][next(iter(raw["tasks"]))]["generator"] \
+            == "shapes3":
+        model.update(channels=[8, 8, 16], head_hidden=16)
+    raw["linear_baseline"] = False
+    if "continual" in raw:
+        raw["continual"]["fisher_samples"] = 20
+        raw["continual"]["replay_size"] = 50
+    for key, value in sections.items():
+        if isinstance(value, dict):
+            raw.setdefault(key, {}).update(value)
+        else:
+            raw[key] = value
+    return raw
+
+
+def _flagship(**training):
+    return _example("kindergarten_math", baselines="none", training=training)
+
+
+def _continual(method, **options):
+    return _example("kindergarten_then_math", steps=8,
+                    continual=dict(method=method, **options))
+
+
+def arms():
+    """{arm name: raw config}: every example, then every method on a small flagship."""
+    result = {}
+    import yaml
+
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        if "compare" in yaml.safe_load(path.read_text()):
+            continue  # comparisons are runs of these configs with other settings (below)
+        result[f"example:{path.stem}"] = _example(path.stem)
+    result["example:permuted_mnist"]["continual"]["stages"] = ["p0", "p1", "p2"]
+    for weighting in ("static", "equal", "uncertainty", "dwa"):
+        result[f"weighting:{weighting}"] = _flagship(schedule="mixed", weighting=weighting,
+                                                     dwa_window=2)
+    result["weighting:gradnorm"] = _flagship(schedule="mixed", weighting="gradnorm")
+    for method in ("pcgrad", "cagrad", "mgda"):
+        result[f"gradients:{method}"] = _flagship(schedule="mixed", weighting="equal",
+                                                  gradients=method)
+    result["gradients:mgda3"] = _example("shapes3", training={"gradients": "mgda"})
+    result["gradients:pcgrad+uncertainty"] = _flagship(schedule="mixed", weighting="uncertainty",
+                                                       gradients="pcgrad")
+    for sampling in ("uniform", "proportional", "temperature"):  # tasks of unequal sizes
+        result[f"sampling:{sampling}"] = _example(
+            "kindergarten_math", steps=30, baselines="none", training={"sampling": sampling},
+            tasks={"kindergarten": {"generator": "kindergarten", **SMALL_TEXT},
+                   "math": {"generator": "math", "train_size": 100, "test_size": 60}})
+    result["training:accumulate"] = _flagship(accumulate=2, grad_clip=1.0)
+    result["training:sgd_step"] = _flagship(optimizer="sgd", lr_schedule="step")
+    result["training:curriculum"] = _flagship(schedule="curriculum", phases=[
+        {"tasks": ["kindergarten"], "steps": 4},
+        {"tasks": ["kindergarten", "math"], "mode": "mixed", "steps": 6}])
+    result["baselines:token_controlled"] = _example("kindergarten_math",
+                                                    baselines="token_controlled")
+    for architecture in ("adapters", "mmoe"):
+        result[f"architecture:{architecture}"] = _example(
+            "kindergarten_math", baselines="none",
+            model={"architecture": architecture, "adapter_hidden": 8, "experts": 2})
+    result["tasks:lr+stop_gradient"] = _example(
+        "kindergarten_math", baselines="none",
+        tasks={"kindergarten": {"generator": "kindergarten", **SMALL_TEXT, "lr": 0.01},
+               "math": {"generator": "math", **SMALL_TEXT, "stop_gradient": True,
+                        "loss_weight": 0.5}})
+    for method in ("finetune", "ewc", "online_ewc", "si", "replay", "lwf", "offline"):
+        result[f"continual:{method}"] = _continual(method, ewc_lambda=1000.0)
+    result["continual:online_ewc3"] = _example(  # three stages: online differs from EWC
+        "permuted_mnist", steps=8, continual={"method": "online_ewc", "online_gamma": 0.5,
+                                              "stages": ["p0", "p1", "p2"]})
+    result["continual:ewc_true_fisher"] = _continual("ewc", fisher="true")
+    for scenario in ("domain", "class"):
+        result[f"continual:split_{scenario}"] = _example(
+            "split_mnist", continual={"scenario": scenario, "method": "lwf",
+                                      "stages": ["digits_01", "digits_23", "digits_45"]})
+    return result
+
+
+# -- digests --------------------------------------------------------------------------------------
+def _digest(parts):
+    sha = hashlib.sha256()
+    for part in parts:
+        sha.update(part if isinstance(part, bytes) else part.encode())
+    return sha.hexdigest()[:16]
+
+
+def run_digests(out):
+    """(weights, optimizer, metrics) digests of the finished run in ``out``."""
+    with h5py.File(out / "checkpoint.h5", "r") as f:
+        weights = _digest(name.encode() + f["model"][name][...].tobytes()
+                          for name in sorted(f["model"]))
+        moments = []
+        if "optimizer" in f:
+            for index in sorted(f["optimizer"]["state"], key=int):
+                group = f["optimizer"]["state"][index]
+                moments += [f"{index}/{k}".encode() + group[k][...].tobytes()
+                            for k in sorted(group)]
+            moments.append(f["optimizer"].attrs["scalars"])
+    rows = [json.dumps(json.loads(line), sort_keys=True)
+            for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return {"weights": weights, "optimizer": _digest(moments), "metrics": _digest(rows),
+            "rows": len(rows)}
+
+
+def environment():
+    import numba
+
+    return {"python": platform.python_version(), "machine": platform.machine(),
+            "numpy": np.__version__, "numba": numba.__version__}
+
+
+def prepare_data(directory):
+    """Point the datasets cache at ``directory`` and put the tests' fake MNIST in it."""
+    sys.path.insert(0, str(HERE))
+    from test_mnist import fetch_fake_mnist
+
+    os.environ["TINYMTL_DATA_DIR"] = str(directory / "cache")
+    (directory / "idx").mkdir(parents=True, exist_ok=True)
+    fetch_fake_mnist(directory / "idx", train=120, test=40, cycle_labels=True)
+
+
+def run_arm(raw, out):
+    from tinymtl.train import config as config_module
+    from tinymtl.train.experiment import run
+
+    config = config_module.validate(copy.deepcopy(raw), "pinned")
+    config["name"] = "pinned"
+    run(config, out, progress=False)
+    return run_digests(out)
+
+
+def compute(selected=None, workdir=None):
+    """{arm: digests} for every arm (or the ``selected`` names)."""
+    workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="pinned-"))
+    prepare_data(workdir)
+    return {name: run_arm(raw, workdir / name.replace(":", "_"))
+            for name, raw in arms().items() if selected is None or name in selected}
+
+
+def differences(recorded, measured):
+    """Lines naming each arm whose digests differ from the recording (or are missing)."""
+    lines = []
+    for name in sorted(set(recorded) | set(measured)):
+        if recorded.get(name) != measured.get(name):
+            lines.append(f"{name}: recorded {recorded.get(name)}, now {measured.get(name)}")
+    return lines
+
+
+def main(argv):
+    measured = compute()
+    if "--record" in argv:
+        RECORD.write_text(json.dumps({"environment": environment(), "arms": measured},
+                                     indent=1, sort_keys=True) + "\n")
+        print(f"recorded {len(measured)} arms in {RECORD}")
+        return 0
+    recorded = json.loads(RECORD.read_text())
+    if recorded["environment"] != environment():
+        print(f"note: recorded under {recorded['environment']}, now {environment()}")
+    lines = differences(recorded["arms"], measured)
+    print("\n".join(lines) or f"all {len(measured)} arms identical")
+    return 1 if lines else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,37 @@
+"""Behaviour pinned: every example and every training method, run short, ends with the weights,
+optimizer state and metrics rows recorded in ``tests/pinned_runs.json`` (``pinned_runs.py``).
+
+A refactoring of the training layer must leave them bitwise identical; a change that is meant
+to alter training re-records them (``python tests/pinned_runs.py --record``) and says so."""
+
+import json
+
+import pytest
+
+import pinned_runs
+
+
+@pytest.mark.slow
+def test_every_pinned_run_is_bitwise_identical_to_its_recording(tmp_path, monkeypatch):
+    recorded = json.loads(pinned_runs.RECORD.read_text())
+    if recorded["environment"] != pinned_runs.environment():
+        pytest.skip(f"digests recorded under {recorded['environment']}; this is "
+                    f"{pinned_runs.environment()} (rounding may differ)")
+    monkeypatch.setenv("TINYMTL_DATA_DIR", str(tmp_path))  # restored after prepare_data's set
+    measured = pinned_runs.compute(workdir=tmp_path)
+    different = pinned_runs.differences(recorded["arms"], measured)
+    assert not different, "\n".join(different)
+
+
+def test_the_pinned_arms_cover_every_example_and_method():
+    from tinymtl.mtl.continual import METHODS as CONTINUAL
+    from tinymtl.mtl.surgery import METHODS as SURGERY
+    from tinymtl.mtl.weighting import METHODS as WEIGHTING
+
+    names = set(pinned_runs.arms())
+    examples = {p.stem for p in pinned_runs.EXAMPLES.glob("*.yaml")
+                if "compare" not in p.stem}
+    assert {f"example:{e}" for e in examples} <= names
+    assert {f"weighting:{m}" for m in WEIGHTING} <= names
+    assert {f"gradients:{m}" for m in SURGERY if m != "sum"} <= names
+    assert {f"continual:{m}" for m in CONTINUAL} <= names
