@@ -5,6 +5,7 @@ layer can prove it changed nothing (``tests/test_pinned_runs.py`` compares again
 
     python tests/pinned_runs.py --record        # re-record (only when behaviour *should* change)
     python tests/pinned_runs.py                 # compare, printing every arm that differs
+    python tests/pinned_runs.py --freeze-format1   # keep mid-run checkpoints of some arms
 
 Every arm is an example config (or the flagship with one method switched on), shrunk to a few
 steps on a few hundred examples; MNIST is replaced by the tests' fake MNIST. Digests are only
@@ -191,6 +192,47 @@ def compute(selected=None, workdir=None):
             for name, raw in arms().items() if selected is None or name in selected}
 
 
+# -- format-1 checkpoints, frozen mid-run -------------------------------------------------------
+FROZEN = HERE / "fixtures" / "format1"
+FROZEN_ARMS = {  # arm: (trainer label, step) of the periodic checkpoint that is frozen
+    "gradients:pcgrad+uncertainty": ("multitask", 4),
+    "weighting:gradnorm": ("multitask", 4),
+    "weighting:dwa": ("multitask", 8),
+    "continual:ewc": ("stage1", 4),
+    "continual:si": ("stage1", 4),
+    "continual:replay": ("stage1", 4),
+    "continual:lwf": ("stage1", 4),
+}
+
+
+def freeze_format1(workdir):
+    """Run each ``FROZEN_ARMS`` arm and keep a copy of its checkpoint (and metrics rows) as it
+    was at that label and step: checkpoints as this version writes them, for resume tests."""
+    import shutil
+
+    from tinymtl.train import experiment
+
+    original = experiment.save_checkpoint
+    prepare_data(workdir)
+    for name, (label, step) in FROZEN_ARMS.items():
+        target = FROZEN / name.replace(":", "_")
+
+        def save(path, trainer, *args, **kwargs):
+            size = original(path, trainer, *args, **kwargs)
+            if (trainer.label, trainer.step) == (label, step) and not target.exists():
+                target.mkdir(parents=True)
+                shutil.copy(path, target / "checkpoint.h5")
+                shutil.copy(path.parent / "metrics.jsonl", target / "metrics.jsonl")
+            return size
+
+        experiment.save_checkpoint = save
+        try:
+            run_arm(arms()[name], workdir / name.replace(":", "_"))
+        finally:
+            experiment.save_checkpoint = original
+        assert target.exists(), f"{name}: no checkpoint at {label} step {step}"
+
+
 def differences(recorded, measured):
     """Lines naming each arm whose digests differ from the recording (or are missing)."""
     lines = []
@@ -201,6 +243,10 @@ def differences(recorded, measured):
 
 
 def main(argv):
+    if "--freeze-format1" in argv:
+        freeze_format1(pathlib.Path(tempfile.mkdtemp(prefix="pinned-")))
+        print(f"froze {len(FROZEN_ARMS)} checkpoints in {FROZEN}")
+        return 0
     measured = compute()
     if "--record" in argv:
         RECORD.write_text(json.dumps({"environment": environment(), "arms": measured},

@@ -35,3 +35,25 @@ def test_the_pinned_arms_cover_every_example_and_method():
     assert {f"weighting:{m}" for m in WEIGHTING} <= names
     assert {f"gradients:{m}" for m in SURGERY if m != "sum"} <= names
     assert {f"continual:{m}" for m in CONTINUAL} <= names
+
+
+@pytest.mark.parametrize("arm", sorted(pinned_runs.FROZEN_ARMS))
+def test_a_format1_checkpoint_resumes_to_the_pinned_end(arm, tmp_path, monkeypatch):
+    """Checkpoints written before the plugin protocol (format 1, frozen mid-run) still load,
+    and the resumed run ends exactly where the uninterrupted one does."""
+    import shutil
+
+    recorded = json.loads(pinned_runs.RECORD.read_text())
+    if recorded["environment"] != pinned_runs.environment():
+        pytest.skip("digests recorded under another environment")
+    monkeypatch.setenv("TINYMTL_DATA_DIR", str(tmp_path))
+    pinned_runs.prepare_data(tmp_path)
+    out = tmp_path / "run"
+    shutil.copytree(pinned_runs.FROZEN / arm.replace(":", "_"), out)
+    from tinymtl.train import config as config_module
+    from tinymtl.train.experiment import run
+
+    config = config_module.validate(pinned_runs.arms()[arm], "pinned")
+    config["name"] = "pinned"
+    run(config, out, resume=True, progress=False)
+    assert pinned_runs.run_digests(out) == recorded["arms"][arm]
