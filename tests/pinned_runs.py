@@ -4,6 +4,8 @@ layer can prove it changed nothing (``tests/test_pinned_runs.py`` compares again
 ``tests/pinned_runs.json``).
 
     python tests/pinned_runs.py --record        # re-record (only when behaviour *should* change)
+    python tests/pinned_runs.py --record-new    # record only arms the recording lacks (a new
+                                                # method), leaving every recorded one as it is
     python tests/pinned_runs.py                 # compare, printing every arm that differs
     python tests/pinned_runs.py --freeze-format1   # keep mid-run checkpoints of some arms
 
@@ -91,7 +93,8 @@ def arms():
         result[f"weighting:{weighting}"] = _flagship(schedule="mixed", weighting=weighting,
                                                      dwa_window=2)
     result["weighting:gradnorm"] = _flagship(schedule="mixed", weighting="gradnorm")
-    for method in ("pcgrad", "cagrad", "mgda"):
+    result["weighting:rlw"] = _flagship(schedule="mixed", weighting="rlw")
+    for method in ("pcgrad", "cagrad", "mgda", "mgda_ub"):
         result[f"gradients:{method}"] = _flagship(schedule="mixed", weighting="equal",
                                                   gradients=method)
     result["gradients:mgda3"] = _example("shapes3", training={"gradients": "mgda"})
@@ -246,6 +249,13 @@ def main(argv):
     if "--freeze-format1" in argv:
         freeze_format1(pathlib.Path(tempfile.mkdtemp(prefix="pinned-")))
         print(f"froze {len(FROZEN_ARMS)} checkpoints in {FROZEN}")
+        return 0
+    if "--record-new" in argv:
+        recorded = json.loads(RECORD.read_text())
+        new = compute([name for name in arms() if name not in recorded["arms"]])
+        recorded["arms"].update(new)
+        RECORD.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        print(f"recorded {len(new)} new arms: {', '.join(new) or 'none'}")
         return 0
     measured = compute()
     if "--record" in argv:

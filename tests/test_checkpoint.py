@@ -40,7 +40,10 @@ def test_checkpoint_is_plain_hdf5_with_the_documented_layout(finished_run):
         assert f.attrs["format"] == "tinymtl.checkpoint"
         assert json.loads(f.attrs["config"])["name"] == "tiny"
         assert f["model"]["heads.math.weight"].dtype == np.float32
-        assert set(f) == {"model", "optimizer", "lr_scheduler", "rng", "trainer", "data"}
+        assert set(f) == {"model", "optimizer", "lr_scheduler", "rng", "trainer", "plugins",
+                          "data"}
+        assert json.loads(f["plugins"]["static"].attrs["state"]) == {
+            "w": {"kindergarten": 1.0, "math": 1.0}}
         assert "sha256" in json.loads(f["data"]["math"].attrs["manifest"])
         assert "exp_avg" in f["optimizer"]["state"]["0"]
 

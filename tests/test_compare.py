@@ -54,7 +54,7 @@ def test_a_tiny_comparison_writes_its_table(tmp_path, data_dir):
     summary = json.loads((out / "comparison.json").read_text())
     assert summary["seeds"] == [3, 4]
     pcgrad = summary["strategies"]["pcgrad"]
-    assert pcgrad["config"]["gradients"] == "pcgrad" and pcgrad["config"]["schedule"] == "mixed"
+    assert pcgrad["config"]["gradients"] == {"method": "pcgrad"} and pcgrad["config"]["schedule"] == "mixed"
     assert pcgrad["train_step_ms"][0] > 0
     run = json.loads((out / "pcgrad" / "seed_3" / "summary.json").read_text())
     assert summary["strategies"]["pcgrad"]["tasks"]["math"][0] == pytest.approx(

@@ -1,6 +1,8 @@
 """Continual-learning building blocks on hand-made values: Fisher, EWC, SI, reservoir, LwF,
 and the accuracy-matrix metrics."""
 
+import types
+
 import numpy as np
 import pytest
 
@@ -8,9 +10,14 @@ import tinymtl as tm
 import tinymtl.nn as nn
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator
-from tinymtl.mtl.continual import (EWC, ReservoirBuffer, SynapticIntelligence,
-                                   diagonal_fisher, distillation_loss)
+from tinymtl.mtl.continual import (EWC, SI, LwF, OnlineEWC, ReservoirBuffer, diagonal_fisher,
+                                   distillation_loss)
 from tinymtl.train import continual_metrics as M
+
+
+def on(model):
+    """What a method's hooks read of the trainer: its model."""
+    return types.SimpleNamespace(model=model)
 
 
 class Tiny(nn.Module):
@@ -73,13 +80,13 @@ def test_ewc_penalty_gradient_is_lambda_f_times_the_displacement(online, stages)
     checks the merged quadratic A (θ − μ)² + c against the sum of the separate penalties."""
     model = Tiny()
     rng = np.random.default_rng(2)
-    ewc, anchors = EWC(lam=3.0, online=online), []
+    ewc, anchors = (OnlineEWC if online else EWC)(lambd=3.0), []
     for _ in range(stages):
         for p in model.parameters():
             p.data += rng.standard_normal(p.shape).astype(np.float32)
         fisher = {n: rng.random(p.shape).astype(np.float32) for n, p in model.named_parameters()}
         fisher["linear.bias"][0] = 0.0  # a weight no task cares about
-        ewc.end_stage(model, fisher)
+        ewc.add_anchor(model, fisher)
         anchors.append((fisher, {n: p.data.copy() for n, p in model.named_parameters()}))
     for p in model.parameters():
         p.data += rng.standard_normal(p.shape).astype(np.float32)
@@ -98,30 +105,30 @@ def test_ewc_penalty_gradient_is_lambda_f_times_the_displacement(online, stages)
 def test_online_ewc_keeps_one_anchor_with_decayed_fisher_and_ewc_keeps_one_per_task():
     model = Tiny()
     ones = {n: np.ones(p.shape, np.float32) for n, p in model.named_parameters()}
-    ewc, online = EWC(1.0), EWC(1.0, online=True, gamma=0.5)
+    ewc, online = EWC(lambd=1.0), OnlineEWC(lambd=1.0, gamma=0.5)
     for method in (ewc, online):
-        method.end_stage(model, ones)
-        method.end_stage(model, ones)
+        method.add_anchor(model, ones)
+        method.add_anchor(model, ones)
     assert len(ewc.anchors) == 2 and len(online.anchors) == 1
     np.testing.assert_allclose(online.anchors[0][0]["linear.bias"], 1.5)  # γ·1 + 1
-    state, arrays = ewc.state()
-    copy = EWC(1.0)
-    copy.load_state(state, arrays)
+    copy = EWC(lambd=1.0)
+    copy.load_state_dict(ewc.state_dict())
     assert len(copy.anchors) == 2
     assert copy.penalty(model).item() == ewc.penalty(model).item() == 0.0
 
 
 def test_si_path_integral_on_a_hand_made_step():
     model = Tiny()
-    si = SynapticIntelligence(c=2.0, xi=0.1, model=model)
+    si = SI(c=2.0, xi=0.1)
+    si.begin(model, ["t"], seed=0)
     start = model.linear.bias.data.copy()
     model.linear.bias.grad = np.array([1.0, -2.0, 0.5, 0.0], np.float32)
-    si.before_step(model)
+    si.on_before_optimizer_step(on(model))
     model.linear.bias.data -= np.array([0.1, -0.2, 0.0, 0.3], np.float32)  # the update
-    si.after_step(model)
+    si.on_after_optimizer_step(on(model), {})
     # ω = −g Δθ = −[1, −2, 0.5, 0]·[−0.1, 0.2, 0, −0.3] = [0.1, 0.4, 0, 0]
     np.testing.assert_allclose(si.omega["linear.bias"], [0.1, 0.4, 0.0, 0.0], rtol=1e-6)
-    si.end_stage(model)
+    si.on_stage_end(on(model), 0, ["t"])
     travelled = model.linear.bias.data - start
     np.testing.assert_allclose(si.importance["linear.bias"],
                                np.array([0.1, 0.4, 0, 0]) / (travelled ** 2 + 0.1), rtol=1e-5)
@@ -151,9 +158,8 @@ def test_reservoir_keeps_each_item_with_probability_k_over_n():
 def test_reservoir_state_round_trip():
     buffer = ReservoirBuffer(4, Generator(1))
     buffer.add(np.arange(12.0)[:, None], np.arange(12), task=2)
-    state, arrays = buffer.state()
     copy = ReservoirBuffer(4, Generator(99))
-    copy.load_state(state, arrays)
+    copy.load_state_dict(buffer.state_dict())
     a, b = buffer.sample(6), copy.sample(6)
     assert all(np.array_equal(u, v) for u, v in zip(a, b)) and set(a[2]) == {2}
     assert copy.seen == 12 and len(copy) == 4
@@ -179,7 +185,6 @@ def test_distillation_matches_soft_cross_entropy(float64):
 def test_lwf_distils_every_earlier_head_as_its_own_forward_would():
     """The strategy runs the backbones once and the heads per earlier task; each term must
     equal distillation_loss(model(x, t), teacher(x, t)) computed the plain way."""
-    from tinymtl.mtl.continual import ContinualStrategy
     from tinymtl.mtl.model import MultiTaskModel
 
     def build():
@@ -194,16 +199,16 @@ def test_lwf_distils_every_earlier_head_as_its_own_forward_would():
         teacher.load_state_dict(state)
         return teacher.eval()
 
-    options = {"lwf_temperature": 2.0, "lwf_alpha": 0.5}
-    strategy = ContinualStrategy("lwf", options, model, "abc", Generator(0), make_teacher)
-    strategy.end_stage(model, ["a"])
-    strategy.end_stage(model, ["b"])
+    strategy = LwF(temperature=2.0, alpha=0.5)
+    strategy.begin(model, "abc", 0, make_teacher)
+    strategy.on_stage_end(on(model), 0, ["a"])
+    strategy.on_stage_end(on(model), 1, ["b"])
     teacher = make_teacher(model.state_dict())
     rng = np.random.default_rng(4)
     for p in model.parameters():  # the student has moved on since the teacher's snapshot
         p.data += 0.3 * rng.standard_normal(p.shape).astype(np.float32)
     x = rng.standard_normal((7, 5)).astype(np.float32)
-    terms = strategy.terms(model, "c", x, None, {})
+    terms = strategy.distill(model, x)
     assert sorted(terms) == ["distill:a", "distill:b"]
     for task in "ab":
         plain = distillation_loss(model(Tensor(x), task), teacher(Tensor(x), task), 2.0) * 0.5
@@ -217,7 +222,7 @@ def test_lwf_distils_every_earlier_head_as_its_own_forward_would():
         loss.backward()
         return [p.grad.copy() for p in model.backbone.parameters()]
 
-    reused = strategy.terms(model, "c", x, None, {}, model.features(Tensor(x)))
+    reused = strategy.distill(model, x, model.features(Tensor(x)))
     for task in "ab":
         assert reused[f"distill:{task}"].item() == terms[f"distill:{task}"].item()
     expected = backbone_grads(terms["distill:a"] + terms["distill:b"])

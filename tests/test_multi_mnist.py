@@ -46,16 +46,16 @@ def test_image_set_is_deterministic_cached_and_shared(fake_mnist):
 
 @pytest.mark.parametrize("training", [
     {"weighting": "equal"}, {"weighting": "uncertainty"}, {"weighting": "gradnorm"},
-    {"weighting": "dwa", "dwa_window": 2}, {"gradients": "pcgrad"}, {"gradients": "cagrad"},
-    {"gradients": "mgda"},
+    {"weighting": "dwa", "dwa_window": 2}, {"weighting": "rlw"}, {"gradients": "pcgrad"},
+    {"gradients": "cagrad"}, {"gradients": "mgda"}, {"gradients": "mgda_ub"},
 ])
 def test_multilenet_trains_under_every_method(training, fake_mnist):
     from tinymtl.train import config as config_module
     from tinymtl.train.experiment import build, load_tasks, make_trainer
 
-    config = config_module.load("examples/multi_mnist.yaml")
-    config["training"].update(training, steps=4, batch_size=16, warmup_steps=1,
-                              log_every=2, eval_every=4)
+    training = dict(training, steps=4, batch_size=16, warmup_steps=1, log_every=2, eval_every=4)
+    config = config_module.load("examples/multi_mnist.yaml", overrides=[
+        f"training.{key}={value}" for key, value in training.items()])
     tasks = load_tasks(config)
     model = build(config, tasks)
     assert [type(m).__name__ for m in model.backbone.layers] == [

@@ -24,17 +24,17 @@ def test_every_pinned_run_is_bitwise_identical_to_its_recording(tmp_path, monkey
 
 
 def test_the_pinned_arms_cover_every_example_and_method():
-    from tinymtl.mtl.continual import METHODS as CONTINUAL
-    from tinymtl.mtl.surgery import METHODS as SURGERY
-    from tinymtl.mtl.weighting import METHODS as WEIGHTING
+    import tinymtl.train.config  # noqa: F401  (registers every built-in method)
+    from tinymtl.mtl.plugin import methods
 
     names = set(pinned_runs.arms())
+    assert names == set(json.loads(pinned_runs.RECORD.read_text())["arms"])
     examples = {p.stem for p in pinned_runs.EXAMPLES.glob("*.yaml")
                 if "compare" not in p.stem}
     assert {f"example:{e}" for e in examples} <= names
-    assert {f"weighting:{m}" for m in WEIGHTING} <= names
-    assert {f"gradients:{m}" for m in SURGERY if m != "sum"} <= names
-    assert {f"continual:{m}" for m in CONTINUAL} <= names
+    for kind in ("weighting", "continual"):
+        assert {f"{kind}:{m}" for m in methods(kind)} <= names
+    assert {f"gradients:{m}" for m in methods("gradients") if m != "sum"} <= names
 
 
 @pytest.mark.parametrize("arm", sorted(pinned_runs.FROZEN_ARMS))

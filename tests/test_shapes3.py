@@ -156,7 +156,7 @@ def test_joint_loss_is_the_weighted_sum_over_every_head(data_dir):
     model = build(config, tasks)
     trainer = make_trainer(config, tasks, model, progress=False)
     state = trainer.samplers["A"].state_dict(), trainer.samplers["A"].order.copy()
-    terms, per_task = trainer._loss("joint", ("A", "B", "C"))
+    terms, per_task, _ = trainer._loss("joint", ("A", "B", "C"))
     loss = sum(term.item() for term in terms.values())
     trainer.samplers["A"].load_state_dict(*state)
     index = trainer.samplers["A"].next(16)

@@ -75,19 +75,19 @@ def test_surgery_statistics_and_state():
 
     w = tm.nn.Parameter(np.array([1.0, 1.0], dtype=np.float32))
     head = tm.nn.Parameter(np.array([2.0], dtype=np.float32))
-    surgery = S.GradientSurgery("pcgrad", ["a", "b"], seed=0)
+    surgery = S.PCGrad().bind(["a", "b"], Generator(0))
     for _ in range(2):
         w.grad = head.grad = None
         terms = {"a": (w * tm.tensor(np.array([1.0, 0.0], dtype=np.float32))).sum() * head.sum(),
                  "b": (w * tm.tensor(np.array([-1.0, 1.0], dtype=np.float32))).sum()}
-        surgery.backward(terms, [w], {"a": [head]})
+        surgery.surgery_backward(terms, [w], {"a": [head]})
     stats = surgery.statistics()["a|b"]
     assert stats["conflict_frequency"] == 1.0 and stats["steps"] == 2
     assert stats["mean_cosine"] == pytest.approx(-1 / np.sqrt(2), rel=1e-5)
     g1, g2 = np.array([2.0, 0.0]), np.array([-1.0, 1.0])  # ∂a/∂w = [head, 0], ∂b/∂w
     np.testing.assert_allclose(w.grad, S.pcgrad([g1, g2], Generator(0)), rtol=1e-6)
     assert head.grad[0] == pytest.approx(1.0)  # the head keeps its own task's gradient
-    copy = S.GradientSurgery("pcgrad", ["a", "b"], seed=5)
+    copy = S.PCGrad().bind(["a", "b"], Generator(5))
     copy.load_state_dict(json.loads(json.dumps(surgery.state_dict())))
     assert copy.statistics() == surgery.statistics()
 

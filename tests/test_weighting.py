@@ -8,6 +8,16 @@ import pytest
 import tinymtl as tm
 import tinymtl.optim  # noqa: F401  (tm.optim)
 from tinymtl.mtl import weighting as W
+from tinymtl.mtl.plugin import methods
+
+METHODS = list(methods("weighting"))
+
+
+def make(name, tasks, kinds=None, static_weights=None, **options):
+    """A weighting method bound to ``tasks``, as a trainer would set it up."""
+    cls = methods("weighting")[name]
+    method = cls(weights=static_weights) if name == "static" else cls(**options)
+    return method.bind(tasks, kinds)
 
 
 def scalar(value):
@@ -16,9 +26,9 @@ def scalar(value):
 
 def test_static_and_equal_weights():
     losses = {"a": scalar(2.0), "b": scalar(4.0)}
-    assert W.make_weighting("static", ["a", "b"], {}, {"a": 0.5, "b": 3.0}).combine(
+    assert make("static", ["a", "b"], {}, {"a": 0.5, "b": 3.0}).combine(
         losses).item() == pytest.approx(0.5 * 2 + 3 * 4)
-    assert W.make_weighting("equal", ["a", "b"], {}).combine(losses).item() == \
+    assert make("equal", ["a", "b"], {}).combine(losses).item() == \
         pytest.approx((2 + 4) / 2)
 
 
@@ -26,7 +36,7 @@ def test_static_and_equal_weights():
                                            ("regression", lambda L: math.log(L))])
 def test_uncertainty_optimum_and_gradient(kind, optimum):
     """∂/∂s [c e^(−s) L + s/2] = −c e^(−s) L + 1/2 (c = 1, or ½ for regression); zero at s*."""
-    method = W.make_weighting("uncertainty", ["t"], {"t": kind})
+    method = make("uncertainty", ["t"], {"t": kind})
     (s,) = method.parameters()
     c = 0.5 if kind == "regression" else 1.0
     for L, s_value in ((0.8, 0.3), (2.5, -1.0)):
@@ -42,7 +52,7 @@ def test_uncertainty_optimum_and_gradient(kind, optimum):
 
 
 def test_uncertainty_trains_to_its_optimum():
-    method = W.make_weighting("uncertainty", ["t"], {"t": "classification"})
+    method = make("uncertainty", ["t"], {"t": "classification"})
     optimizer = tm.optim.SGD(method.parameters(), lr=0.2)
     for _ in range(300):
         optimizer.zero_grad()
@@ -84,7 +94,7 @@ def _tiny_model():
 def test_gradnorm_keeps_the_weights_summing_to_the_task_count():
     tm.manual_seed(0)
     model = _tiny_model()
-    method = W.make_weighting("gradnorm", ["a", "b"], {})
+    method = make("gradnorm", ["a", "b"], {})
     optimizer = tm.optim.Adam(list(model.parameters()) + method.parameters(), lr=0.05)
     x = tm.tensor(np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32))
     for step in range(20):
@@ -93,9 +103,9 @@ def test_gradnorm_keeps_the_weights_summing_to_the_task_count():
         losses = {"a": (model.a(features) ** 2).mean(),
                   "b": ((model.b(features) - 3.0) ** 2).mean() * (1 + step)}
         method.combine(losses, model).backward()
-        method.before_step()
+        method.on_before_optimizer_step(None)
         optimizer.step()
-        method.after_step({t: v.item() for t, v in losses.items()})
+        method.on_after_optimizer_step(None, {t: v.item() for t, v in losses.items()})
         assert sum(method.weights().values()) == pytest.approx(2.0, rel=1e-5)
     assert method.weights()["a"] != pytest.approx(1.0)  # it did move
 
@@ -105,29 +115,30 @@ def test_dwa_weights_follow_the_loss_ratios():
     ea, eb = math.exp(0.5 / 2), math.exp(1.0 / 2)
     assert weights["a"] == pytest.approx(2 * ea / (ea + eb))
     assert weights["b"] == pytest.approx(2 * eb / (ea + eb))
-    method = W.make_weighting("dwa", ["a", "b"], {}, window=2)
+    method = make("dwa", ["a", "b"], {}, window=2)
     for losses in ({"a": 1.0, "b": 1.0},) * 4:
         assert method.weights() == {"a": 1.0, "b": 1.0}  # first two windows: w = 1
-        method.after_step(losses)
+        method.on_after_optimizer_step(None, losses)
     assert method.weights() == pytest.approx({"a": 1.0, "b": 1.0})  # equal ratios
     for losses in ({"a": 0.5, "b": 1.0},) * 2:
-        method.after_step(losses)
+        method.on_after_optimizer_step(None, losses)
     assert method.weights() == pytest.approx(weights)
 
 
-@pytest.mark.parametrize("name", W.METHODS)
+@pytest.mark.parametrize("name", METHODS)
 def test_state_dict_round_trip(name):
-    method = W.make_weighting(name, ["a", "b"], {"a": "classification", "b": "regression"},
-                              {"a": 2.0}, window=1)
+    options = {"window": 1} if name == "dwa" else {}
+    kinds = {"a": "classification", "b": "regression"}
+    method = make(name, ["a", "b"], kinds, {"a": 2.0}, **options)
+    method.on_step_start(None, ("a", "b"))  # RLW draws its weights
     model = _tiny_model()
     x = tm.tensor(np.ones((4, 3), dtype=np.float32))
     features = model.shared(x).relu()
     losses = {"a": (model.a(features) ** 2).mean() + 1, "b": (model.b(features) ** 2).mean() + 2}
     method.combine(losses, model).backward()
-    method.after_step({t: v.item() for t, v in losses.items()})
-    method.after_step({"a": 0.5, "b": 3.0})
-    copy = W.make_weighting(name, ["a", "b"], {"a": "classification", "b": "regression"},
-                            {"a": 2.0}, window=1)
+    method.on_after_optimizer_step(None, {t: v.item() for t, v in losses.items()})
+    method.on_after_optimizer_step(None, {"a": 0.5, "b": 3.0})
+    copy = make(name, ["a", "b"], kinds, {"a": 2.0}, **options)
     copy.load_state_dict(method.state_dict())
     assert copy.weights() == method.weights()
     assert copy.state_dict() == method.state_dict()
@@ -185,5 +196,5 @@ def test_single_task_baseline_trains_its_plain_loss(data_dir, monkeypatch):
     monkeypatch.setattr(baselines, "Trainer", spy)
     baselines.single_task(config, "A", tasks["A"], steps=2, progress=False)
     trainer = captured["trainer"]
-    assert type(trainer.weighting) is W.Weighting and trainer.surgery is None
+    assert type(trainer.weighting) is W.Static and trainer.surgery is None
     assert len(trainer.optimizer.param_groups) == 1  # no learned loss weights

@@ -34,8 +34,21 @@ def _topological_order(roots):
 
 
 def _run(roots, root_grads, retain_graph, wanted=None):
-    """The backward sweep. With ``wanted`` (ids), return their gradients instead of accumulating."""
+    """The backward sweep. With ``wanted`` (ids), return their gradients instead of accumulating,
+    and sweep only the tensors on a path to one of them (the gradient w.r.t. an intermediate
+    result, e.g. a shared representation, stops there and costs only the layers above it)."""
     order = _topological_order(roots)
+    if wanted is not None:  # only what leads to a wanted tensor needs its gradient
+        needed = set()
+        for tensor in order:  # inputs before the tensors made from them
+            if id(tensor) in wanted or (tensor._ctx is not None and any(
+                    id(t) in needed for t in tensor._ctx.inputs)):
+                needed.add(id(tensor))
+        if not retain_graph:  # what is skipped is freed all the same
+            for tensor in order:
+                if id(tensor) not in needed and tensor._ctx is not None:
+                    tensor._ctx.release()
+        order = [t for t in order if id(t) in needed]
     grads = {}
     for root, grad in zip(roots, root_grads):
         grads[id(root)] = grad if id(root) not in grads else grads[id(root)] + grad

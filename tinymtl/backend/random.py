@@ -8,6 +8,7 @@ the CPU and on the GPU.
 """
 
 import json
+import zlib
 
 import numpy as np
 
@@ -79,3 +80,25 @@ default_generator = Generator(0)
 def manual_seed(seed):
     """Seed the default generator (PyTorch's ``torch.manual_seed``)."""
     return default_generator.manual_seed(seed)
+
+
+# -- the named streams of a run ----------------------------------------------------------------------
+# Every random stream a run draws besides the default generator, spawned from the run's seed:
+# Generator(seed).spawn(key + offset). One table, so that no two parts of the code pick the same
+# key by accident; the keys are those of earlier versions, so runs stay bitwise identical.
+STREAMS = {
+    "task_sampler": 0,         # Trainer: the task of each alternating step
+    "epoch_sampler": 1,        # Trainer: task k's batch order (tasks sorted by name): + k
+    "gradient_surgery": 1,     # Trainer: PCGrad's orders: + T (T tasks), after the samplers
+    "continual_replay": 7_000,  # continual sequence: the replay reservoir's draws
+    "continual_fisher": 8_000,  # continual sequence: stage s's Fisher examples (and labels): + s
+    "rlw": 9_000,              # Trainer: random loss weighting's draws
+}
+CONTINUAL_STAGE_SEED = 1_000  # continual sequence: stage s trains with seed + 1000 (s + 1)
+
+
+def stream(seed, name, offset=0):
+    """The named stream ``name`` of a run with this seed (``STREAMS``; a name not in the table,
+    e.g. a user plugin's, gets a key derived from the name, clear of the table's)."""
+    key = STREAMS[name] if name in STREAMS else 100_000 + zlib.crc32(name.encode()) % 900_000
+    return Generator(seed).spawn(key + offset)

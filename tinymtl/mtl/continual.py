@@ -19,17 +19,25 @@ at hand. Each method adds something to the loss of the current stage (or to its 
                 the data at hand, and overfit it).
     lwf         (Li & Hoiem 2016)  the previous stage's model, frozen, labels the new data for
                 the old heads; the new model matches it: ``distillation_loss``.
+    finetune    nothing: plain training on each stage's task (the lower bound)
+    offline     every stage trains every task so far, together (the upper bound)
 
-All state (Fisher, anchors, importances, the buffer and its counter) is arrays plus a JSON
-dict, so it lives in the checkpoint and a resumed sequence continues bitwise identically.
+Each method is a ``Plugin`` (``mtl.plugin``) of kind ``continual``: ``loss_terms`` adds its
+penalty, replayed examples or distillation to a step; ``on_stage_end`` does its own work at
+the end of a stage (EWC computes the Fisher, SI consolidates, LwF snapshots its teacher). The
+sequence protocol (``train.continual``) calls ``begin`` once before the first stage. All state
+(Fisher, anchors, importances, the buffer and its counter, the teacher) is in its
+``state_dict``, so it lives in the checkpoint and a resumed sequence continues bitwise
+identically.
 """
 
 import numpy as np
 
 from tinymtl.autograd import Tensor, grad, no_grad
+from tinymtl.backend.random import stream
+from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.nn import functional as F
-
-METHODS = ("finetune", "ewc", "online_ewc", "si", "replay", "lwf")
+from tinymtl.options import Choice, Float, Int
 
 
 # -- the diagonal Fisher information ---------------------------------------------------------------
@@ -70,12 +78,71 @@ def quadratic_penalty(model, importance, anchor):
     return total
 
 
-# -- EWC and online EWC ----------------------------------------------------------------------------
-class EWC:
-    """``penalty(model)`` = (λ/2) Σ_anchors Σ_k F_k (θ_k − θ*_k)²; ``online`` keeps one anchor
-    with F ← γ F + F_new (Schwarz et al. 2018).
+# -- the base --------------------------------------------------------------------------------------
+class ContinualMethod(Plugin):
+    """A continual-learning method: the trainer of each stage runs it as a plugin. ``begin``
+    is called once per sequence, with the ``model``, every task of the sequence in stage order
+    (``tasks``: the replay buffer stores indices into it), the run's ``seed`` and
+    ``make_model(state)``, which builds a copy of the model with those weights (LwF)."""
 
-    One (F_t, θ*_t) is kept per past task, but a sum of quadratics is one quadratic:
+    kind = "continual"
+    trains_every_seen_task = False  # offline: stage s trains tasks 0..s together
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.learned = []  # tasks of the finished stages
+
+    def begin(self, model, tasks, seed, make_model=None):
+        self.sequence, self.seed, self.make_model = list(tasks), seed, make_model
+
+    def penalty(self, model):
+        """A regulariser's term (EWC, SI), or None."""
+        return None
+
+    def loss_terms(self, trainer, terms, batch):
+        penalty = self.penalty(trainer.model)
+        if penalty is not None:
+            terms = dict(terms, penalty=penalty)
+        return terms
+
+    def on_stage_end(self, trainer, stage, tasks):
+        self.learned += [t for t in tasks if t not in self.learned]
+
+    def state_dict(self):
+        return {"learned": list(self.learned)}
+
+    def load_state_dict(self, state):
+        self.learned = list(state["learned"])
+
+
+@register
+class Finetune(ContinualMethod):
+    """Nothing against forgetting: each stage trains its task alone (the lower bound)."""
+
+    name = "finetune"
+
+
+@register
+class Offline(ContinualMethod):
+    """Stage s trains every task so far together, mixed batches (the upper bound)."""
+
+    name = "offline"
+    trains_every_seen_task = True
+
+
+# -- EWC and online EWC ----------------------------------------------------------------------------
+FISHER_OPTIONS = {
+    "fisher": Choice(("empirical", "true"), default="empirical",
+                     help="labels of the Fisher: from the data, or drawn from the model"),
+    "fisher_samples": Int(default=1000, low=1, help="training examples the Fisher averages"),
+}
+
+
+@register
+class EWC(ContinualMethod):
+    """``penalty(model)`` = (λ/2) Σ_anchors Σ_k F_k (θ_k − θ*_k)²; one anchor per past task.
+
+    A sum of quadratics is one quadratic:
 
         Σ_t F_t (θ − θ*_t)² = A (θ − μ)² + Σ_t F_t (θ*_t − μ)²,
         A = Σ_t F_t,   μ = Σ_t F_t θ*_t / A   (the Fisher-weighted mean of the anchors),
@@ -84,8 +151,14 @@ class EWC:
     same after ten tasks as after one (the gradient, λ A (θ − μ) = λ Σ_t F_t (θ − θ*_t), is
     unchanged)."""
 
-    def __init__(self, lam, online=False, gamma=1.0):
-        self.lam, self.online, self.gamma = lam, online, gamma
+    name = "ewc"
+    OPTIONS = {"lambd": Float(default=100.0, low=0.0, help="λ, the penalty's strength"),
+               **FISHER_OPTIONS}
+    ALIASES = {"ewc_lambda": "lambd", "fisher": "fisher", "fisher_samples": "fisher_samples"}
+    online = False
+
+    def __init__(self, **options):
+        super().__init__(**options)
         self.anchors = []  # [(fisher {name: array}, theta* {name: array})]
         self._merged = None
 
@@ -109,44 +182,69 @@ class EWC:
         if not self.anchors:
             return None
         total, centre, constant = self.merged()
-        return (quadratic_penalty(model, total, centre) + constant) * (self.lam / 2)
+        return (quadratic_penalty(model, total, centre) + constant) * (self.lambd / 2)
 
-    def end_stage(self, model, fisher):
-        """Anchor at the current weights with this stage's Fisher."""
+    def on_stage_end(self, trainer, stage, tasks):
+        """The Fisher of the stage's task at the current weights, on ``fisher_samples`` of its
+        training examples (seeded: a resumed run draws the same), then the new anchor."""
+        task = self.sequence[stage]
+        data = trainer.tasks[task]
+        generator = stream(self.seed, "continual_fisher", stage)
+        index = generator.permutation(len(data.y_train))[:self.fisher_samples]
+        labels = data.y_train[index] if self.fisher == "empirical" else None
+        trainer.model.eval()
+        fisher = diagonal_fisher(trainer.model, task, data.x_train[index], labels,
+                                 generator=generator)
+        trainer.model.train()
+        self.add_anchor(trainer.model, fisher)
+        super().on_stage_end(trainer, stage, tasks)
+
+    def add_anchor(self, model, fisher):
+        """Anchor at the current weights with this Fisher."""
         theta = {n: p.data.copy() for n, p in model.named_parameters() if n in fisher}
-        if self.online and self.anchors:
+        self.anchors.append((fisher, theta))
+        self._merged = None
+
+    def state_dict(self):
+        return dict(super().state_dict(), anchors=[{"fisher": f, "theta": t}
+                                                   for f, t in self.anchors])
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.anchors = [(dict(a["fisher"]), dict(a["theta"])) for a in state["anchors"]]
+        self._merged = None
+
+
+@register
+class OnlineEWC(EWC):
+    """Schwarz et al. (2018): one running anchor, F ← γ F + F_new, θ* ← θ at each stage end."""
+
+    name = "online_ewc"
+    OPTIONS = dict(EWC.OPTIONS, gamma=Float(default=1.0, low=0.0, high=1.0,
+                                            help="γ, how much of the old Fisher is kept"))
+    ALIASES = dict(EWC.ALIASES, online_gamma="gamma")
+
+    def add_anchor(self, model, fisher):
+        if self.anchors:
             previous, _ = self.anchors[0]
             fisher = {n: self.gamma * previous[n] + f for n, f in fisher.items()}
-            self.anchors = [(fisher, theta)]
-        else:
-            self.anchors.append((fisher, theta))
-        self._merged = None
-
-    def state(self):
-        arrays = {}
-        for k, (fisher, theta) in enumerate(self.anchors):
-            arrays.update({f"fisher.{k}.{n}": v for n, v in fisher.items()})
-            arrays.update({f"theta.{k}.{n}": v for n, v in theta.items()})
-        return {"anchors": len(self.anchors)}, arrays
-
-    def load_state(self, state, arrays):
-        self.anchors = []
-        for k in range(state["anchors"]):
-            fisher = {key[len(f"fisher.{k}."):]: v for key, v in arrays.items()
-                      if key.startswith(f"fisher.{k}.")}
-            theta = {key[len(f"theta.{k}."):]: v for key, v in arrays.items()
-                     if key.startswith(f"theta.{k}.")}
-            self.anchors.append((fisher, theta))
-        self._merged = None
+            self.anchors = []
+        super().add_anchor(model, fisher)
 
 
 # -- synaptic intelligence -------------------------------------------------------------------------
-class SynapticIntelligence:
-    """Path-integral importance (module docstring). ``before_step`` is called after backward
-    and before the optimizer step (it reads g and θ), ``after_step`` after it (it reads Δθ)."""
+@register
+class SI(ContinualMethod):
+    """Path-integral importance (module docstring). ``on_before_optimizer_step`` reads g and θ,
+    ``on_after_optimizer_step`` Δθ."""
 
-    def __init__(self, c, xi, model):
-        self.c, self.xi = c, xi
+    name = "si"
+    OPTIONS = {"c": Float(default=1.0, low=0.0, help="c, the penalty's strength"),
+               "xi": Float(default=0.1, positive=True, help="ξ, damping of the importance")}
+    ALIASES = {"si_c": "c", "si_xi": "xi"}
+
+    def begin(self, model, tasks, seed, make_model=None):
+        super().begin(model, tasks, seed, make_model)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.omega = {n: np.zeros(p.shape, np.float32) for n, p in named}        # ω, this stage
         self.importance = {n: np.zeros(p.shape, np.float32) for n, p in named}   # Ω
@@ -158,36 +256,34 @@ class SynapticIntelligence:
             return None
         return quadratic_penalty(model, self.importance, self.anchor) * self.c
 
-    def before_step(self, model):
+    def on_before_optimizer_step(self, trainer):
         self._before = {n: (p.data.copy(), None if p.grad is None else np.array(p.grad))
-                        for n, p in model.named_parameters() if n in self.omega}
+                        for n, p in trainer.model.named_parameters() if n in self.omega}
 
-    def after_step(self, model):
-        for name, p in model.named_parameters():
+    def on_after_optimizer_step(self, trainer, losses):
+        for name, p in trainer.model.named_parameters():
             if name in self.omega and self._before[name][1] is not None:
                 old, g = self._before[name]
                 self.omega[name] -= g * (p.data - old)  # ω += −g Δθ
         self._before = None
 
-    def end_stage(self, model):
-        for name, p in model.named_parameters():
+    def on_stage_end(self, trainer, stage, tasks):
+        for name, p in trainer.model.named_parameters():
             if name in self.omega:
                 travelled = p.data - self.anchor[name]
                 self.importance[name] += self.omega[name] / (travelled ** 2 + self.xi)
                 self.omega[name][...] = 0.0
                 self.anchor[name] = p.data.copy()
+        super().on_stage_end(trainer, stage, tasks)
 
-    def state(self):
-        arrays = {f"omega.{n}": v for n, v in self.omega.items()}
-        arrays.update({f"importance.{n}": v for n, v in self.importance.items()})
-        arrays.update({f"anchor.{n}": v for n, v in self.anchor.items()})
-        return {}, arrays
+    def state_dict(self):
+        return dict(super().state_dict(), omega=self.omega, importance=self.importance,
+                    anchor=self.anchor)
 
-    def load_state(self, state, arrays):
-        for prefix, target in (("omega.", self.omega), ("importance.", self.importance),
-                               ("anchor.", self.anchor)):
-            for name in target:
-                target[name] = np.array(arrays[prefix + name])
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        for key in ("omega", "importance", "anchor"):
+            setattr(self, key, {n: np.array(v) for n, v in state[key].items()})
 
 
 # -- rehearsal -------------------------------------------------------------------------------------
@@ -232,15 +328,60 @@ class ReservoirBuffer:
         index = eligible[self.generator.integers(0, len(eligible), count)]
         return self.x[index], self.y[index], self.task[index]
 
-    def state(self):
-        arrays = {} if self.x is None else {"x": self.x, "y": self.y, "task": self.task}
-        return {"seen": self.seen, "generator": self.generator.state_dict()}, arrays
+    def state_dict(self):
+        state = {"seen": self.seen, "generator": self.generator.state_dict()}
+        if self.x is not None:
+            state.update(x=self.x, y=self.y, task=self.task)
+        return state
 
-    def load_state(self, state, arrays):
+    def load_state_dict(self, state):
         self.seen = state["seen"]
         self.generator.load_state_dict(state["generator"])
-        if arrays:
-            self.x, self.y, self.task = (np.array(arrays[k]) for k in ("x", "y", "task"))
+        if "x" in state:
+            self.x, self.y, self.task = (np.array(state[k]) for k in ("x", "y", "task"))
+
+
+@register
+class Replay(ContinualMethod):
+    """Every batch mixes in stored examples of the earlier tasks (module docstring)."""
+
+    name = "replay"
+    OPTIONS = {"size": Int(default=1000, low=1, help="examples the reservoir holds"),
+               "ratio": Float(default=1.0, positive=True,
+                              help="stored examples mixed in per current example")}
+    ALIASES = {"replay_size": "size", "replay_ratio": "ratio"}
+
+    def begin(self, model, tasks, seed, make_model=None):
+        super().begin(model, tasks, seed, make_model)
+        self.buffer = ReservoirBuffer(self.size, stream(seed, "continual_replay"))
+
+    def loss_terms(self, trainer, terms, batch):
+        """The batch with m = round(ratio · B) stored examples of earlier tasks mixed in: the
+        loss is the mean over all B + m examples, each through its own task's head; then the
+        current batch is offered to the reservoir."""
+        task, x, y = batch.task, batch.x, batch.y
+        count = int(round(self.ratio * len(y)))
+        replayed = self.buffer.sample(count, exclude_task=self.sequence.index(task)) if count \
+            else None
+        if replayed is not None:
+            rx, ry, rtask = replayed
+            total = len(y) + count
+            terms = {name: term * (len(y) / total) if name == task else term
+                     for name, term in terms.items()}
+            for index in np.unique(rtask):
+                rows = rtask == index
+                outputs = trainer.model(Tensor(rx[rows]), self.sequence[index])
+                terms[f"replay:{self.sequence[index]}"] = F.cross_entropy(outputs, ry[rows]) * (
+                    rows.sum() / total)
+        self.buffer.add(x, y, self.sequence.index(task))
+        return terms
+
+    def state_dict(self):
+        return dict(super().state_dict(), buffer=self.buffer.state_dict())
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.buffer.load_state_dict(state["buffer"])
 
 
 # -- learning without forgetting -------------------------------------------------------------------
@@ -255,70 +396,25 @@ def distillation_loss(logits, teacher_logits, temperature):
     return -(targets * log_student).sum() * (temperature ** 2 / len(teacher))
 
 
-# -- one object the trainer talks to ---------------------------------------------------------------
-class ContinualStrategy:
-    """A method (``METHODS``) as the trainer sees it: it rewrites each step's loss terms
-    (adds a penalty, replayed examples or distillation), brackets the optimizer step (SI), and
-    closes each stage (Fisher, anchors, the teacher). ``tasks`` names every task of the
-    sequence in stage order (the replay buffer stores task indices into it).
+@register
+class LwF(ContinualMethod):
+    """Li & Hoiem (2016): the previous stage's model labels the new inputs for the old heads."""
 
-    ``options``: ewc_lambda, online_gamma, si_c, si_xi, replay_size, replay_ratio,
-    lwf_temperature, lwf_alpha (the ``continual:`` config section)."""
+    name = "lwf"
+    OPTIONS = {"temperature": Float(default=2.0, positive=True, help="T of the softmax"),
+               "alpha": Float(default=1.0, low=0.0, help="α, weight of each distillation")}
+    ALIASES = {"lwf_temperature": "temperature", "lwf_alpha": "alpha"}
 
-    def __init__(self, method, options, model, tasks, generator, make_teacher=None):
-        if method not in METHODS:
-            raise ValueError(f"unknown continual method {method!r}; expected one of "
-                             f"{', '.join(METHODS)}")
-        self.method, self.options, self.tasks = method, dict(options), list(tasks)
-        self.ewc = self.si = self.buffer = self.teacher = None
-        if method in ("ewc", "online_ewc"):
-            self.ewc = EWC(options["ewc_lambda"], online=method == "online_ewc",
-                           gamma=options["online_gamma"])
-        elif method == "si":
-            self.si = SynapticIntelligence(options["si_c"], options["si_xi"], model)
-        elif method == "replay":
-            self.buffer = ReservoirBuffer(options["replay_size"], generator)
-        elif method == "lwf":
-            self.make_teacher = make_teacher
-        self.learned = []  # tasks of the finished stages
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.teacher = None
 
-    def terms(self, model, task, x, y, terms, features=None):
-        """The loss terms {name: Tensor} of one step on ``task``'s batch (x, y), given the
-        plain ones and, optionally, the backbone's ``features`` of x that they were computed
-        from (LwF reuses them instead of running the backbone again)."""
-        terms = dict(terms)
-        regulariser = self.ewc or self.si
-        if regulariser is not None:
-            penalty = regulariser.penalty(model)
-            if penalty is not None:
-                terms["penalty"] = penalty
-        if self.buffer is not None:
-            terms = self._replay(model, task, x, y, terms)
-        if self.teacher is not None:
-            terms.update(self._distill(model, x, features))
-        return terms
+    def loss_terms(self, trainer, terms, batch):
+        if self.teacher is None:
+            return terms
+        return dict(terms, **self.distill(trainer.model, batch.x, batch.features))
 
-    def _replay(self, model, task, x, y, terms):
-        """The batch with m = round(ratio · B) stored examples of earlier tasks mixed in: the
-        loss is the mean over all B + m examples, each through its own task's head; then the
-        current batch is offered to the reservoir."""
-        count = int(round(self.options["replay_ratio"] * len(y)))
-        replayed = self.buffer.sample(count, exclude_task=self.tasks.index(task)) if count \
-            else None
-        if replayed is not None:
-            rx, ry, rtask = replayed
-            total = len(y) + count
-            terms = {name: term * (len(y) / total) if name == task else term
-                     for name, term in terms.items()}
-            for index in np.unique(rtask):
-                rows = rtask == index
-                outputs = model(Tensor(rx[rows]), self.tasks[index])
-                terms[f"replay:{self.tasks[index]}"] = F.cross_entropy(outputs, ry[rows]) * (
-                    rows.sum() / total)
-        self.buffer.add(x, y, self.tasks.index(task))
-        return terms
-
-    def _distill(self, model, x, features=None):
+    def distill(self, model, x, features=None):
         """α · distillation of every earlier task's head on the new inputs (one term per
         distinct head: tasks that share a head are distilled once). The backbone runs at most
         once for the student (not at all when the trainer passes the features its task loss
@@ -337,46 +433,44 @@ class ContinualStrategy:
                 teacher_logits = self.teacher.forward_heads(teacher_features, task)
             terms[f"distill:{task}"] = distillation_loss(
                 model.forward_heads(features, task), teacher_logits,
-                self.options["lwf_temperature"]) * self.options["lwf_alpha"]
+                self.temperature) * self.alpha
         return terms
 
-    def before_step(self, model):
-        if self.si is not None:
-            self.si.before_step(model)
+    def on_stage_end(self, trainer, stage, tasks):
+        super().on_stage_end(trainer, stage, tasks)
+        self.teacher = self.make_model(trainer.model.state_dict())
 
-    def after_step(self, model):
-        if self.si is not None:
-            self.si.after_step(model)
+    def state_dict(self):
+        return dict(super().state_dict(), teacher=None if self.teacher is None
+                    else self.teacher.state_dict())
 
-    def end_stage(self, model, stage_tasks, fisher=None):
-        """Close a stage: anchor EWC at ``fisher`` (per task, summed for a stage of several),
-        consolidate SI, snapshot the LwF teacher."""
-        if self.ewc is not None and fisher is not None:
-            self.ewc.end_stage(model, fisher)
-        if self.si is not None:
-            self.si.end_stage(model)
-        self.learned += [t for t in stage_tasks if t not in self.learned]
-        if self.method == "lwf":
-            self.teacher = self.make_teacher(model.state_dict())
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        if state["teacher"] is not None:
+            self.teacher = self.make_model(state["teacher"])
 
-    def state(self):
-        state, arrays = {"learned": self.learned}, {}
-        for name, part in (("ewc", self.ewc), ("si", self.si), ("buffer", self.buffer)):
-            if part is not None:
-                part_state, part_arrays = part.state()
-                state[name] = part_state
-                arrays.update({f"{name}.{k}": v for k, v in part_arrays.items()})
-        if self.teacher is not None:
-            arrays.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
-        return state, arrays
 
-    def load_state(self, state, arrays):
-        self.learned = list(state["learned"])
-        for name, part in (("ewc", self.ewc), ("si", self.si), ("buffer", self.buffer)):
-            if part is not None:
-                prefix = f"{name}."
-                part.load_state(state[name], {k[len(prefix):]: v for k, v in arrays.items()
-                                              if k.startswith(prefix)})
-        teacher = {k[len("teacher."):]: v for k, v in arrays.items() if k.startswith("teacher.")}
-        if self.method == "lwf" and teacher:
-            self.teacher = self.make_teacher(teacher)
+def upgrade_format1(method, state, arrays):
+    """A format-1 checkpoint's continual strategy state ({learned, ewc, si, buffer}, and flat
+    arrays 'ewc.fisher.<k>.<name>', 'si.omega.<name>', 'buffer.x', 'teacher.<name>', ...) as
+    the ``state_dict`` of the method's plugin today."""
+    def part(prefix):
+        return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+    upgraded = {"learned": list(state["learned"])}
+    if method in ("ewc", "online_ewc"):
+        upgraded["anchors"] = [{"fisher": part(f"ewc.fisher.{k}."),
+                                "theta": part(f"ewc.theta.{k}.")}
+                               for k in range(state["ewc"]["anchors"])]
+    elif method == "si":
+        upgraded.update({key: part(f"si.{key}.") for key in ("omega", "importance", "anchor")})
+    elif method == "replay":
+        upgraded["buffer"] = dict(state["buffer"], **part("buffer."))
+    elif method == "lwf":
+        upgraded["teacher"] = part("teacher.") or None
+    return upgraded
+
+
+__all__ = ["ContinualMethod", "Finetune", "Offline", "EWC", "OnlineEWC", "SI", "Replay", "LwF",
+           "ReservoirBuffer", "diagonal_fisher", "quadratic_penalty", "distillation_loss",
+           "upgrade_format1"]

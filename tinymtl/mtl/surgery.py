@@ -13,9 +13,19 @@ cagrad   Liu et al. (2021), conflict-averse. g_0 = mean_i g_i; w on the simplex 
 mgda     Sener & Koltun (2018), multiple-gradient descent: the min-norm point of the convex hull,
          α = argmin_{α ∈ simplex} ‖Σ_i α_i g_i‖²; g = T · Σ_i α_i g_i.
          For two tasks α_1 = clip(((g_2 − g_1) · g_2) / ‖g_1 − g_2‖², 0, 1).
+mgda_ub  Sener & Koltun (2018), MGDA's "upper bound": the same min-norm problem on the
+         gradients with respect to the shared *representation* z = backbone(x) instead of the
+         shared parameters, ∇_z L_i (each costs only task i's head). Since
+         ‖Σ α_i ∇_θ L_i‖ ≤ ‖∂z/∂θ‖ · ‖Σ α_i ∇_z L_i‖, minimising the right-hand norm minimises
+         an upper bound of MGDA's objective. Then one backward through the backbone,
+         z.backward(T · Σ_i α_i ∇_z L_i), instead of one per task: the speed-up.
+
+Heads (and other task-private parameters) always get their own task's gradient. Each method
+is a ``Plugin`` (``mtl.plugin``) that owns the backward pass; ``sum`` is plain ``backward()``.
 
 Statistics per task pair (i, j), over steps: the conflict frequency (share of steps with
-g_i · g_j < 0) and the mean cosine similarity — written to metrics and drawn as a heatmap.
+g_i · g_j < 0) and the mean cosine similarity — written to metrics and drawn as a heatmap
+(for mgda_ub, of the gradients with respect to z).
 """
 
 import itertools
@@ -24,9 +34,8 @@ import numpy as np
 
 from tinymtl.autograd import grad
 from tinymtl.backend import to_numpy
-from tinymtl.backend.random import Generator
-
-METHODS = ("sum", "pcgrad", "cagrad", "mgda")
+from tinymtl.mtl.plugin import Plugin, register
+from tinymtl.options import Float
 
 
 def pcgrad(grads, rng):
@@ -100,20 +109,42 @@ def mgda(grads):
     return (len(grads) * (alpha @ np.stack(grads).astype(np.float64))).astype(grads[0].dtype)
 
 
-class GradientSurgery:
-    """Per-task gradients on the shared parameters, combined by ``method``; keeps the per-pair
+@register
+class Sum(Plugin):
+    """g = Σ_i g_i: the trainer's own ``backward()`` of the summed loss (the default)."""
+
+    name = "sum"
+    kind = "gradients"
+
+
+class GradientSurgery(Plugin):
+    """Per-task gradients on the shared parameters, combined by ``combine``; keeps the per-pair
     conflict statistics. Its random order (PCGrad) and statistics are in ``state_dict()``."""
 
-    def __init__(self, method, tasks, seed=0, c=0.5):
-        if method not in METHODS:
-            raise ValueError(f"unknown gradient method {method!r}; expected one of "
-                             f"{', '.join(METHODS)}")
-        self.method, self.tasks, self.c = method, list(tasks), c
-        self.rng = Generator(seed)
+    kind = "gradients"
+    owns_backward = True
+    needs_all_tasks = True
+
+    def setup(self, trainer):
+        # its stream follows the T epoch samplers' (backend.random.STREAMS)
+        self.bind(sorted(trainer.tasks), trainer.generator("gradient_surgery",
+                                                           offset=len(trainer.tasks)))
+
+    def bind(self, tasks, generator):
+        """Combine the gradients of ``tasks``, drawing random orders from ``generator``."""
+        self.tasks, self.rng = list(tasks), generator
         self.pairs = {f"{a}|{b}": {"steps": 0, "conflicts": 0, "cosine_sum": 0.0}
                       for a, b in itertools.combinations(sorted(self.tasks), 2)}
+        return self
 
-    def backward(self, terms, shared, private):
+    def backward(self, trainer, terms, batch):
+        shared = trainer.model.shared_parameters()
+        if len(terms) < 2 or not shared:
+            return False
+        self.surgery_backward(terms, shared, {t: trainer.task_parameters(t) for t in terms})
+        return True
+
+    def surgery_backward(self, terms, shared, private):
         """Set ``.grad`` of every parameter from per-task loss ``terms`` {task: Tensor}:
         ``shared`` parameters get the combined gradient, ``private[task]`` parameters (heads,
         learned loss weights) their own task's gradient."""
@@ -125,9 +156,7 @@ class GradientSurgery:
             flat.append(np.concatenate([
                 np.zeros(p.data.size, p.data.dtype) if g is None else to_numpy(g).ravel()
                 for p, g in zip(shared, grads[:len(shared)])]))
-            for p, g in zip(own, grads[len(shared):]):
-                if g is not None:
-                    p.grad = g if p.grad is None else p.grad + g
+            _accumulate(own, grads[len(shared):])
         self._record(tasks, flat)
         combined = self.combine(flat)
         start = 0
@@ -138,13 +167,8 @@ class GradientSurgery:
             p.grad = piece if p.grad is None else p.grad + piece
 
     def combine(self, flat):
-        if self.method == "pcgrad":
-            return pcgrad(flat, self.rng)
-        if self.method == "cagrad":
-            return cagrad(flat, self.c)
-        if self.method == "mgda":
-            return mgda(flat)
-        return np.sum(flat, axis=0)
+        """The combined gradient from the list of flat per-task gradients."""
+        raise NotImplementedError
 
     def _record(self, tasks, flat):
         for (a, g_a), (b, g_b) in itertools.combinations(zip(tasks, flat), 2):
@@ -162,9 +186,81 @@ class GradientSurgery:
                        "mean_cosine": e["cosine_sum"] / e["steps"] if e["steps"] else None,
                        "steps": e["steps"]} for pair, e in self.pairs.items()}
 
+    def on_train_log(self, trainer, row):
+        row["gradients"] = self.statistics()
+
     def state_dict(self):
         return {"rng": self.rng.state_dict(), "pairs": self.pairs}
 
     def load_state_dict(self, state):
         self.rng.load_state_dict(state["rng"])
         self.pairs = {k: dict(v) for k, v in state["pairs"].items()}
+
+
+def _accumulate(parameters, gradients):
+    for p, g in zip(parameters, gradients):
+        if g is not None:
+            p.grad = g if p.grad is None else p.grad + g
+
+
+@register
+class PCGrad(GradientSurgery):
+    """Yu et al. (2020): project away the components that conflict (``pcgrad``)."""
+
+    name = "pcgrad"
+
+    def combine(self, flat):
+        return pcgrad(flat, self.rng)
+
+
+@register
+class CAGrad(GradientSurgery):
+    """Liu et al. (2021): the conflict-averse direction near the mean (``cagrad``)."""
+
+    name = "cagrad"
+    OPTIONS = {"c": Float(default=0.5, low=0.0,
+                          help="how far from the mean gradient the direction may go")}
+    ALIASES = {"cagrad_c": "c"}
+
+    def combine(self, flat):
+        return cagrad(flat, self.c)
+
+
+@register
+class MGDA(GradientSurgery):
+    """Sener & Koltun (2018): the min-norm point of the gradients' convex hull (``mgda``)."""
+
+    name = "mgda"
+
+    def combine(self, flat):
+        return mgda(flat)
+
+
+@register
+class MGDAUB(GradientSurgery):
+    """Sener & Koltun (2018), MGDA-UB: MGDA on ∇_z L_i, z the shared representation, then one
+    backward through the backbone (module docstring)."""
+
+    name = "mgda_ub"
+
+    def backward(self, trainer, terms, batch):
+        shared = trainer.model.shared_parameters()
+        if len(terms) < 2 or not shared or batch is None or not batch.features.requires_grad:
+            return False
+        z = batch.features
+        tasks = list(terms)
+        flat = []
+        for task in tasks:
+            own = trainer.task_parameters(task)
+            grads = grad(terms[task], [z] + own, retain_graph=True, allow_unused=True)
+            flat.append(np.zeros(z.data.size, z.data.dtype) if grads[0] is None
+                        else to_numpy(grads[0]).ravel())
+            _accumulate(own, grads[1:])
+        self._record(tasks, flat)
+        combined = mgda(flat).reshape(z.data.shape)
+        z.backward(z.xp.asarray(combined.astype(z.data.dtype, copy=False)))
+        return True
+
+
+__all__ = ["pcgrad", "cagrad", "mgda", "min_norm_weights", "GradientSurgery", "Sum", "PCGrad",
+           "CAGrad", "MGDA", "MGDAUB"]

@@ -18,12 +18,19 @@ gradnorm      Chen et al. (2018). Learned w_t, updated so that the gradient norm
               the network's optimizer, as in the paper — then renormalised to Σ_t w_t = T.
               Since G_t = w_t ‖∇_W L_t‖, ∂L_grad/∂w_t = sign(G_t − target_t) · ‖∇_W L_t‖
               exactly. It needs every task in every step (joint or mixed batches).
+rlw           Random loss weighting, Lin et al. (2022). Every step draws fresh weights:
+                  λ̃ ~ N(0, I_T),   w = softmax(λ̃)
+              (Σ_t w_t = 1, like ``equal``'s 1/T on average); the paper finds this random
+              baseline as good as most learned weightings. It needs every task in every step.
 dwa           Dynamic weight average, Liu, Johns & Davison (2019). Over windows of K steps:
                   r_t = L̄_t(k − 1) / L̄_t(k − 2),   w_t = T · exp(r_t / τ) / Σ_j exp(r_j / τ)
               where L̄_t(k) is task t's mean loss in window k; w = 1 for the first two windows.
               A task whose loss falls slowly gets more weight.
 
-Each method's state (s, w, initial losses, window averages) is in its ``state_dict()`` and
+Each method is a ``Plugin`` (``mtl.plugin``): ``loss_terms`` turns the task losses into the
+weighted terms, and a config names it ``training.weighting: gradnorm`` or
+``training.weighting: {method: gradnorm, alpha: 1.5}`` (``training.gradnorm_alpha`` still
+works). Each method's state (s, w, initial losses, window averages) is in its ``state_dict()`` and
 saved in checkpoints (learned s and w also with their optimizer moments), so a resumed run
 continues exactly.
 """
@@ -35,29 +42,36 @@ import numpy as np
 from tinymtl import nn
 from tinymtl.autograd import grad
 from tinymtl.autograd.ops.elementwise import exp
+from tinymtl.backend.random import Generator
+from tinymtl.mtl.plugin import Plugin, register
+from tinymtl.options import Float, Int
 
-METHODS = ("static", "equal", "uncertainty", "gradnorm", "dwa")
 
+class LossWeighting(Plugin):
+    """Base: fixed weights w_t (1 unless given). Subclasses change ``weights`` as training
+    goes. ``bind(tasks, kinds)`` sets the tasks up (the trainer does it in ``setup``)."""
 
-class Weighting:
-    """Base: fixed weights. Subclasses change ``weights`` as training goes."""
+    kind = "weighting"
 
-    def __init__(self, tasks, static_weights=None):
-        self.tasks = list(tasks)
-        static_weights = static_weights or {}
-        self.w = {t: float(static_weights.get(t, 1.0)) for t in self.tasks}
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.tasks, self.kinds, self.w = [], {}, {}
+
+    def setup(self, trainer):
+        self.bind(sorted(trainer.tasks), {t: d.kind for t, d in trainer.tasks.items()})
+
+    def bind(self, tasks, kinds=None):
+        """Weigh the losses of ``tasks`` (``kinds``: {task: classification | regression})."""
+        self.tasks, self.kinds = list(tasks), dict(kinds or {})
+        self.w = {t: self.initial_weight(t) for t in self.tasks}
+        return self
+
+    def initial_weight(self, task):
+        return 1.0
 
     def weights(self):
         """Each task's current weight (what multiplies its loss), for logs."""
         return dict(self.w)
-
-    def parameters(self):
-        """Learned weighting parameters that the network's optimizer should train."""
-        return []
-
-    def task_parameters(self, task):
-        """The learned parameters that only ``task``'s term depends on."""
-        return []
 
     def terms(self, losses, model=None):
         """{task: its weighted loss term} from {task: loss Tensor} (means over examples)."""
@@ -67,11 +81,13 @@ class Weighting:
         """The step's loss: the sum of the terms."""
         return sum(self.terms(losses, model).values())
 
-    def before_step(self):
-        """Called after the backward pass, before the optimizer step (set parameter grads)."""
+    def loss_terms(self, trainer, terms, batch):
+        return self.terms(terms, trainer.model)
 
-    def after_step(self, losses):
-        """Bookkeeping after the update, with the step's task losses as floats."""
+    def on_train_log(self, trainer, row):
+        weights = self.weights()
+        for task, entry in row["tasks"].items():
+            entry["weight"] = weights[task]
 
     def state_dict(self):
         return {"w": self.w}
@@ -80,17 +96,40 @@ class Weighting:
         self.w = {t: float(v) for t, v in state["w"].items()}
 
 
-class Equal(Weighting):
-    def __init__(self, tasks):
-        super().__init__(tasks)
-        self.w = {t: 1.0 / len(self.tasks) for t in self.tasks}
+@register
+class Static(LossWeighting):
+    """w_t = the task's ``loss_weight`` (1 unless set): L = Σ_t w_t L_t."""
+
+    name = "static"
+
+    def __init__(self, weights=None):
+        super().__init__()
+        self.static_weights = dict(weights or {})
+
+    def initial_weight(self, task):
+        return float(self.static_weights.get(task, 1.0))
 
 
-class Uncertainty(Weighting):
-    def __init__(self, tasks, kinds):
-        super().__init__(tasks)
-        self.kinds = kinds
+@register
+class Equal(LossWeighting):
+    """w_t = 1 / T: the mean of the task losses."""
+
+    name = "equal"
+
+    def initial_weight(self, task):
+        return 1.0 / len(self.tasks)
+
+
+@register
+class Uncertainty(LossWeighting):
+    """Kendall et al. (2018): learned log-variances s_t (module docstring)."""
+
+    name = "uncertainty"
+
+    def bind(self, tasks, kinds=None):
+        super().bind(tasks, kinds)
         self.log_vars = {t: nn.Parameter(np.zeros(1, dtype=np.float32)) for t in self.tasks}
+        return self
 
     def _factor(self, task):
         return 0.5 if self.kinds[task] == "regression" else 1.0
@@ -116,13 +155,23 @@ class Uncertainty(Weighting):
             self.log_vars[task].data[...] = value
 
 
-class GradNorm(Weighting):
-    def __init__(self, tasks, alpha=1.5):
-        super().__init__(tasks)
-        self.alpha = alpha
+@register
+class GradNorm(LossWeighting):
+    """Chen et al. (2018): learned w_t that balance the gradient norms (module docstring)."""
+
+    name = "gradnorm"
+    OPTIONS = {"alpha": Float(default=1.5, low=0.0,
+                              help="α: how strongly slow tasks are pushed (0: equal norms)")}
+    ALIASES = {"gradnorm_alpha": "alpha"}
+    needs_all_tasks = True
+    accumulates = False  # its weight gradient is one step's: no micro-batches
+
+    def bind(self, tasks, kinds=None):
+        super().bind(tasks, kinds)
         self.w_param = nn.Parameter(np.ones(len(self.tasks), dtype=np.float32))
         self.initial_losses = None
         self.last = {}
+        return self
 
     def weights(self):
         return {t: float(v) for t, v in zip(self.tasks, self.w_param.data)}
@@ -131,7 +180,7 @@ class GradNorm(Weighting):
         return [self.w_param]
 
     def terms(self, losses, model=None):
-        """w_t L_t for the network; also computes ∇_w L_grad for ``before_step``."""
+        """w_t L_t for the network; also computes ∇_w L_grad for the optimizer step."""
         if set(losses) != set(self.tasks):
             raise ValueError("gradnorm needs every task's loss in every step; use a joint or "
                              "mixed schedule")
@@ -145,11 +194,11 @@ class GradNorm(Weighting):
         self.last = gradnorm_grad(w, norms, current / self.initial_losses, self.alpha)
         return {task: losses[task] * float(w[k]) for k, task in enumerate(self.tasks)}
 
-    def before_step(self):
+    def on_before_optimizer_step(self, trainer):
         if self.last:
             self.w_param.grad = self.last["grad_w"].astype(self.w_param.data.dtype)
 
-    def after_step(self, losses):
+    def on_after_optimizer_step(self, trainer, losses):
         w = np.maximum(self.w_param.data, 1e-6)  # keep weights positive, then Σ w = T
         self.w_param.data[...] = w * (len(self.tasks) / w.sum())
 
@@ -178,16 +227,25 @@ def gradnorm_grad(w, grad_norms, loss_ratios, alpha):
             "L_grad": float(np.abs(G - target).sum())}
 
 
-class DWA(Weighting):
-    def __init__(self, tasks, temperature=2.0, window=100):
-        super().__init__(tasks)
-        self.temperature, self.window = temperature, window
+@register
+class DWA(LossWeighting):
+    """Liu, Johns & Davison (2019): weights from the ratio of recent mean losses."""
+
+    name = "dwa"
+    OPTIONS = {"temperature": Float(default=2.0, positive=True,
+                                    help="τ: higher spreads the weights less"),
+               "window": Int(default=100, low=1, help="steps per averaging window")}
+    ALIASES = {"dwa_temperature": "temperature", "dwa_window": "window"}
+
+    def bind(self, tasks, kinds=None):
+        super().bind(tasks, kinds)
         self.sums = {t: 0.0 for t in self.tasks}
         self.counts = {t: 0 for t in self.tasks}
         self.steps = 0
         self.history = []  # mean loss per task of each finished window
+        return self
 
-    def after_step(self, losses):
+    def on_after_optimizer_step(self, trainer, losses):
         for task, value in losses.items():
             self.sums[task] += value
             self.counts[task] += 1
@@ -219,20 +277,39 @@ def dwa_weights(before_last, last, temperature):
     return {t: float(len(tasks) * v) for t, v in zip(tasks, e / e.sum())}
 
 
-def make_weighting(name, tasks, kinds, static_weights=None, alpha=1.5, temperature=2.0,
-                   window=100):
-    if name == "static":
-        return Weighting(tasks, static_weights)
-    if name == "equal":
-        return Equal(tasks)
-    if name == "uncertainty":
-        return Uncertainty(tasks, kinds)
-    if name == "gradnorm":
-        return GradNorm(tasks, alpha)
-    if name == "dwa":
-        return DWA(tasks, temperature, window)
-    raise ValueError(f"unknown weighting {name!r}; expected one of {', '.join(METHODS)}")
+@register
+class RLW(LossWeighting):
+    """Lin et al. (2022): w = softmax(λ̃), λ̃ ~ N(0, I), drawn afresh every step."""
+
+    name = "rlw"
+    needs_all_tasks = True
+
+    def setup(self, trainer):
+        super().setup(trainer)
+        self.generator = trainer.generator("rlw")
+
+    def bind(self, tasks, kinds=None):
+        super().bind(tasks, kinds)
+        self.generator = Generator(0)  # standalone; a trainer gives its own stream (setup)
+        return self
+
+    def on_step_start(self, trainer, tasks):
+        self.w = rlw_weights(self.tasks, self.generator)
+
+    def state_dict(self):
+        return {"w": self.w, "generator": self.generator.state_dict()}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.generator.load_state_dict(state["generator"])
 
 
-__all__ = ["METHODS", "Weighting", "Equal", "Uncertainty", "GradNorm", "DWA", "make_weighting",
-           "gradnorm_grad", "dwa_weights"]
+def rlw_weights(tasks, generator):
+    """{task: w_t}, w = softmax(λ̃) for one draw λ̃ ~ N(0, I_T) from ``generator``."""
+    draw = generator.numpy.standard_normal(len(tasks))
+    e = np.exp(draw - draw.max())
+    return {t: float(v) for t, v in zip(tasks, e / e.sum())}
+
+
+__all__ = ["LossWeighting", "Static", "Equal", "Uncertainty", "GradNorm", "DWA", "RLW",
+           "gradnorm_grad", "dwa_weights", "rlw_weights"]

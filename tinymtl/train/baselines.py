@@ -36,8 +36,8 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
     arch = dict(config["model"], architecture="hard")  # one task: nothing to keep private
     model = build_model(arch, {task: data.num_outputs}, data.x_train.shape[1:],
                         {task: {"head": head}})
-    # alone, a task's loss is the whole loss: no learned weighting, nothing to do surgery on
-    training = dict(config["training"], weighting="static", gradients="sum")
+    # alone, a task's loss is the whole loss: no plugins (no learned weighting, no surgery)
+    training = config["training"]
     budget = None
     if tokens is not None:
         batches = steps_for_tokens(data, make_samplers({task: data}, config["seed"])[task],

@@ -7,7 +7,13 @@ docs/checkpoint-format.md).
     /lr_scheduler     attrs: state (JSON)
     /rng              attrs: one JSON state per generator
     /trainer          attrs: state (JSON: counters, history); /trainer/arrays/<name>
+    /plugins/<name>   attrs: state (JSON, arrays replaced by {"$array": path});
+                      /plugins/<name>/<path>: the arrays of that plugin's state_dict()
     /data/<task>      attrs: manifest (JSON: generator, seed, sizes, sha256)
+
+Format 1 (before plugins) kept the loss weighting's and gradient surgery's states inside
+/trainer's state and a continual method's in /trainer's state and arrays; ``load`` reads
+those as the plugins' states of today (``_upgrade_format1``).
 
 ``save_private``/``load_private`` write and read the small companion format: only the
 task-private weights (heads, adapters, gates) of some tasks, to be loaded onto a shared backbone.
@@ -27,7 +33,7 @@ from tinymtl.backend import to_numpy
 from tinymtl.files import atomic_write
 
 FORMAT = "tinymtl.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PRIVATE_FORMAT = "tinymtl.private"
 
 
@@ -36,7 +42,8 @@ class CheckpointError(ValueError):
 
 
 def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rng_states=None,
-         trainer_state=None, trainer_arrays=None, config=None, manifests=None, step=0):
+         trainer_state=None, trainer_arrays=None, plugin_states=None, config=None,
+         manifests=None, step=0):
     """Write a checkpoint atomically; returns its size in bytes."""
     path = pathlib.Path(path)
     with atomic_write(path) as temporary:
@@ -60,6 +67,9 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
             arrays = trainer.create_group("arrays")
             for name, value in (trainer_arrays or {}).items():
                 arrays.create_dataset(name, data=value)
+            plugins = f.create_group("plugins")
+            for name, state in (plugin_states or {}).items():
+                _write_state(plugins.create_group(_escape(name)), state)
             data = f.create_group("data")
             for task, manifest in (manifests or {}).items():
                 data.create_group(task).attrs["manifest"] = json.dumps(manifest, sort_keys=True)
@@ -79,6 +89,43 @@ def _write_optimizer(group, state):
     group.attrs["param_groups"] = json.dumps([{k: _plain(v) for k, v in g.items()}
                                               for g in state["param_groups"]])
     group.attrs["scalars"] = json.dumps(scalars)
+
+
+# -- a state_dict: JSON values and arrays, nested ------------------------------------------------
+def _escape(key):
+    """A dict key as an HDF5 name: '/' separates groups there, so it is escaped (and '%')."""
+    return str(key).replace("%", "%25").replace("/", "%2F")
+
+
+def _write_state(group, state):
+    """One state_dict into ``group``: its arrays as datasets at their path of keys (and list
+    indices), the rest as JSON in attrs['state'] with {"$array": path} where an array was."""
+    def split(value, path):
+        if isinstance(value, dict):
+            return {str(k): split(v, path + [_escape(k)]) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [split(v, path + [str(k)]) for k, v in enumerate(value)]
+        if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value,
+                                                                                  np.generic):
+            name = "/".join(path)
+            group.create_dataset(name, data=to_numpy(value))
+            return {"$array": name}
+        return _plain(value)
+
+    group.attrs["state"] = json.dumps(split(state, []), sort_keys=True)
+
+
+def _read_state(group):
+    def join(value):
+        if isinstance(value, dict):
+            if set(value) == {"$array"}:
+                return group[value["$array"]][...]
+            return {k: join(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [join(v) for v in value]
+        return value
+
+    return join(json.loads(group.attrs["state"]))
 
 
 def _plain(value):
@@ -114,8 +161,9 @@ def _read(path, fmt, what, read):
 
 def load(path):
     """Everything a checkpoint holds, as plain Python objects and NumPy arrays."""
-    return _read(path, FORMAT, "checkpoint", lambda f: {
+    loaded = _read(path, FORMAT, "checkpoint", lambda f: {
         "path": str(path),
+        "format_version": int(f.attrs["format_version"]),
         "step": int(f.attrs["step"]),
         "tinymtl_version": str(f.attrs["tinymtl_version"]),
         "config": json.loads(f.attrs["config"]),
@@ -126,7 +174,39 @@ def load(path):
         "trainer_arrays": {k: v[...] for k, v in f["trainer"]["arrays"].items()},
         "manifests": {k: json.loads(g.attrs["manifest"]) for k, g in f["data"].items()},
         "optimizer_state": _read_optimizer(f["optimizer"]) if "optimizer" in f else None,
+        "plugin_states": {name.replace("%2F", "/").replace("%25", "%"): _read_state(group)
+                          for name, group in f["plugins"].items()} if "plugins" in f else {},
     })
+    if loaded["format_version"] == 1:
+        _upgrade_format1(loaded)
+    return loaded
+
+
+def _upgrade_format1(loaded):
+    """Move a format-1 checkpoint's method states to ``plugin_states`` under today's names:
+    /trainer's 'weighting' and 'surgery' states, and a continual sequence's 'strategy' with its
+    'continual.*' arrays (``mtl.continual.upgrade_format1``)."""
+    from tinymtl.mtl.continual import upgrade_format1
+
+    state, arrays, config = loaded["trainer_state"], loaded["trainer_arrays"], loaded["config"]
+    training = config.get("training", {})
+    plugins = loaded["plugin_states"]
+    if state.get("weighting") is not None:
+        plugins[training.get("weighting", "static")] = state.pop("weighting")
+    if state.get("surgery") is not None:
+        plugins[training["gradients"]] = state.pop("surgery")
+    state.pop("surgery", None)
+    sequence = state.get("continual")
+    if sequence is not None and "strategy" in sequence:
+        method = config["continual"]["method"]
+        prefix = "continual."
+        strategy_arrays = {k[len(prefix):]: arrays.pop(k) for k in list(arrays)
+                           if k.startswith(prefix)}
+        strategy = sequence.pop("strategy")
+        if method != "offline":  # offline's stages had no strategy in their trainers
+            plugins[method] = upgrade_format1(method, strategy, strategy_arrays)
+        else:
+            plugins[method] = {"learned": list(strategy["learned"])}
 
 
 def _read_optimizer(group):

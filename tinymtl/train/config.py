@@ -2,71 +2,35 @@
 
 Every problem is reported as one line that names the file, the key, the value and what is
 allowed, e.g.  ``examples/x.yaml: training.lr = -1: expected a number > 0``.
+
+Methods (``mtl.plugin``'s registry) are named with their options nested,
+
+    training:
+      weighting: {method: gradnorm, alpha: 1.5}     # or just: weighting: gradnorm
+      gradients: {method: cagrad, c: 0.4}
+    continual: {stages: [a, b], method: ewc, lambd: 100}   # the section holds the options
+
+and each method's schema checks its options. The flat keys of earlier versions
+(``training.gradnorm_alpha``, ``continual.ewc_lambda``, ...) are still read, as aliases. The
+resolved config always has the nested form, with only the chosen method's options.
 """
 
 import copy
+import json
 import pathlib
 
 import yaml
 
+from tinymtl.options import (Bool, Choice, ConfigError, Field, Float, Int, ListOf, MapOf, Str,
+                             check_section)
+
 from tinymtl.datasets import IMAGE_SETS, SOURCES
+from tinymtl.mtl import continual, surgery, weighting  # noqa: F401  (register their methods)
 from tinymtl.mtl.architectures import ARCHITECTURES
-from tinymtl.mtl.continual import METHODS as CONTINUAL_METHODS
 from tinymtl.mtl.heads import HEADS
+from tinymtl.mtl.plugin import aliases, methods, resolve
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
-from tinymtl.mtl.surgery import METHODS as GRADIENT_METHODS
-from tinymtl.mtl.weighting import METHODS as WEIGHTING_METHODS
 from tinymtl.mtl.schedules import MODES, SCHEDULES
-
-
-class ConfigError(ValueError):
-    """A config that does not fit the schema; the message is one line."""
-
-
-# -- schema building blocks ---------------------------------------------------------------------
-class Field:
-    def __init__(self, default=None, required=False):
-        self.default, self.required = default, required
-
-
-class Int(Field):
-    def __init__(self, default=None, low=None, high=None, **kw):
-        super().__init__(default, **kw)
-        self.low, self.high = low, high
-
-    def check(self, value, where):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} = {value!r}: expected an integer")
-        _check_range(value, self.low, self.high, where, "an integer")
-        return value
-
-
-class Float(Int):
-    def __init__(self, default=None, low=None, high=None, positive=False, **kw):
-        super().__init__(default, low, high, **kw)
-        self.positive = positive
-
-    def check(self, value, where):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} = {value!r}: expected a number")
-        if self.positive and not value > 0:
-            raise ConfigError(f"{where} = {value!r}: expected a number > 0")
-        _check_range(value, self.low, self.high, where, "a number")
-        return float(value)
-
-
-class Bool(Field):
-    def check(self, value, where):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} = {value!r}: expected true or false")
-        return value
-
-
-class Str(Field):
-    def check(self, value, where):
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where} = {value!r}: expected a non-empty string")
-        return value
 
 
 class Baselines(Field):
@@ -83,77 +47,72 @@ class Baselines(Field):
         return value
 
 
-class Choice(Field):
-    def __init__(self, choices, default=None, **kw):
-        super().__init__(default, **kw)
-        self.choices = tuple(choices)
+
+class Method(Field):
+    """A method of a plugin kind: its name, or {method: name, **options} (resolved later,
+    with the flat aliases beside it: ``resolve_methods``)."""
+
+    def __init__(self, kind, default):
+        super().__init__(default)
+        self.kind_of_plugin = kind
 
     def check(self, value, where):
-        if value not in self.choices:
-            raise ConfigError(f"{where} = {value!r}: expected one of {', '.join(self.choices)}")
         return value
 
-
-class ListOf(Field):
-    def __init__(self, item, default=None, min_length=1, **kw):
-        super().__init__(default, **kw)
-        self.item, self.min_length = item, min_length
-
-    def check(self, value, where):
-        if not isinstance(value, list) or len(value) < self.min_length:
-            raise ConfigError(f"{where} = {value!r}: expected a list of at least "
-                              f"{self.min_length} item(s)")
-        return [_check(self.item, v, f"{where}[{k}]") for k, v in enumerate(value)]
+    def kind(self):
+        return f"one of {', '.join(methods(self.kind_of_plugin))}, or {{method: name, options}}"
 
 
-class MapOf(Field):
-    """A mapping from user-chosen names to values of one schema (e.g. tasks)."""
+CONTINUAL_OWN = {  # the continual section's own keys; the rest are its method and options
+    "stages": ListOf(Str(), default=None),  # task names, in training order
+    "scenario": Choice(("task", "domain", "class"), default="task"),
+}
 
-    def __init__(self, item, min_length=1, **kw):
-        super().__init__(None, **kw)
-        self.item, self.min_length = item, min_length
+
+class ContinualSection(Field):
+    """``continual``: stages, scenario, then ``method`` and that method's options (or the flat
+    aliases of any continual method, as earlier versions took them)."""
+
+    def __init__(self):
+        super().__init__({"stages": None, "scenario": "task", "method": "finetune"})
 
     def check(self, value, where):
-        if not isinstance(value, dict) or len(value) < self.min_length:
-            raise ConfigError(f"{where}: expected a mapping with at least {self.min_length} "
-                              f"entr{'y' if self.min_length == 1 else 'ies'}")
-        return {str(k): _check(self.item, v, f"{where}.{k}") for k, v in value.items()}
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        chosen = methods("continual").get(value.get("method", "finetune"))
+        own_options = set(chosen.OPTIONS) if chosen else set()
+        flat = set(aliases("continual"))
+        for key in value:
+            if key not in CONTINUAL_OWN and key != "method" and key not in own_options | flat:
+                raise ConfigError(f"unknown key '{where}.{key}'; allowed here: "
+                                  f"{', '.join(CONTINUAL_OWN)}, method and its options "
+                                  f"({', '.join(own_options) or 'none'})")
+        result = check_section(CONTINUAL_OWN, {k: v for k, v in value.items()
+                                               if k in CONTINUAL_OWN}, where)
+        result.update(resolve(
+            "continual", {"method": value.get("method", "finetune"),
+                          **{k: v for k, v in value.items() if k in own_options}}, where,
+            flat={k: v for k, v in value.items() if k in flat and k not in own_options},
+            flat_where=where))
+        return result
 
 
-def _check_range(value, low, high, where, kind):
-    if low is not None and value < low:
-        raise ConfigError(f"{where} = {value!r}: expected {kind} >= {low}")
-    if high is not None and value > high:
-        raise ConfigError(f"{where} = {value!r}: expected {kind} <= {high}")
+def method_spec(config, kind):
+    """The resolved ``{method, **options}`` of a config's weighting, gradients or continual
+    method (what ``mtl.plugin.create`` builds)."""
+    if kind == "continual":
+        return {k: v for k, v in config["continual"].items() if k not in CONTINUAL_OWN}
+    return dict(config["training"][kind])
 
 
-def _check(schema, value, where):
-    if isinstance(schema, dict):
-        return _check_section(schema, value, where)
-    return schema.check(value, where)
-
-
-def _check_section(schema, values, where):
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
-    unknown = sorted(set(values) - set(schema))
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"unknown key {key!r}; allowed here: {', '.join(schema)}")
-    result = {}
-    for key, field in schema.items():
-        name = f"{where}.{key}" if where else key
-        if key in values and values[key] is not None:
-            result[key] = _check(field, values[key], name)
-        elif isinstance(field, dict):
-            result[key] = _check_section(field, {}, name)
-        elif field.required:
-            raise ConfigError(f"missing key {name!r}")
-        else:
-            result[key] = copy.deepcopy(field.default)
-    return result
+def resolve_methods(training):
+    """Replace ``training``'s weighting and gradients by their resolved specs, taking in (and
+    removing) the flat alias keys beside them."""
+    for kind in ("weighting", "gradients"):
+        flat = {key: training.pop(key) for key in aliases(kind) if key in training}
+        training[kind] = resolve(kind, training[kind], f"training.{kind}", flat, "training")
 
 
 # -- the run schema -------------------------------------------------------------------------------
@@ -162,6 +121,41 @@ PHASE = {
     "mode": Choice(MODES, default="alternating"),
     "steps": Int(low=1, required=True),
 }
+
+TRAINING = {
+    "schedule": Choice(SCHEDULES, default="alternating"),
+    "steps": Int(default=4000, low=1),
+    "epochs": Int(low=1),       # instead of steps: passes over the (single) task's data
+    "accumulate": Int(default=1, low=1),  # micro-batches summed into each update
+    "phases": ListOf(PHASE, default=None),
+    "sampling": Choice(SAMPLING_METHODS, default="round_robin"),  # alternating phases
+    "sampling_temperature": Float(default=2.0, positive=True),
+    "weighting": Method("weighting", default="static"),  # how task losses combine
+    "gradients": Method("gradients", default="sum"),  # gradient surgery on shared params
+    "batch_size": Int(default=64, low=1),
+    "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
+    "lr": Float(default=3e-3, positive=True),
+    "momentum": Float(default=0.9, low=0.0, high=1.0),
+    "weight_decay": Float(default=0.0, low=0.0),
+    "lr_schedule": Choice(("constant", "cosine", "step"), default="cosine"),
+    "warmup_steps": Int(default=0, low=0),
+    "grad_clip": Float(default=0.0, low=0.0),
+    "eval_every": Int(default=250, low=1),
+    "log_every": Int(default=50, low=1),
+    "checkpoint_every": Int(default=0, low=0),
+}
+
+
+def schema():
+    """The run schema, built when a config is checked: methods registered by then (also a
+    user's) are known, with their flat aliases."""
+    training = dict(TRAINING)
+    for kind in ("weighting", "gradients"):
+        training.update({key: copy.copy(field) for key, field in aliases(kind).items()})
+        for key in aliases(kind):
+            training[key].default = None
+    return dict(SCHEMA, training=training, continual=ContinualSection())
+
 
 SCHEMA = {
     "name": Str(),
@@ -203,47 +197,8 @@ SCHEMA = {
         "head_hidden": Int(default=0, low=0),
         "dropout": Float(default=0.0, low=0.0, high=0.99),
     },
-    "training": {
-        "schedule": Choice(SCHEDULES, default="alternating"),
-        "steps": Int(default=4000, low=1),
-        "epochs": Int(low=1),       # instead of steps: passes over the (single) task's data
-        "accumulate": Int(default=1, low=1),  # micro-batches summed into each update
-        "phases": ListOf(PHASE, default=None),
-        "sampling": Choice(SAMPLING_METHODS, default="round_robin"),  # alternating phases
-        "sampling_temperature": Float(default=2.0, positive=True),
-        "weighting": Choice(WEIGHTING_METHODS, default="static"),  # how task losses combine
-        "gradnorm_alpha": Float(default=1.5, low=0.0),
-        "dwa_temperature": Float(default=2.0, positive=True),
-        "dwa_window": Int(default=100, low=1),  # steps per DWA averaging window
-        "gradients": Choice(GRADIENT_METHODS, default="sum"),  # gradient surgery on shared params
-        "cagrad_c": Float(default=0.5, low=0.0),
-        "batch_size": Int(default=64, low=1),
-        "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
-        "lr": Float(default=3e-3, positive=True),
-        "momentum": Float(default=0.9, low=0.0, high=1.0),
-        "weight_decay": Float(default=0.0, low=0.0),
-        "lr_schedule": Choice(("constant", "cosine", "step"), default="cosine"),
-        "warmup_steps": Int(default=0, low=0),
-        "grad_clip": Float(default=0.0, low=0.0),
-        "eval_every": Int(default=250, low=1),
-        "log_every": Int(default=50, low=1),
-        "checkpoint_every": Int(default=0, low=0),
-    },
-    "continual": {  # train.continual: tasks in sequence, one stage each (absent: multi-task)
-        "stages": ListOf(Str(), default=None),  # task names, in training order
-        "scenario": Choice(("task", "domain", "class"), default="task"),
-        "method": Choice(CONTINUAL_METHODS + ("offline",), default="finetune"),
-        "ewc_lambda": Float(default=100.0, low=0.0),
-        "fisher": Choice(("empirical", "true"), default="empirical"),
-        "fisher_samples": Int(default=1000, low=1),
-        "online_gamma": Float(default=1.0, low=0.0, high=1.0),
-        "si_c": Float(default=1.0, low=0.0),
-        "si_xi": Float(default=0.1, positive=True),
-        "replay_size": Int(default=1000, low=1),
-        "replay_ratio": Float(default=1.0, positive=True),
-        "lwf_temperature": Float(default=2.0, positive=True),
-        "lwf_alpha": Float(default=1.0, low=0.0),
-    },
+    "training": None,   # TRAINING, with the methods' flat aliases (``schema``)
+    "continual": None,  # train.continual: tasks in sequence (``ContinualSection``)
     "baselines": Baselines(default="single_task"),  # train.baselines: what transfer is against
     "linear_baseline": Bool(default=True),
 }
@@ -252,9 +207,10 @@ SCHEMA = {
 def validate(raw, source="config"):
     """The checked config with defaults filled in; ConfigError (one line) otherwise."""
     try:
-        config = _check_section(SCHEMA, raw, "")
+        config = check_section(schema(), raw, "")
         tasks = list(config["tasks"])
         training = config["training"]
+        resolve_methods(training)
         if training["schedule"] == "curriculum":
             if not training["phases"]:
                 raise ConfigError("training.phases: the curriculum schedule needs a list of "
@@ -283,15 +239,17 @@ def validate(raw, source="config"):
         _check_tasks(config)
         modes = [p["mode"] for p in training["phases"]] if training["phases"] else \
             [training["schedule"]]
-        for key, needs in (("weighting", "gradnorm"), ("gradients", "pcgrad"),
-                           ("gradients", "cagrad"), ("gradients", "mgda")):
-            if training[key] == needs and (len(tasks) < 2 or any(
+        for kind in ("weighting", "gradients"):
+            name = training[kind]["method"]
+            method = methods(kind)[name]
+            if method.needs_all_tasks and (len(tasks) < 2 or any(
                     mode not in ("joint", "mixed") for mode in modes)):
-                raise ConfigError(f"training.{key} = {needs!r}: it compares every task's "
-                                  f"gradient in each step; expected a joint or mixed schedule "
-                                  f"of at least two tasks")
-        if training["weighting"] == "gradnorm" and training["accumulate"] > 1:
-            raise ConfigError("training.weighting = 'gradnorm': expected training.accumulate = 1")
+                raise ConfigError(f"training.{kind} = {name!r}: it needs every task in each "
+                                  f"step; expected a joint or mixed schedule of at least two "
+                                  f"tasks")
+            if not method.accumulates and training["accumulate"] > 1:
+                raise ConfigError(f"training.{kind} = {name!r}: expected training.accumulate "
+                                  f"= 1")
         if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:
             raise ConfigError(f"model.kernel_size = {config['model']['kernel_size']}: expected "
                               f"an odd size (the conv encoder keeps the sequence length)")
@@ -309,7 +267,7 @@ def _check_continual(config, tasks):
                               f"defines {', '.join(tasks)}")
     if len(set(continual["stages"])) != len(continual["stages"]):
         raise ConfigError(f"continual.stages = {continual['stages']!r}: expected each task once")
-    if training["weighting"] != "static" or training["gradients"] != "sum":
+    if training["weighting"]["method"] != "static" or training["gradients"]["method"] != "sum":
         raise ConfigError("continual: each stage trains one task; expected training.weighting "
                           "= 'static' and training.gradients = 'sum'")
     if continual["scenario"] == "class" and any(
@@ -346,6 +304,19 @@ def _check_tasks(config):
             expected = "gap, flatten or spatial" if feature_map else "linear"
             raise ConfigError(f"{where}.head = {head!r}: the backbone gives a feature "
                               f"{'map' if feature_map else 'vector'}; expected {expected}")
+
+
+def same_config(saved, config):
+    """Whether a config saved by a run (in its checkpoint or summary, perhaps by an earlier
+    version, in the flat form) is ``config``: both compared in their resolved form."""
+    def resolved(c):
+        plain = json.loads(json.dumps(c))
+        try:
+            return dict(validate(copy.deepcopy(plain)), name=plain.get("name"))
+        except ConfigError:
+            return plain
+
+    return resolved(saved) == resolved(config)
 
 
 def read_yaml(path):

@@ -29,11 +29,12 @@ import numpy as np
 import yaml
 
 import tinymtl
-from tinymtl.backend.random import Generator, default_generator
+from tinymtl.backend.random import CONTINUAL_STAGE_SEED, default_generator
 from tinymtl.files import write_text
 from tinymtl.mtl import make_schedule
-from tinymtl.mtl.continual import ContinualStrategy, diagonal_fisher
+from tinymtl.mtl.plugin import create, methods
 from tinymtl.train import checkpoint, continual_metrics, experiment, plots
+from tinymtl.train.config import method_spec, same_config
 from tinymtl.train.metrics import evaluate
 from tinymtl.train.trainer import Trainer
 
@@ -53,7 +54,8 @@ def load_tasks(config):
 def stage_tasks(config, stage):
     """The tasks stage ``stage`` trains: its own, or every one so far (offline)."""
     stages = config["continual"]["stages"]
-    return stages[:stage + 1] if config["continual"]["method"] == "offline" else [stages[stage]]
+    method = methods("continual")[config["continual"]["method"]]
+    return stages[:stage + 1] if method.trains_every_seen_task else [stages[stage]]
 
 
 def stage_steps(config, tasks, names):
@@ -64,44 +66,29 @@ def stage_steps(config, tasks, names):
     return training["epochs"] * -(-examples // (training["batch_size"] * training["accumulate"]))
 
 
-def make_strategy(config, model, tasks):
-    options = config["continual"]
-    method = "finetune" if options["method"] == "offline" else options["method"]
-
+def make_method(config, model, tasks):
+    """The config's continual method (a plugin), begun on this sequence."""
     def make_teacher(state):
         teacher = experiment.build(config, tasks, pretrained=False)  # weights: ``state``
         teacher.load_state_dict(state)
         teacher.eval()
         return teacher
 
-    return ContinualStrategy(method, options, model, list(tasks),
-                             Generator(config["seed"]).spawn(7_000), make_teacher)
+    method = create("continual", method_spec(config, "continual"))
+    method.begin(model, list(tasks), config["seed"], make_teacher)
+    return method
 
 
-def stage_trainer(config, tasks, model, strategy, stage, metrics_file, progress):
+def stage_trainer(config, tasks, model, method, stage, metrics_file, progress):
     names = stage_tasks(config, stage)
     steps = stage_steps(config, tasks, names)
     mode = "mixed" if len(names) > 1 else "alternating"
     training = dict(config["training"], eval_every=min(config["training"]["eval_every"], steps))
     return Trainer(model, {t: tasks[t] for t in names}, training,
-                   make_schedule(mode, names, steps), config["seed"] + 1_000 * (stage + 1),
+                   make_schedule(mode, names, steps),
+                   config["seed"] + CONTINUAL_STAGE_SEED * (stage + 1),
                    label=f"stage{stage}", metrics_file=metrics_file, progress=progress,
-                   continual=strategy if len(names) == 1 else None)
-
-
-def fisher_of(config, model, tasks, stage):
-    """The diagonal Fisher of the stage's task at the current weights, on ``fisher_samples``
-    of its training examples (seeded: a resumed run draws the same)."""
-    options = config["continual"]
-    task = config["continual"]["stages"][stage]
-    data = tasks[task]
-    generator = Generator(config["seed"]).spawn(8_000 + stage)
-    index = generator.permutation(len(data.y_train))[:options["fisher_samples"]]
-    labels = data.y_train[index] if options["fisher"] == "empirical" else None
-    model.eval()
-    fisher = diagonal_fisher(model, task, data.x_train[index], labels, generator=generator)
-    model.train()
-    return fisher
+                   plugins=[method])
 
 
 def evaluate_all(model, tasks):
@@ -109,12 +96,10 @@ def evaluate_all(model, tasks):
             for t, d in tasks.items()}
 
 
-def _save(path, trainer, strategy, config, tasks, progress_state, elapsed):
-    strategy_state, strategy_arrays = strategy.state()
-    return experiment.save_checkpoint(
-        path, trainer, config, tasks, elapsed,
-        {"continual": dict(progress_state, strategy=strategy_state)},
-        {f"continual.{k}": v for k, v in strategy_arrays.items()})
+def _save(path, trainer, config, tasks, progress_state, elapsed):
+    """The checkpoint, with where the sequence stands (the method's state is a plugin's)."""
+    return experiment.save_checkpoint(path, trainer, config, tasks, elapsed,
+                                      {"continual": progress_state})
 
 
 def run(config, out_dir=None, resume=False, progress=True):
@@ -124,24 +109,20 @@ def run(config, out_dir=None, resume=False, progress=True):
     checkpoint_path, metrics_path = out / "checkpoint.h5", out / "metrics.jsonl"
     loaded = checkpoint.load(checkpoint_path) if resume else None
     tasks = load_tasks(config)
-    if loaded is not None and loaded["config"] != json.loads(json.dumps(config)):
+    if loaded is not None and not same_config(loaded["config"], config):
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: was written for a different config; resume with the same "
             f"config and seed, or start a fresh run without --resume")
     model = experiment.build(config, tasks)
     write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    strategy = make_strategy(config, model, tasks)
+    method = make_method(config, model, tasks)
     stages = config["continual"]["stages"]
     progress_state = {"stage": 0, "stage_done": False, "matrix": [],
                       "initial": None, "previous_elapsed": 0.0}
     if loaded is not None:
-        saved = loaded["trainer_state"]["continual"]
-        progress_state = {k: v for k, v in saved.items() if k != "strategy"}
+        progress_state = dict(loaded["trainer_state"]["continual"])
         progress_state["previous_elapsed"] = loaded["trainer_state"].get("elapsed_seconds", 0.0)
-        prefix = "continual."
-        strategy.load_state(saved["strategy"], {
-            k[len(prefix):]: v for k, v in loaded["trainer_arrays"].items()
-            if k.startswith(prefix)})
+        method.load_state_dict(loaded["plugin_states"][method.name])
         model.load_state_dict(loaded["model_state"])
         _keep_rows_up_to(metrics_path, progress_state, loaded["step"])
     elif metrics_path.exists():
@@ -156,22 +137,20 @@ def run(config, out_dir=None, resume=False, progress=True):
         default_generator.load_state_dict(loaded["rng_states"]["default"])
         progress_state["stage"], loaded = progress_state["stage"] + 1, None
     for stage in range(progress_state["stage"], len(stages)):
-        trainer = stage_trainer(config, tasks, model, strategy, stage, metrics_path, progress)
+        trainer = stage_trainer(config, tasks, model, method, stage, metrics_path, progress)
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
         progress_state.update(stage=stage, stage_done=False)
-        trainer.fit(on_checkpoint=lambda t: _save(checkpoint_path, t, strategy, config, tasks,
+        trainer.fit(on_checkpoint=lambda t: _save(checkpoint_path, t, config, tasks,
                                                   progress_state, elapsed()))
-        fisher = (fisher_of(config, model, tasks, stage)
-                  if config["continual"]["method"] in ("ewc", "online_ewc") else None)
-        strategy.end_stage(model, stage_tasks(config, stage), fisher)
+        trainer.end_stage(stage, stage_tasks(config, stage))  # EWC's Fisher, LwF's teacher...
         row = evaluate_all(model, tasks)
         progress_state["matrix"].append([row[t] for t in stages])
         with open(metrics_path, "a") as f:
             f.write(json.dumps({"run": "continual", "type": "matrix", "stage": stage,
                                 "task": stages[stage], "accuracy": row}) + "\n")
         progress_state.update(stage=stage, stage_done=True)
-        _save(checkpoint_path, trainer, strategy, config, tasks, progress_state, elapsed())
+        _save(checkpoint_path, trainer, config, tasks, progress_state, elapsed())
         progress_state["stage"] = stage + 1
         loaded = None
     return _finish(config, out, tasks, progress_state, elapsed(), checkpoint_path)

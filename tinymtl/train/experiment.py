@@ -22,7 +22,10 @@ from tinymtl.backend import manual_seed, set_device
 from tinymtl import datasets
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model, make_schedule
+from tinymtl.mtl.plugin import create
+from tinymtl.mtl.weighting import Static
 from tinymtl.train import baselines, checkpoint, plots
+from tinymtl.train.config import method_spec, same_config
 from tinymtl.train.metrics import SCORES, predict_logits, task_summary
 from tinymtl.train.trainer import Trainer
 
@@ -118,19 +121,28 @@ def resolve_epochs(config, tasks):
     return config
 
 
+def make_plugins(config):
+    """The plugins a multi-task config asks for: its loss weighting (``static``: each task's
+    ``loss_weight``) and its gradient combination."""
+    spec = method_spec(config, "weighting")
+    weighting = (Static(weights={t: s["loss_weight"] for t, s in config["tasks"].items()})
+                 if spec["method"] == "static" else create("weighting", spec))
+    return [weighting, create("gradients", method_spec(config, "gradients"))]
+
+
 def make_trainer(config, tasks, model, metrics_file=None, progress=True):
     training = config["training"]
     schedule = make_schedule(training["schedule"], list(tasks), training["steps"],
                              training["phases"])
     return Trainer(model, tasks, training, schedule, config["seed"], metrics_file=metrics_file,
-                   progress=progress,
-                   loss_weights={t: spec["loss_weight"] for t, spec in config["tasks"].items()},
+                   progress=progress, plugins=make_plugins(config),
                    task_lrs={t: spec["lr"] for t, spec in config["tasks"].items()})
 
 
 def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None, extra_arrays=None):
-    """The run's checkpoint: model, optimizer, schedule, random states and the trainer's state
-    (plus ``extra_state``/``extra_arrays``, e.g. a continual sequence's, in the trainer's)."""
+    """The run's checkpoint: model, optimizer, schedule, random states, the trainer's state
+    (plus ``extra_state``/``extra_arrays``, e.g. a continual sequence's, in the trainer's) and
+    every plugin's."""
     state, arrays = trainer.state()
     state.update(extra_state or {}, elapsed_seconds=elapsed)
     arrays.update(extra_arrays or {})
@@ -138,7 +150,8 @@ def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None, ext
         path, model_state=trainer.model.state_dict(),
         optimizer_state=trainer.optimizer.state_dict(),
         lr_scheduler_state=trainer.lr_scheduler.state_dict(), rng_states=trainer.rng_states(),
-        trainer_state=state, trainer_arrays=arrays, config=config,
+        trainer_state=state, trainer_arrays=arrays, plugin_states=trainer.plugin_states(),
+        config=config,
         manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
 
 
@@ -218,7 +231,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     set_device(config["device"])
     tasks = load_tasks(config)  # before anything is written: bad data leaves no run folder
     resolve_epochs(config, tasks)
-    if loaded is not None and loaded["config"] != json.loads(json.dumps(config)):
+    if loaded is not None and not same_config(loaded["config"], config):
         raise checkpoint.CheckpointError(
             f"{checkpoint_path}: was written for a different config; resume with the "
             f"same config and seed, or start a fresh run without --resume")
@@ -269,7 +282,7 @@ def run(config, out_dir=None, resume=False, progress=True):
         results[task]["final_loss_weight"] = weight
     gradients = None
     if trainer.surgery is not None:
-        gradients = {"method": trainer.surgery.method, "pairs": trainer.surgery.statistics()}
+        gradients = {"method": trainer.surgery.name, "pairs": trainer.surgery.statistics()}
         plots.gradient_conflicts(gradients["pairs"], out / "gradient_conflicts.png")
     roundtrip_result = roundtrip(model, config, tasks, checkpoint_path)
     summary = {
@@ -282,7 +295,7 @@ def run(config, out_dir=None, resume=False, progress=True):
                     "baselines_seconds": round(baseline_seconds, 3),
                     "resumed_from_step": None if loaded is None else loaded["step"]},
         "tasks": results,
-        "weighting": config["training"]["weighting"],
+        "weighting": config["training"]["weighting"]["method"],
         "gradients": gradients,
         "roundtrip": roundtrip_result,
         "checkpoint": {"path": str(checkpoint_path), "bytes": checkpoint_bytes},

@@ -4,12 +4,17 @@ Each step: ask the schedule which task(s) to train, draw their batches, compute 
 (one task: w_t · L_t; a mixed batch: the backbone runs once on all examples, each example goes
 through its own task's head, and L = Σ_t w_t (n_t / n) · L_t; a joint batch: every example goes
 through every head, L = Σ_t w_t · L_t), backpropagate, clip, update, advance the learning-rate
-schedule. L_t is cross-entropy for classification and MSE for regression (``metrics``); the
-weights w_t come from ``training.weighting`` (``mtl.weighting``: by default each task's
-``loss_weight``, 1 unless set). Every ``eval_every`` steps every task is evaluated
-on its held-out set. Everything that decides the next step (weights, optimizer moments, learning
-rate position, every random state, sampler positions, counters, history) is in ``state()``, so
-a run resumed from a checkpoint continues bitwise identically.
+schedule. L_t is cross-entropy for classification and MSE for regression (``metrics``).
+Every ``eval_every`` steps every task is evaluated on its held-out set.
+
+Everything else acts through **plugins** (``mtl.plugin``: the hooks and their order): the loss
+weighting (``mtl.weighting``, default ``Static``: each task's ``loss_weight``, 1 unless set)
+turns the task losses into terms, a gradient surgery (``mtl.surgery``) may own the backward
+pass, a continual-learning method (``mtl.continual``) adds terms and closes stages, and any
+user plugin can watch or change a step. Everything that decides the next step (weights,
+optimizer moments, learning rate position, every random state, sampler positions, counters,
+history, each plugin's ``state_dict``) is in the checkpoint, so a run resumed from one
+continues bitwise identically.
 """
 
 import json
@@ -18,11 +23,11 @@ import time
 import numpy as np
 
 from tinymtl.autograd import Tensor
-from tinymtl.backend.random import Generator, default_generator
+from tinymtl.backend.random import Generator, default_generator, stream
 from tinymtl.datasets.sampler import EpochSampler
+from tinymtl.mtl.plugin import Batch
 from tinymtl.mtl.sampling import TaskSampler
-from tinymtl.mtl.surgery import GradientSurgery
-from tinymtl.mtl.weighting import make_weighting
+from tinymtl.mtl.weighting import LossWeighting, Static
 from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
@@ -73,9 +78,37 @@ def format_scores(tasks, prefix=""):
 
 def make_samplers(tasks, seed):
     """One seeded epoch sampler per task (how a Trainer with this seed will draw batches)."""
-    root = Generator(seed)
-    return {task: EpochSampler(len(data.y_train), root.spawn(k + 1))
+    return {task: EpochSampler(len(data.y_train), stream(seed, "epoch_sampler", k))
             for k, (task, data) in enumerate(sorted(tasks.items()))}
+
+
+def _seeded(generator):
+    """A fresh generator seeded by one draw of ``generator`` (how each stream is started)."""
+    return Generator(int(generator.integers(2 ** 31)))
+
+
+def order_plugins(plugins):
+    """The plugins in the order their hooks run: the loss weighting first (it turns the task
+    losses into terms; ``Static`` if none is given), then the others as given. Names must be
+    unique (they key the checkpoint), and at most one plugin may own the backward pass."""
+    weightings = [p for p in plugins if isinstance(p, LossWeighting)]
+    if len(weightings) > 1:
+        raise ValueError(f"one loss weighting per trainer; got {len(weightings)}: "
+                         f"{', '.join(p.name for p in weightings)}")
+    ordered = (weightings or [Static()]) + [p for p in plugins if p not in weightings]
+    names = [plugin_name(p) for p in ordered]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"two plugins named {repeated[0]!r}; each needs its own name")
+    owners = [n for n, p in zip(names, ordered) if p.owns_backward]
+    if len(owners) > 1:
+        raise ValueError(f"at most one plugin may own the backward pass; got {', '.join(owners)}")
+    return ordered
+
+
+def plugin_name(plugin):
+    """Its key in checkpoints and logs: the registered name, else the class name."""
+    return plugin.name or type(plugin).__name__
 
 
 def fit_to_budget(data, index, left):
@@ -87,45 +120,72 @@ def fit_to_budget(data, index, left):
 
 
 class Trainer:
-    """``token_budget`` ({task: tokens}) stops a task's batches at that many tokens: the batch
-    that would pass it is cut to the examples that fit (``fit_to_budget``), and is its last."""
+    """``plugins``: ``mtl.plugin.Plugin`` instances (a loss weighting, a gradient surgery, a
+    continual method, callbacks). ``token_budget`` ({task: tokens}) stops a task's batches at
+    that many tokens: the batch that would pass it is cut to the examples that fit
+    (``fit_to_budget``), and is its last."""
 
     def __init__(self, model, tasks, training, schedule, seed, label="multitask",
-                 metrics_file=None, progress=True, loss_weights=None, task_lrs=None,
-                 token_budget=None, continual=None):
+                 metrics_file=None, progress=True, task_lrs=None, token_budget=None,
+                 plugins=()):
         self.model, self.tasks, self.training = model, tasks, training
-        self.schedule, self.label = schedule, label
+        self.schedule, self.label, self.seed = schedule, label, seed
         self.metrics_file, self.progress = metrics_file, progress
         for phase in schedule.phases:
             if phase.mode == "joint" and not _same_inputs([tasks[t] for t in phase.tasks]):
                 raise ValueError(f"the joint schedule needs tasks that label the same inputs; "
                                  f"{', '.join(phase.tasks)} have different training inputs")
-        self.weighting = make_weighting(
-            training["weighting"], sorted(tasks), {t: d.kind for t, d in tasks.items()},
-            loss_weights, alpha=training["gradnorm_alpha"],
-            temperature=training["dwa_temperature"], window=training["dwa_window"])
+        self.plugins = order_plugins(list(plugins))
+        for plugin in self.plugins:
+            plugin.setup(self)
         groups = self._parameter_groups(model, task_lrs or {})
-        if self.weighting.parameters():  # learned loss weights: no weight decay
-            groups.append({"params": self.weighting.parameters(), "weight_decay": 0.0})
+        learned = [p for plugin in self.plugins for p in plugin.parameters()]
+        if learned:  # learned by plugins (e.g. loss weights): no weight decay
+            groups.append({"params": learned, "weight_decay": 0.0})
         self.optimizer = make_optimizer(groups, training)
         self.lr_scheduler = make_lr_scheduler(self.optimizer, training, schedule.total_steps)
-        root = Generator(seed)
         self.samplers = make_samplers(tasks, seed)
         self.token_budget = dict(token_budget or {})
-        self.continual = continual  # mtl.continual.ContinualStrategy: rewrites one task's terms
         self._budget_cut = set()  # tasks whose last batch was cut to fit (training's end)
         self.task_sampler = TaskSampler(
             training["sampling"], {t: len(d.y_train) for t, d in tasks.items()},
-            training["sampling_temperature"], seed=int(root.spawn(0).integers(2 ** 31)))
-        method = training["gradients"]
-        self.surgery = None if method == "sum" else GradientSurgery(
-            method, sorted(tasks), seed=int(root.spawn(len(tasks) + 1).integers(2 ** 31)),
-            c=training["cagrad_c"])
+            training["sampling_temperature"], seed=int(stream(seed, "task_sampler").integers(
+                2 ** 31)))
         self.step = 0
         self.train_seconds = 0.0  # time spent in train_step (no evaluation, no checkpoints)
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
         self._running = {}
+
+    # -- what plugins ask of the trainer ---------------------------------------------------------
+    @property
+    def weighting(self):
+        """The loss weighting plugin (always one: ``Static`` unless another was given)."""
+        return self.plugins[0]
+
+    @property
+    def surgery(self):
+        """The plugin that owns the backward pass (gradient surgery), or None."""
+        return next((p for p in self.plugins if p.owns_backward), None)
+
+    def plugin(self, name):
+        """The plugin of this name (``plugin_name``), or None."""
+        return next((p for p in self.plugins if plugin_name(p) == name), None)
+
+    def generator(self, name, offset=0):
+        """A fresh random generator for the named stream of this trainer's seed
+        (``backend.random.STREAMS``): what a plugin that draws random numbers uses."""
+        return _seeded(stream(self.seed, name, offset))
+
+    def task_parameters(self, task):
+        """The parameters only ``task``'s loss depends on: its head (adapter, gate) and the
+        plugins' task parameters (e.g. its learned loss weight)."""
+        return self.model.task_parameters(task) + [
+            p for plugin in self.plugins for p in plugin.task_parameters(task)]
+
+    def _call(self, hook, *args):
+        for plugin in self.plugins:
+            getattr(plugin, hook)(self, *args)
 
     @staticmethod
     def _parameter_groups(model, task_lrs):
@@ -160,6 +220,7 @@ class Trainer:
             tasks = (self.task_sampler.choose(phase.tasks, offset),)
         else:
             tasks = phase.tasks
+        self._call("on_step_start", tasks)
         micro_batches = self.training["accumulate"]
         self.optimizer.zero_grad()
         total = 0.0
@@ -167,29 +228,21 @@ class Trainer:
         for _ in range(micro_batches):
             if self._budget_spent(tasks):
                 break
-            terms, per_task = self._loss(mode, tasks)
+            terms, per_task, batch = self._loss(mode, tasks)
             loss = sum(terms.values())
             if micro_batches > 1:
                 terms = {t: term / micro_batches for t, term in terms.items()}
-            if self.surgery is not None and len(terms) > 1 and self.model.shared_parameters():
-                self.surgery.backward(terms, self.model.shared_parameters(), {
-                    t: self.model.task_parameters(t) + self.weighting.task_parameters(t)
-                    for t in terms})
-            else:
+            if not any(p.backward(self, terms, batch) for p in self.plugins if p.owns_backward):
                 (loss / micro_batches if micro_batches > 1 else loss).backward()
             total += loss.item() / micro_batches
             for task, *_, task_loss_value in per_task:
                 task_losses[task] += task_loss_value.item() / micro_batches
             self._count(per_task)
-        self.weighting.before_step()
         if self.training["grad_clip"]:
             clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])  # not w or s
-        if self.continual is not None:
-            self.continual.before_step(self.model)
+        self._call("on_before_optimizer_step")
         self.optimizer.step()
-        if self.continual is not None:
-            self.continual.after_step(self.model)
-        self.weighting.after_step(task_losses)
+        self._call("on_after_optimizer_step", task_losses)
         self.lr_scheduler.step()
         self.step += 1
         for task in tasks:
@@ -203,9 +256,16 @@ class Trainer:
     def _task_loss(self, task, outputs, y):
         return task_loss(self.tasks[task].kind, outputs, y)
 
+    def _loss_terms(self, losses, batch):
+        """The plugins' loss terms, from the task losses {task: L_t} (``Plugin.loss_terms``)."""
+        terms = losses
+        for plugin in self.plugins:
+            terms = plugin.loss_terms(self, terms, batch)
+        return terms
+
     def _loss(self, mode, tasks):
-        """The weighted loss terms {task: term} of one micro-batch (the loss is their sum), and
-        (task, x, y, outputs, task loss) for the statistics."""
+        """The loss terms {name: term} of one micro-batch (the loss is their sum), (task, x, y,
+        outputs, task loss) for the statistics, and the ``Batch`` they came from."""
         batch_size = self.training["batch_size"]
         if mode == "alternating":
             (task,) = tasks
@@ -213,10 +273,8 @@ class Trainer:
             features = self.model.features(Tensor(x))
             outputs = self.model.forward_heads(features, task)
             loss = self._task_loss(task, outputs, y)
-            terms = self.weighting.terms({task: loss}, self.model)
-            if self.continual is not None:
-                terms = self.continual.terms(self.model, task, x, y, terms, features)
-            return terms, [(task, x, y, outputs, loss)]
+            batch = Batch(mode, tasks, x, y, features)
+            return self._loss_terms({task: loss}, batch), [(task, x, y, outputs, loss)], batch
         if mode == "joint":  # one batch of inputs, every task's labels for it
             index = self.samplers[tasks[0]].next(batch_size)
             x = self.tasks[tasks[0]].x_train[index]
@@ -237,7 +295,8 @@ class Trainer:
             losses[task] = part * share if share != 1.0 else part
             per_task.append((task, x_task, y, outputs, part))
             start += len(y)
-        return self.weighting.terms(losses, self.model), per_task
+        batch = Batch(mode, tasks, x, None, features)
+        return self._loss_terms(losses, batch), per_task, batch
 
     def _count(self, per_task):
         for task, x, y, outputs, task_loss_value in per_task:
@@ -258,19 +317,18 @@ class Trainer:
                                     trained_tokens=self.counters[task]["tokens"])
                          for task, data in self.tasks.items()}}
         self.history.append(row)
+        self._call("on_evaluate", row)
         self._write(row)
         return row
 
     def _log_train(self):
         row = {"run": self.label, "type": "train", "step": self.step,
                "lr": self.optimizer.param_groups[0]["lr"], "tasks": {}}
-        weights = self.weighting.weights()
         for task, (loss, score, count) in sorted(self._running.items()):
             row["tasks"][task] = {"loss": loss / count,
                                   SCORES[self.tasks[task].kind]: score / count,
-                                  "weight": weights[task], **self.counters[task]}
-        if self.surgery is not None:
-            row["gradients"] = self.surgery.statistics()
+                                  **self.counters[task]}
+        self._call("on_train_log", row)
         self._running = {}
         self._write(row)
         return row
@@ -283,6 +341,7 @@ class Trainer:
     def fit(self, on_checkpoint=None):
         """Train to the end of the schedule (from ``self.step``, so also after a resume)."""
         total = self.schedule.total_steps
+        self._call("on_fit_start")
         bar = ProgressBar(total, self.label, start=self.step, enabled=self.progress)
         every = self.training["checkpoint_every"]
         status = ""
@@ -295,32 +354,47 @@ class Trainer:
             if self.step % self.training["eval_every"] == 0 or self.step == total:
                 status = format_scores(self.evaluate()["tasks"], prefix="test_")
             if on_checkpoint and every and self.step % every == 0 and self.step < total:
+                self._call("on_checkpoint")
                 on_checkpoint(self)
             bar.update(self.step, status)
         bar.close()
+        self._call("on_fit_end")
         return self.history
+
+    def end_stage(self, stage, tasks):
+        """Close stage ``stage`` of a continual sequence, which trained ``tasks``."""
+        self._call("on_stage_end", stage, tasks)
 
     # -- state for checkpoints --------------------------------------------------------------------
     def state(self):
-        """(JSON-able state, named arrays) of everything but the model and optimizer."""
+        """(JSON-able state, named arrays) of the loop itself: step, history, counters and
+        sampler positions (the model, optimizer and plugins are saved on their own)."""
         state = {"step": self.step, "label": self.label, "history": self.history,
                  "train_seconds": self.train_seconds,
                  "counters": self.counters, "running": self._running,
-                 "weighting": self.weighting.state_dict(),
-                 "surgery": None if self.surgery is None else self.surgery.state_dict(),
                  "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
         arrays = {f"sampler_order.{t}": s.order for t, s in self.samplers.items()}
         return state, arrays
+
+    def plugin_states(self):
+        """{plugin name: its state_dict()}, what the checkpoint's /plugins group holds."""
+        return {plugin_name(p): p.state_dict() for p in self.plugins}
 
     def rng_states(self):
         return {"default": default_generator.state_dict(),
                 "task_sampler": self.task_sampler.state_dict()}
 
     def load_state(self, checkpoint):
-        """Restore from ``train.checkpoint.load(...)``'s result (model weights included)."""
+        """Restore from ``train.checkpoint.load(...)``'s result (model weights included).
+        Plugins are restored before the random states: a plugin may build a model (LwF's
+        teacher), which seeds the default generator."""
         self.model.load_state_dict(checkpoint["model_state"])
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.lr_scheduler.load_state_dict(checkpoint["lr_scheduler_state"])
+        for plugin in self.plugins:
+            saved = checkpoint["plugin_states"].get(plugin_name(plugin))
+            if saved is not None:
+                plugin.load_state_dict(saved)
         default_generator.load_state_dict(checkpoint["rng_states"]["default"])
         if "task_sampler" in checkpoint["rng_states"]:  # absent in checkpoints before sampling
             self.task_sampler.load_state_dict(checkpoint["rng_states"]["task_sampler"])
@@ -328,9 +402,5 @@ class Trainer:
         self.step, self.history = state["step"], state["history"]
         self.train_seconds = state.get("train_seconds", 0.0)
         self.counters, self._running = state["counters"], state["running"]
-        if "weighting" in state:  # absent in checkpoints written before loss weighting
-            self.weighting.load_state_dict(state["weighting"])
-        if self.surgery is not None:
-            self.surgery.load_state_dict(state["surgery"])
         for task, sampler in self.samplers.items():
             sampler.load_state_dict(state["samplers"][task], arrays[f"sampler_order.{task}"])
