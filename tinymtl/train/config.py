@@ -63,6 +63,25 @@ class Method(Field):
         return f"one of {', '.join(methods(self.kind_of_plugin))}, or {{method: name, options}}"
 
 
+class MethodList(Field):
+    """A list of plugins of one kind, each a name or {method: name, **options}: ``callbacks``."""
+
+    def __init__(self, kind):
+        super().__init__(default=[])
+        self.kind_of_plugin = kind
+
+    def check(self, value, where):
+        if not isinstance(value, list):
+            known = ", ".join(methods(self.kind_of_plugin)) or "none registered"
+            raise ConfigError(f"{where} = {value!r}: expected a list of plugin names or "
+                              f"{{method: name, options}} (known: {known})")
+        return [resolve(self.kind_of_plugin, item, f"{where}[{k}]")
+                for k, item in enumerate(value)]
+
+    def kind(self):
+        return "a list of plugins"
+
+
 CONTINUAL_OWN = {  # the continual section's own keys; the rest are its method and options
     "stages": ListOf(Str(), default=None),  # task names, in training order
     "scenario": Choice(("task", "domain", "class"), default="task"),
@@ -199,6 +218,7 @@ SCHEMA = {
     },
     "training": None,   # TRAINING, with the methods' flat aliases (``schema``)
     "continual": None,  # train.continual: tasks in sequence (``ContinualSection``)
+    "callbacks": MethodList("callback"),  # more plugins: e.g. a user's, registered on import
     "baselines": Baselines(default="single_task"),  # train.baselines: what transfer is against
     "linear_baseline": Bool(default=True),
 }

@@ -36,7 +36,7 @@ from tinymtl.mtl.plugin import create, methods
 from tinymtl.train import checkpoint, continual_metrics, experiment, plots
 from tinymtl.train.config import method_spec, same_config
 from tinymtl.train.metrics import evaluate
-from tinymtl.train.trainer import Trainer
+from tinymtl.train.trainer import Trainer, plugin_name
 
 
 def load_tasks(config):
@@ -79,7 +79,9 @@ def make_method(config, model, tasks):
     return method
 
 
-def stage_trainer(config, tasks, model, method, stage, metrics_file, progress):
+def stage_trainer(config, tasks, model, plugins, stage, metrics_file, progress):
+    """Stage ``stage``'s trainer, with the sequence's ``plugins`` (its method and callbacks:
+    the same objects every stage, so their state carries over)."""
     names = stage_tasks(config, stage)
     steps = stage_steps(config, tasks, names)
     mode = "mixed" if len(names) > 1 else "alternating"
@@ -88,7 +90,7 @@ def stage_trainer(config, tasks, model, method, stage, metrics_file, progress):
                    make_schedule(mode, names, steps),
                    config["seed"] + CONTINUAL_STAGE_SEED * (stage + 1),
                    label=f"stage{stage}", metrics_file=metrics_file, progress=progress,
-                   plugins=[method])
+                   plugins=plugins)
 
 
 def evaluate_all(model, tasks):
@@ -116,13 +118,17 @@ def run(config, out_dir=None, resume=False, progress=True):
     model = experiment.build(config, tasks)
     write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     method = make_method(config, model, tasks)
+    plugins = [method] + experiment.make_callbacks(config)
     stages = config["continual"]["stages"]
     progress_state = {"stage": 0, "stage_done": False, "matrix": [],
                       "initial": None, "previous_elapsed": 0.0}
     if loaded is not None:
         progress_state = dict(loaded["trainer_state"]["continual"])
         progress_state["previous_elapsed"] = loaded["trainer_state"].get("elapsed_seconds", 0.0)
-        method.load_state_dict(loaded["plugin_states"][method.name])
+        for plugin in plugins:  # the trainer of a resumed stage restores them again
+            saved = loaded["plugin_states"].get(plugin_name(plugin))
+            if saved is not None:
+                plugin.load_state_dict(saved)
         model.load_state_dict(loaded["model_state"])
         _keep_rows_up_to(metrics_path, progress_state, loaded["step"])
     elif metrics_path.exists():
@@ -137,7 +143,7 @@ def run(config, out_dir=None, resume=False, progress=True):
         default_generator.load_state_dict(loaded["rng_states"]["default"])
         progress_state["stage"], loaded = progress_state["stage"] + 1, None
     for stage in range(progress_state["stage"], len(stages)):
-        trainer = stage_trainer(config, tasks, model, method, stage, metrics_path, progress)
+        trainer = stage_trainer(config, tasks, model, plugins, stage, metrics_path, progress)
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
         progress_state.update(stage=stage, stage_done=False)

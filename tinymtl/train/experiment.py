@@ -123,11 +123,16 @@ def resolve_epochs(config, tasks):
 
 def make_plugins(config):
     """The plugins a multi-task config asks for: its loss weighting (``static``: each task's
-    ``loss_weight``) and its gradient combination."""
+    ``loss_weight``), its gradient combination and its ``callbacks``."""
     spec = method_spec(config, "weighting")
     weighting = (Static(weights={t: s["loss_weight"] for t, s in config["tasks"].items()})
                  if spec["method"] == "static" else create("weighting", spec))
-    return [weighting, create("gradients", method_spec(config, "gradients"))]
+    return [weighting, create("gradients", method_spec(config, "gradients"))] + \
+        make_callbacks(config)
+
+
+def make_callbacks(config):
+    return [create("callback", spec) for spec in config["callbacks"]]
 
 
 def make_trainer(config, tasks, model, metrics_file=None, progress=True):
