@@ -1,5 +1,5 @@
 """The ``tinymtl`` command line (click): run | eval | predict | inspect | diagnose |
-export-private | data fetch.
+export-private | data fetch | methods.
 
 Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
 input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
@@ -308,6 +308,19 @@ def inspect(checkpoint_path):
                            else f"{t} {100 * v['test_accuracy']:.1f} %"
                            for t, v in last["tasks"].items())
         click.echo(f"metrics      step {last['step']}: {scores}")
+    if loaded["plugin_states"]:
+        click.echo(f"plugins      {', '.join(loaded['plugin_states'])}")
+
+
+@main.command()
+@click.argument("kind", required=False,
+                type=click.Choice(("weighting", "gradients", "continual", "callback")))
+def methods(kind):
+    """List the registered methods (loss weighting, gradient surgery, continual learning,
+    callbacks) with their options, as a config names them."""
+    from tinymtl.train.config import method_listing
+
+    click.echo(method_listing(kind))
 
 
 if __name__ == "__main__":

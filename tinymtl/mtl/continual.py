@@ -140,9 +140,10 @@ FISHER_OPTIONS = {
 
 @register
 class EWC(ContinualMethod):
-    """``penalty(model)`` = (λ/2) Σ_anchors Σ_k F_k (θ_k − θ*_k)²; one anchor per past task.
+    """Kirkpatrick et al. (2017): a Fisher-weighted pull back to each past task's weights.
 
-    A sum of quadratics is one quadratic:
+    ``penalty(model)`` = (λ/2) Σ_anchors Σ_k F_k (θ_k − θ*_k)², one anchor per past task
+    (``lambd``: λ, PyTorch's spelling of a λ argument). A sum of quadratics is one quadratic:
 
         Σ_t F_t (θ − θ*_t)² = A (θ − μ)² + Σ_t F_t (θ*_t − μ)²,
         A = Σ_t F_t,   μ = Σ_t F_t θ*_t / A   (the Fisher-weighted mean of the anchors),
@@ -235,8 +236,10 @@ class OnlineEWC(EWC):
 # -- synaptic intelligence -------------------------------------------------------------------------
 @register
 class SI(ContinualMethod):
-    """Path-integral importance (module docstring). ``on_before_optimizer_step`` reads g and θ,
-    ``on_after_optimizer_step`` Δθ."""
+    """Zenke et al. (2017): importance from the path the weights travelled.
+
+    (Module docstring.) ``on_before_optimizer_step`` reads g and θ, ``on_after_optimizer_step``
+    Δθ."""
 
     name = "si"
     OPTIONS = {"c": Float(default=1.0, low=0.0, help="c, the penalty's strength"),
@@ -343,7 +346,7 @@ class ReservoirBuffer:
 
 @register
 class Replay(ContinualMethod):
-    """Every batch mixes in stored examples of the earlier tasks (module docstring)."""
+    """Rehearsal: every batch mixes in stored examples of the earlier tasks (a reservoir)."""
 
     name = "replay"
     OPTIONS = {"size": Int(default=1000, low=1, help="examples the reservoir holds"),

@@ -205,7 +205,7 @@ def _accumulate(parameters, gradients):
 
 @register
 class PCGrad(GradientSurgery):
-    """Yu et al. (2020): project away the components that conflict (``pcgrad``)."""
+    """Yu et al. (2020): project away the components of the gradients that conflict."""
 
     name = "pcgrad"
 
@@ -215,7 +215,7 @@ class PCGrad(GradientSurgery):
 
 @register
 class CAGrad(GradientSurgery):
-    """Liu et al. (2021): the conflict-averse direction near the mean (``cagrad``)."""
+    """Liu et al. (2021): the conflict-averse direction near the mean gradient."""
 
     name = "cagrad"
     OPTIONS = {"c": Float(default=0.5, low=0.0,
@@ -228,7 +228,7 @@ class CAGrad(GradientSurgery):
 
 @register
 class MGDA(GradientSurgery):
-    """Sener & Koltun (2018): the min-norm point of the gradients' convex hull (``mgda``)."""
+    """Sener & Koltun (2018): the min-norm point of the gradients' convex hull."""
 
     name = "mgda"
 
@@ -238,8 +238,10 @@ class MGDA(GradientSurgery):
 
 @register
 class MGDAUB(GradientSurgery):
-    """Sener & Koltun (2018), MGDA-UB: MGDA on ∇_z L_i, z the shared representation, then one
-    backward through the backbone (module docstring)."""
+    """Sener & Koltun (2018), MGDA-UB: MGDA on the gradients w.r.t. the shared features.
+
+    α from ∇_z L_i (z = backbone(x)), then one backward through the backbone (module
+    docstring)."""
 
     name = "mgda_ub"
 

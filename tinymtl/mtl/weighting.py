@@ -122,7 +122,7 @@ class Equal(LossWeighting):
 
 @register
 class Uncertainty(LossWeighting):
-    """Kendall et al. (2018): learned log-variances s_t (module docstring)."""
+    """Kendall et al. (2018): learned log-variances s_t weigh each task's loss."""
 
     name = "uncertainty"
 
@@ -157,7 +157,7 @@ class Uncertainty(LossWeighting):
 
 @register
 class GradNorm(LossWeighting):
-    """Chen et al. (2018): learned w_t that balance the gradient norms (module docstring)."""
+    """Chen et al. (2018): learned w_t that balance the tasks' gradient norms."""
 
     name = "gradnorm"
     OPTIONS = {"alpha": Float(default=1.5, low=0.0,
@@ -229,7 +229,7 @@ def gradnorm_grad(w, grad_norms, loss_ratios, alpha):
 
 @register
 class DWA(LossWeighting):
-    """Liu, Johns & Davison (2019): weights from the ratio of recent mean losses."""
+    """Liu, Johns & Davison (2019): weights from the ratios of recent mean losses."""
 
     name = "dwa"
     OPTIONS = {"temperature": Float(default=2.0, positive=True,

@@ -326,6 +326,27 @@ def _check_tasks(config):
                               f"{'map' if feature_map else 'vector'}; expected {expected}")
 
 
+METHOD_KEYS = {"weighting": "training.weighting", "gradients": "training.gradients",
+               "continual": "continual.method", "callback": "callbacks"}
+
+
+def method_listing(kind=None):
+    """The registry as text: per kind, where a config names it, then each method with its
+    first docstring line and its options (type, default, help): ``tinymtl methods``."""
+    lines = []
+    for each in [kind] if kind else list(METHOD_KEYS):
+        lines.append(f"{each} ({METHOD_KEYS[each]}):")
+        for name, cls in methods(each).items():
+            summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+            lines.append(f"  {name:<14} {summary}")
+            for option, field in cls.OPTIONS.items():
+                help_text = f"  {field.help}" if field.help else ""
+                lines.append(f"      {option:<14} {field.describe()}{help_text}")
+        if not methods(each):
+            lines.append("  (none registered)")
+    return "\n".join(lines)
+
+
 def same_config(saved, config):
     """Whether a config saved by a run (in its checkpoint or summary, perhaps by an earlier
     version, in the flat form) is ``config``: both compared in their resolved form."""
