@@ -29,7 +29,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from tinymtl.train import config as config_module  # noqa: E402
-from tinymtl.train.experiment import build, load_tasks, make_trainer  # noqa: E402
+from tinymtl.runs.multitask import make_trainer
+from tinymtl.runs.setup import build, load_tasks  # noqa: E402
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 STRATEGIES = {  # example -> {name: training overrides}; the first is the reference

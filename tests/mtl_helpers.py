@@ -42,7 +42,8 @@ def train_straight_and_resumed(config, tasks, stop_after, path):
     checkpointed to ``path`` and resumed in a fresh trainer; asserts the final weights are
     bitwise equal and returns (straight, resumed) trainers."""
     from tinymtl.train import checkpoint
-    from tinymtl.train.experiment import build, make_trainer, save_checkpoint
+    from tinymtl.runs.multitask import make_trainer
+    from tinymtl.runs.setup import build, save_checkpoint
 
     straight = make_trainer(config, tasks, build(config, tasks), progress=False)
     straight.fit()

@@ -179,7 +179,7 @@ def prepare_data(directory):
 
 def run_arm(raw, out):
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import run
 
     config = config_module.validate(copy.deepcopy(raw), "pinned")
     config["name"] = "pinned"
@@ -213,9 +213,9 @@ def freeze_format1(workdir):
     was at that label and step: checkpoints as this version writes them, for resume tests."""
     import shutil
 
-    from tinymtl.train import experiment
+    from tinymtl.runs import setup
 
-    original = experiment.save_checkpoint
+    original = setup.save_checkpoint
     prepare_data(workdir)
     for name, (label, step) in FROZEN_ARMS.items():
         target = FROZEN / name.replace(":", "_")
@@ -228,11 +228,11 @@ def freeze_format1(workdir):
                 shutil.copy(path.parent / "metrics.jsonl", target / "metrics.jsonl")
             return size
 
-        experiment.save_checkpoint = save
+        setup.save_checkpoint = save
         try:
             run_arm(arms()[name], workdir / name.replace(":", "_"))
         finally:
-            experiment.save_checkpoint = original
+            setup.save_checkpoint = original
         assert target.exists(), f"{name}: no checkpoint at {label} step {step}"
 
 

@@ -52,7 +52,7 @@ def test_gate_input_is_the_character_histogram():
 
 def _built(config):
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import build, load_tasks
+    from tinymtl.runs.setup import build, load_tasks
 
     config = config_module.validate(config)
     tasks = load_tasks(config)
@@ -78,7 +78,7 @@ def test_private_parameters_are_heads_adapters_and_gates(data_dir):
 ])
 def test_architectures_train_and_resume_exactly(architecture, training, tmp_path, data_dir):
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import load_tasks
+    from tinymtl.runs.setup import load_tasks
 
     config = config_module.validate(tiny_config(
         model={"architecture": architecture, "experts": 2, "adapter_hidden": 8},
@@ -96,7 +96,7 @@ def test_export_private_and_load_it_onto_the_shared_backbone(tmp_path, data_dir)
 
     from tinymtl.cli import main
     from tinymtl.train import checkpoint
-    from tinymtl.train.experiment import load_private, model_from_checkpoint
+    from tinymtl.runs.setup import load_private, model_from_checkpoint
     from tinymtl.train.metrics import predict_logits
 
     config = tiny_config(model={"architecture": "adapters", "adapter_hidden": 8},
@@ -130,7 +130,7 @@ def test_export_private_and_load_it_onto_the_shared_backbone(tmp_path, data_dir)
 
 def test_private_weights_that_do_not_fit_are_refused(tmp_path, data_dir):
     from tinymtl.train import checkpoint
-    from tinymtl.train.experiment import load_private
+    from tinymtl.runs.setup import load_private
 
     _, _, model = _built(tiny_config())
     state = model.private_state_dict(["math"])

@@ -8,7 +8,7 @@ import pytest
 
 from tinymtl.train import checkpoint
 from tinymtl.train.config import validate
-from tinymtl.train.experiment import run
+from tinymtl.runs import run
 
 from mtl_helpers import tiny_config
 

@@ -142,14 +142,20 @@ def test_flagship_config_runs_for_real_at_a_tiny_size(tmp_path, data_dir):
     assert summary["tasks"]["math"]["linear_accuracy"] is not None
 
 
-def test_cuda_without_cupy_is_a_one_line_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sequence", [False, True], ids=["multitask", "continual"])
+def test_cuda_without_cupy_is_a_one_line_error(sequence, tmp_path, monkeypatch):
+    """Every kind of run selects its device the same way (a continual sequence once trained
+    on the CPU whatever ``device`` said)."""
     import tinymtl.backend.device as device
 
     def no_cupy():
         raise device.DeviceUnavailableError("device 'cuda' needs CuPy: install it with "
                                             "`pip install tinymtl[gpu]`")
     monkeypatch.setattr(device, "_import_cupy", no_cupy)
-    path = write_config(tmp_path / "gpu.yaml", tiny_config(device="cuda"))
+    config = tiny_config(device="cuda")
+    if sequence:
+        config["continual"] = {"stages": ["kindergarten", "math"], "method": "ewc"}
+    path = write_config(tmp_path / "gpu.yaml", config)
     line = one_line_error(CliRunner().invoke(main, ["run", str(path), "--out",
                                                     str(tmp_path / "run")]), 1)
     assert "needs CuPy" in line

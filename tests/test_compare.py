@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tinymtl.train.compare import delta_m, merge
+from tinymtl.runs.compare import delta_m, merge
 from tinymtl.train.config import ConfigError
 
 from mtl_helpers import tiny_config, write_config
@@ -74,7 +74,7 @@ def test_a_tiny_comparison_writes_its_table(tmp_path, data_dir):
     ({"extra": 1}, "unknown key 'compare.extra'"),
 ])
 def test_bad_comparison_files_are_one_line_errors(change, message, tmp_path):
-    from tinymtl.train import compare
+    from tinymtl.runs import compare
     from tinymtl.train.config import read_yaml
 
     path = comparison_file(tmp_path, **change)
@@ -83,7 +83,7 @@ def test_bad_comparison_files_are_one_line_errors(change, message, tmp_path):
 
 
 def test_a_continual_comparison_reports_the_matrix_summaries(tmp_path, data_dir):
-    from tinymtl.train import compare
+    from tinymtl.runs import compare
     from tinymtl.train.config import read_yaml
 
     write_config(tmp_path / "base.yaml", tiny_config(
@@ -105,12 +105,13 @@ def test_a_continual_comparison_reports_the_matrix_summaries(tmp_path, data_dir)
 
 
 def test_an_interrupted_comparison_reuses_finished_runs(tmp_path, data_dir, monkeypatch):
-    from tinymtl.train import compare, experiment
+    import tinymtl.runs
+    from tinymtl.runs import compare
     from tinymtl.train.config import read_yaml
 
     path = comparison_file(tmp_path, seeds=1)
     comparison = compare.load(path, read_yaml(path))
     first = compare.run_comparison(comparison, tmp_path / "out", progress=False)
-    monkeypatch.setattr(experiment, "run", lambda *a, **k: pytest.fail("ran again"))
+    monkeypatch.setattr(tinymtl.runs, "run", lambda *a, **k: pytest.fail("ran again"))
     again = compare.run_comparison(comparison, tmp_path / "out", progress=False)
     assert again["strategies"] == first["strategies"]

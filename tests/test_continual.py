@@ -22,7 +22,7 @@ def sequence_config(**continual):
 @pytest.mark.parametrize("method", ["finetune", "ewc", "online_ewc", "si", "replay", "lwf",
                                     "offline"])
 def test_every_method_writes_the_accuracy_matrix(method, tmp_path, data_dir):
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import run
 
     summary = run(sequence_config(method=method), tmp_path / "run", progress=False)
     matrix = json.loads((tmp_path / "run" / "accuracy_matrix.json").read_text())
@@ -45,8 +45,8 @@ def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_afte
     """Stop mid-stage, a few steps past a checkpoint (or between stages: step 24 ends stage 0),
     and resume from the checkpoint: the final weights, the matrix, the method's state and the
     metrics rows match."""
-    from tinymtl.train import continual
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import continual
+    from tinymtl.runs import run
 
     config = sequence_config(method=method)
     config["training"].update(checkpoint_every=6, log_every=2)  # rows past each checkpoint
@@ -104,8 +104,8 @@ def assert_same_state(a, b, where="state"):
 def test_class_incremental_split_mnist_shares_one_ten_way_head(tmp_path, data_dir):
     from test_mnist import fetch_fake_mnist
 
-    from tinymtl.train.continual import load_tasks
-    from tinymtl.train.experiment import build
+    from tinymtl.runs.continual import load_tasks
+    from tinymtl.runs.setup import build
 
     fetch_fake_mnist(tmp_path, train=200, test=100, cycle_labels=True)
     raw = {"tasks": {f"t{k}": {"generator": "mnist", "digits": [2 * k, 2 * k + 1]}

@@ -51,7 +51,8 @@ def test_image_set_is_deterministic_cached_and_shared(fake_mnist):
 ])
 def test_multilenet_trains_under_every_method(training, fake_mnist):
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import build, load_tasks, make_trainer
+    from tinymtl.runs.multitask import make_trainer
+    from tinymtl.runs.setup import build, load_tasks
 
     training = dict(training, steps=4, batch_size=16, warmup_steps=1, log_every=2, eval_every=4)
     config = config_module.load("examples/multi_mnist.yaml", overrides=[

@@ -51,7 +51,7 @@ def test_a_format1_checkpoint_resumes_to_the_pinned_end(arm, tmp_path, monkeypat
     out = tmp_path / "run"
     shutil.copytree(pinned_runs.FROZEN / arm.replace(":", "_"), out)
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import run
 
     config = config_module.validate(pinned_runs.arms()[arm], "pinned")
     config["name"] = "pinned"

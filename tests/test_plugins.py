@@ -40,13 +40,14 @@ class Recorder(P.Plugin):
 
 
 def small_tasks(config):
-    from tinymtl.train.experiment import load_tasks
+    from tinymtl.runs.setup import load_tasks
 
     return load_tasks(config)
 
 
 def test_hooks_run_in_the_order_of_the_loop(data_dir):
-    from tinymtl.train.experiment import build, make_trainer
+    from tinymtl.runs.multitask import make_trainer
+    from tinymtl.runs.setup import build
 
     config = config_module.validate(tiny_config(training={
         "steps": 2, "log_every": 1, "eval_every": 2, "checkpoint_every": 1, "schedule": "mixed",
@@ -184,7 +185,7 @@ def scaled_weighting():
 
 def test_a_method_defined_outside_the_library_runs_from_a_config(scaled_weighting, tmp_path,
                                                                   data_dir):
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import run
 
     config = config_module.validate(tiny_config(
         training={"steps": 6, "log_every": 3, "eval_every": 6,

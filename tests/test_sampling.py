@@ -5,7 +5,7 @@ import pytest
 
 from tinymtl.mtl import TaskSampler
 from tinymtl.train.config import validate
-from tinymtl.train.experiment import load_tasks
+from tinymtl.runs.setup import load_tasks
 
 from mtl_helpers import tiny_config, train_straight_and_resumed
 

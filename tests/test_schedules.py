@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tinymtl.mtl import TaskSampler, make_schedule
-from tinymtl.train.experiment import build, load_tasks, make_trainer
+from tinymtl.runs.multitask import make_trainer
+from tinymtl.runs.setup import build, load_tasks
 from tinymtl.train.config import validate
 
 from mtl_helpers import tiny_config

@@ -12,9 +12,11 @@ from tinymtl.autograd import Tensor
 from tinymtl.cli import main
 from tinymtl.datasets import load_tasks, shapes
 from tinymtl.train import config as config_module
-from tinymtl.train import diagnostics
+from tinymtl.runs import diagnostics
 from tinymtl.train.config import ConfigError
-from tinymtl.train.experiment import build, make_trainer, run
+from tinymtl.runs import run
+from tinymtl.runs.multitask import make_trainer
+from tinymtl.runs.setup import build
 from tinymtl.train.metrics import evaluate, task_summary
 
 SIZES = {"train_size": 240, "test_size": 60}

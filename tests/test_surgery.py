@@ -120,7 +120,7 @@ def test_surgery_needs_every_task_in_every_step():
 def test_run_with_pcgrad_writes_the_conflict_heatmap(tmp_path, data_dir):
     from test_shapes3 import shapes_config
 
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import run
 
     summary = run(shapes_config(training={"gradients": "pcgrad", "weighting": "uncertainty"}),
                   tmp_path / "run", progress=False)

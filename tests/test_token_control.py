@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tinymtl.train.seeds import LABELS, mean_std, transfer_label
+from tinymtl.runs.seeds import LABELS, mean_std, transfer_label
 
 from mtl_helpers import tiny_config, write_config
 
@@ -23,7 +23,7 @@ def test_token_counts_are_characters_for_text_and_examples_for_images():
 
 def test_every_row_and_the_summary_count_tokens(tmp_path, data_dir):
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import run
+    from tinymtl.runs import run
 
     config = config_module.validate(tiny_config(training={"steps": 20, "eval_every": 10,
                                                           "log_every": 5}))
@@ -42,7 +42,7 @@ def test_every_row_and_the_summary_count_tokens(tmp_path, data_dir):
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_token_controlled_baseline_consumes_the_multitask_tokens(accumulate, data_dir):
     from tinymtl.datasets import load_tasks
-    from tinymtl.train import baselines
+    from tinymtl.runs import baselines
     from tinymtl.train import config as config_module
 
     config = config_module.validate(tiny_config(training={"accumulate": accumulate}))
@@ -61,7 +61,7 @@ def test_token_controlled_images_match_exactly(data_dir):
     from test_shapes3 import shapes_config
 
     from tinymtl.datasets import load_tasks
-    from tinymtl.train import baselines
+    from tinymtl.runs import baselines
 
     config = shapes_config()
     data = load_tasks(config["tasks"])["A"]
@@ -122,7 +122,7 @@ def test_the_planned_steps_are_the_steps_the_trainer_takes(data_dir):
     """Strings of 6 and 1 characters: after the batch the budget cuts, a later 1-character
     string would still fit, but the cut batch is the last one: no step trains on nothing."""
     from tinymtl.datasets.base import TaskData
-    from tinymtl.train import baselines
+    from tinymtl.runs import baselines
     from tinymtl.train import config as config_module
 
     rng = np.random.default_rng(0)

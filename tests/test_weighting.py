@@ -181,7 +181,7 @@ def test_single_task_baseline_trains_its_plain_loss(data_dir, monkeypatch):
     from test_shapes3 import shapes_config
 
     from tinymtl.datasets import load_tasks
-    from tinymtl.train import baselines
+    from tinymtl.runs import baselines
 
     config = shapes_config(training={"weighting": "uncertainty", "gradients": "pcgrad"})
     tasks = load_tasks(config["tasks"])

@@ -66,10 +66,11 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
 
     A comparison file (a ``compare:`` section: a base config, strategies, seeds) runs every
     strategy under every seed and writes a comparison table instead."""
-    from tinymtl.train import compare
+    from tinymtl.report import tables
+    from tinymtl.runs import compare
+    from tinymtl.runs import run as run_config
+    from tinymtl.runs.seeds import run_seeds
     from tinymtl.train import config as config_module
-    from tinymtl.train.experiment import run as run_experiment
-    from tinymtl.train.seeds import format_table, run_seeds
 
     raw = config_module.read_yaml(config_path)
     if "compare" in raw:
@@ -78,7 +79,7 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
                   "and --resume apply to single runs", 2)
         result = compare.run_comparison(compare.load(config_path, raw), out_dir,
                                         progress=not quiet)
-        click.echo(compare.format_table(result))
+        click.echo(tables.comparison(result))
         return
     config = config_module.load(config_path, raw, overrides)
     if seed is not None:
@@ -87,54 +88,15 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
         if resume:
             _fail("--resume continues one run; resume each seed_<s> folder on its own "
                   "(with --seed s --out OUT/seed_<s>)", 2)
-        click.echo(format_table(run_seeds(config, seeds, out_dir, progress=not quiet)))
+        click.echo(tables.seeds(run_seeds(config, seeds, out_dir, progress=not quiet)))
         return
-    summary = run_experiment(config, out_dir, resume=resume, progress=not quiet)
-    if "continual" in summary:
-        from tinymtl.train.continual import format_summary as format_continual
-
-        click.echo(format_continual(summary))
-        return
-    click.echo(format_summary(summary))
-
-
-def _percent(value):
-    return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _plain(value):
-    return "-" if value is None else f"{value:.4f}"
-
-
-SUMMARY_COLUMNS = {  # per task kind: the summary keys under test / best / single / linear
-    "classification": ("accuracy %", _percent, ("test_accuracy", "peak_accuracy",
-                                                "baseline_accuracy", "linear_accuracy")),
-    "regression": ("MAE", _plain, ("test_mae", "best_mae", "baseline_mae", "linear_mae")),
-}
-
-
-def format_summary(summary):
-    """The table ``tinymtl run`` prints: per-task results, baselines, round trip, size, time.
-    Classification tasks show accuracy in %, regression tasks their mean absolute error."""
-    lines = [f"{'task':<14} {'metric':<10} {'test':>7} {'best':>7} {'forget%':>7} "
-             f"{'single':>7} {'transfer':>8} {'linear':>7}"]
-    for task, result in summary["tasks"].items():
-        metric, show, (test, best, single, linear) = SUMMARY_COLUMNS[
-            result.get("kind", "classification")]
-        lines.append(f"{task:<14} {metric:<10} {show(result.get(test)):>7} "
-                     f"{show(result.get(best)):>7} {_percent(result.get('forgetting')):>7} "
-                     f"{show(result.get(single)):>7} {show(result.get('transfer')):>8} "
-                     f"{show(result.get(linear)):>7}")
-    rt = summary["roundtrip"]
-    lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
-                 f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "
-                 f"{summary['checkpoint']['bytes'] / 1e6:.2f} MB; wall {summary['wall_seconds']:.1f} s")
-    return "\n".join(lines)
+    summary = run_config(config, out_dir, resume=resume, progress=not quiet)
+    click.echo(tables.continual(summary) if "continual" in summary else tables.multitask(summary))
 
 
 def _load(checkpoint_path):
     from tinymtl.train import checkpoint
-    from tinymtl.train.experiment import model_from_checkpoint
+    from tinymtl.runs.setup import model_from_checkpoint
 
     return model_from_checkpoint(checkpoint.load(checkpoint_path))
 
@@ -153,7 +115,7 @@ def _check_task(task, tasks):
 @_guarded
 def evaluate_command(checkpoint_path, task, as_json, private_path):
     """Held-out accuracy of a checkpoint, without training."""
-    from tinymtl.train.experiment import load_private
+    from tinymtl.runs.setup import load_private
     from tinymtl.train.metrics import evaluate
 
     config, tasks, model = _load(checkpoint_path)
@@ -180,7 +142,7 @@ def evaluate_command(checkpoint_path, task, as_json, private_path):
 @_guarded
 def export_private_command(checkpoint_path, out_path, task_names):
     """Save only the task-private weights (heads, adapters, gates) to a small HDF5 file."""
-    from tinymtl.train.experiment import export_private
+    from tinymtl.runs.setup import export_private
 
     names, size = export_private(checkpoint_path, out_path, task_names or None)
     click.echo(f"{out_path}: private weights of {', '.join(names)} ({size / 1e3:.1f} kB; "
@@ -250,11 +212,11 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
 @_guarded
 def diagnose(run_dir, task, given, probe_steps, out_dir, quiet):
     """Explain a hard task: confusion, entropy, probes, label ambiguity (PNG + JSON)."""
-    from tinymtl.train.diagnostics import diagnose as run_diagnosis
-    from tinymtl.train.diagnostics import format_report
+    from tinymtl.runs.diagnostics import diagnose as run_diagnosis
+    from tinymtl.report.tables import diagnosis
 
     report = run_diagnosis(run_dir, task, given, probe_steps, out_dir, progress=not quiet)
-    click.echo(format_report(report))
+    click.echo(diagnosis(report))
 
 
 @main.group()

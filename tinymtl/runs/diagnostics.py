@@ -35,8 +35,9 @@ from tinymtl.files import write_text
 from tinymtl.mtl.heads import make_head
 from tinymtl.mtl.model import default_head, feature_shape
 from tinymtl.optim import Adam
-from tinymtl.train import checkpoint, plots
-from tinymtl.train.experiment import model_from_checkpoint
+from tinymtl.report import plots
+from tinymtl.runs.setup import model_from_checkpoint
+from tinymtl.train import checkpoint
 from tinymtl.train.metrics import predict_logits, softmax, task_loss
 from tinymtl.train.progress import ProgressBar
 
@@ -261,35 +262,3 @@ def diagnose(run_dir, task, given=None, probe_steps=1000, out_dir=None, progress
     write_text(out / "report.json", json.dumps(report, indent=2))
     report["artefacts"]["report"] = str(out / "report.json")
     return report
-
-
-def format_report(report):
-    """A few lines for the terminal; everything is in report.json."""
-    lines = [f"{report['task']}: accuracy {100 * report['accuracy']:.1f} % "
-             f"(chance {100 * report['chance_accuracy']:.1f} %), {report['test_items']} items"]
-    e = report["entropy"]
-    lines.append(f"entropy {e['mean_nats']:.3f} nats of at most {e['uniform_max_nats']:.3f}")
-    if "given_accuracy" in report:
-        g = report["given_accuracy"]
-        lines.append(f"given {report['given']}: {report['task']} accuracy when {report['given']}"
-                     f" is right {_pct(g['b_accuracy_given_a_correct'])}, wrong "
-                     f"{_pct(g['b_accuracy_given_a_wrong'])}")
-    if "ambiguity" in report:
-        a = report["ambiguity"]
-        lines.append(f"symmetry ceiling {100 * a['ceiling']:.1f} % "
-                     f"({'well posed' if a['well_posed'] else 'absolute labels'}); accuracy is "
-                     f"{100 * a['share_of_ceiling']:.1f} % of it")
-    p = report["probe"]
-    lines.append(f"frozen-backbone probe ({p['head']} head, {p['steps']} steps): "
-                 f"{100 * p['frozen_probe_accuracy']:.1f} %")
-    if "oracle" in report:
-        o = report["oracle"]
-        lines.append(f"oracle probe (+ true {o['conditioned_on']}): "
-                     f"{100 * o['oracle_probe_accuracy']:.1f} % (gain {100 * o['gain']:+.1f} "
-                     f"points)")
-    lines.append("wrote " + ", ".join(report["artefacts"].values()))
-    return "\n".join(lines)
-
-
-def _pct(value):
-    return "-" if value is None else f"{100 * value:.1f} %"

@@ -23,7 +23,9 @@ import pathlib
 
 import numpy as np
 
+from tinymtl import runs
 from tinymtl.files import write_text
+from tinymtl.report import tables
 from tinymtl.train.metrics import SCORES
 
 LABELS = ("genuine transfer", "exposure only", "negative transfer", "undetermined")
@@ -83,55 +85,17 @@ def summarise_continual(summaries):
             else mean_std([s["continual"][c] for s in summaries]) for c in columns}
 
 
-def format_mean_std(kind, value):
-    """'98.78 ± 0.53' (accuracy, in %) or '0.0214 ± 0.0010' (MAE) for a (mean, std) pair."""
-    mean, std = value
-    if kind == "regression":
-        return f"{mean:.4f} ± {std:.4f}"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
-def format_table(result):
-    """The Markdown table of ``run_seeds``'s result."""
-    seeds = result["seeds"]
-    lines = [f"Seeds {', '.join(map(str, seeds))}; baseline: {result['baseline']}; "
-             f"accuracy in %, MAE as is; mean ± std over {len(seeds)} seed(s).", "",
-             "| task | metric | multi-task | baseline | multi-task gain (± 2 se) | verdict |",
-             "|---|---|---|---|---|---|"]
-    for task, entry in result["tasks"].items():
-        kind = entry["kind"]
-        metric = "MAE" if kind == "regression" else "accuracy %"
-        if "label" not in entry:
-            lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} "
-                         f"| - | - | no baseline |")
-            continue
-        scale = 1 if kind == "regression" else 100
-        noise = "" if entry["standard_error"] is None else \
-            f" ± {scale * 2 * entry['standard_error']:.2f}"
-        lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} | "
-                     f"{format_mean_std(kind, entry['baseline_mean_std'])} | "
-                     f"{scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
-    if result.get("continual"):
-        lines.append("")
-        lines.append("Sequence: " + ", ".join(
-            f"{name} {100 * value[0]:.2f} ± {100 * value[1]:.2f}"
-            for name, value in result["continual"].items() if value is not None))
-    return "\n".join(lines)
-
-
 def run_seeds(config, count, out_dir=None, progress=True):
     """Run ``config`` under ``count`` consecutive seeds; returns (and writes) the summary."""
-    from tinymtl.train.experiment import run  # experiment runs one seed; this module repeats it
-
     out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
     seeds = [config["seed"] + k for k in range(count)]
     summaries = []
     for seed in seeds:
-        summaries.append(run(dict(copy.deepcopy(config), seed=seed), out / f"seed_{seed}",
+        summaries.append(runs.run(dict(copy.deepcopy(config), seed=seed), out / f"seed_{seed}",
                              progress=progress))
     result = {"config": config, "seeds": seeds, "baseline": config["baselines"],
               "tasks": summarise(summaries), "continual": summarise_continual(summaries),
               "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3)}
     write_text(out / "seeds.json", json.dumps(result, indent=2))
-    write_text(out / "seeds.md", format_table(result) + "\n")
+    write_text(out / "seeds.md", tables.seeds(result) + "\n")
     return result

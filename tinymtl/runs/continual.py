@@ -22,27 +22,27 @@ importances, the replay buffer and its counter, the teacher).
 """
 
 import json
-import pathlib
-import time
 
 import numpy as np
-import yaml
 
 import tinymtl
 from tinymtl.backend.random import CONTINUAL_STAGE_SEED, default_generator
 from tinymtl.files import write_text
 from tinymtl.mtl import make_schedule
 from tinymtl.mtl.plugin import create, methods
-from tinymtl.train import checkpoint, continual_metrics, experiment, plots
-from tinymtl.train.config import method_spec, same_config
+from tinymtl.report import plots
+from tinymtl.runs import setup
+from tinymtl.runs.setup import RunDirectory, make_callbacks
+from tinymtl.train import continual_metrics
+from tinymtl.train.config import method_spec
 from tinymtl.train.metrics import evaluate
 from tinymtl.train.trainer import Trainer, plugin_name
 
 
 def load_tasks(config):
-    """The sequence's tasks in stage order (``experiment.load_tasks``), checked for its
-    scenario: a shared domain head needs every task to have as many classes."""
-    tasks = experiment.load_tasks(config)
+    """The sequence's tasks in stage order (``setup.load_tasks``), checked for its scenario: a
+    shared domain head needs every task to have as many classes."""
+    tasks = setup.load_tasks(config)
     if config["continual"]["scenario"] == "domain":
         widths = {d.num_outputs for d in tasks.values()}
         if len(widths) != 1:
@@ -69,7 +69,7 @@ def stage_steps(config, tasks, names):
 def make_method(config, model, tasks):
     """The config's continual method (a plugin), begun on this sequence."""
     def make_teacher(state):
-        teacher = experiment.build(config, tasks, pretrained=False)  # weights: ``state``
+        teacher = setup.build(config, tasks, pretrained=False)  # weights: ``state``
         teacher.load_state_dict(state)
         teacher.eval()
         return teacher
@@ -98,73 +98,60 @@ def evaluate_all(model, tasks):
             for t, d in tasks.items()}
 
 
-def _save(path, trainer, config, tasks, progress_state, elapsed):
-    """The checkpoint, with where the sequence stands (the method's state is a plugin's)."""
-    return experiment.save_checkpoint(path, trainer, config, tasks, elapsed,
-                                      {"continual": progress_state})
-
-
-def run(config, out_dir=None, resume=False, progress=True):
-    """Train the sequence; returns the summary (also in summary.json)."""
-    started = time.perf_counter()
-    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
-    checkpoint_path, metrics_path = out / "checkpoint.h5", out / "metrics.jsonl"
-    loaded = checkpoint.load(checkpoint_path) if resume else None
+def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
+    """Train the sequence (``callbacks``: more plugins, beside the config's own); returns the
+    summary (also in summary.json)."""
+    directory = RunDirectory(config, out_dir, resume)
+    loaded = directory.loaded
     tasks = load_tasks(config)
-    if loaded is not None and not same_config(loaded["config"], config):
-        raise checkpoint.CheckpointError(
-            f"{checkpoint_path}: was written for a different config; resume with the same "
-            f"config and seed, or start a fresh run without --resume")
-    model = experiment.build(config, tasks)
-    write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    directory.check_resume()
+    model = setup.build(config, tasks)
     method = make_method(config, model, tasks)
-    plugins = [method] + experiment.make_callbacks(config)
+    plugins = [method] + make_callbacks(config) + list(callbacks)
     stages = config["continual"]["stages"]
-    progress_state = {"stage": 0, "stage_done": False, "matrix": [],
-                      "initial": None, "previous_elapsed": 0.0}
+    progress_state = {"stage": 0, "stage_done": False, "matrix": [], "initial": None}
     if loaded is not None:
         progress_state = dict(loaded["trainer_state"]["continual"])
-        progress_state["previous_elapsed"] = loaded["trainer_state"].get("elapsed_seconds", 0.0)
+        progress_state.pop("previous_elapsed", None)  # format 1 kept it here too
         for plugin in plugins:  # the trainer of a resumed stage restores them again
             saved = loaded["plugin_states"].get(plugin_name(plugin))
             if saved is not None:
                 plugin.load_state_dict(saved)
         model.load_state_dict(loaded["model_state"])
-        _keep_rows_up_to(metrics_path, progress_state, loaded["step"])
-    elif metrics_path.exists():
-        metrics_path.unlink()
+    directory.begin(kept=None if loaded is None else
+                    _rows_up_to(progress_state, loaded["step"]))
     if progress_state["initial"] is None:
         progress_state["initial"] = evaluate_all(model, tasks)  # b: at random initialisation
 
-    def elapsed():
-        return progress_state["previous_elapsed"] + time.perf_counter() - started
+    def save(trainer):
+        return directory.save(trainer, tasks, {"continual": progress_state})
 
     if loaded is not None and progress_state["stage_done"]:  # resumed between stages
         default_generator.load_state_dict(loaded["rng_states"]["default"])
         progress_state["stage"], loaded = progress_state["stage"] + 1, None
     for stage in range(progress_state["stage"], len(stages)):
-        trainer = stage_trainer(config, tasks, model, plugins, stage, metrics_path, progress)
+        trainer = stage_trainer(config, tasks, model, plugins, stage, directory.metrics_path,
+                                progress)
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
         progress_state.update(stage=stage, stage_done=False)
-        trainer.fit(on_checkpoint=lambda t: _save(checkpoint_path, t, config, tasks,
-                                                  progress_state, elapsed()))
+        trainer.fit(on_checkpoint=save)
         trainer.end_stage(stage, stage_tasks(config, stage))  # EWC's Fisher, LwF's teacher...
         row = evaluate_all(model, tasks)
         progress_state["matrix"].append([row[t] for t in stages])
-        with open(metrics_path, "a") as f:
+        with open(directory.metrics_path, "a") as f:
             f.write(json.dumps({"run": "continual", "type": "matrix", "stage": stage,
                                 "task": stages[stage], "accuracy": row}) + "\n")
         progress_state.update(stage=stage, stage_done=True)
-        _save(checkpoint_path, trainer, config, tasks, progress_state, elapsed())
+        save(trainer)
         progress_state["stage"] = stage + 1
         loaded = None
-    return _finish(config, out, tasks, progress_state, elapsed(), checkpoint_path)
+    return directory.finish(_summary(config, directory, tasks, progress_state))
 
 
-def _keep_rows_up_to(metrics_path, progress_state, step):
-    """On resume, drop the metrics rows written after the checkpoint (they will be written
-    again): training rows of later stages or past ``step`` of its stage, and later matrices."""
+def _rows_up_to(progress_state, step):
+    """On resume, which metrics rows to keep (the rest will be written again): not training
+    rows of later stages or past ``step`` of its stage, nor later matrices."""
     stage = progress_state["stage"]
 
     def kept(row):
@@ -173,11 +160,12 @@ def _keep_rows_up_to(metrics_path, progress_state, step):
         k = int(row["run"][len("stage"):])
         return k < stage or (k == stage and (progress_state["stage_done"] or row["step"] <= step))
 
-    experiment.keep_rows(metrics_path, kept)
+    return kept
 
 
-def _finish(config, out, tasks, progress_state, wall, checkpoint_path):
-    stages = config["continual"]["stages"]
+def _summary(config, directory, tasks, progress_state):
+    """The accuracy matrix and its metrics (written as JSON and PNG too), and the summary."""
+    out, stages = directory.out, config["continual"]["stages"]
     R = np.array(progress_state["matrix"])
     initial = [progress_state["initial"][t] for t in stages]
     metrics = continual_metrics.summarise(R, initial)
@@ -189,42 +177,14 @@ def _finish(config, out, tasks, progress_state, wall, checkpoint_path):
                           f"{config['continual']['method']}, {config['continual']['scenario']}-"
                           f"incremental: ACC {100 * metrics['average_accuracy']:.1f} %")
     peaks = R.max(axis=0)
-    summary = {
+    return {
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
-        "continual": matrix, "wall_seconds": round(wall, 3),
+        "continual": matrix, "wall_seconds": round(directory.elapsed(), 3),
         "tasks": {t: {"kind": "classification", "test_accuracy": float(R[-1, j]),
                       "peak_accuracy": float(peaks[j]),
                       "kept_of_peak": float(R[-1, j] / peaks[j]) if peaks[j] else None}
                   for j, t in enumerate(stages)},
-        "checkpoint": {"path": str(checkpoint_path),
-                       "bytes": checkpoint_path.stat().st_size},
+        "checkpoint": {"path": str(directory.checkpoint_path),
+                       "bytes": directory.checkpoint_path.stat().st_size},
         "data": {t: d.manifest for t, d in tasks.items()},
     }
-    write_text(out / "summary.json", json.dumps(summary, indent=2))
-    return summary
-
-
-def format_summary(summary):
-    """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
-    result = summary["continual"]
-    tasks = result["tasks"]
-    width = max(8, *(len(t) + 2 for t in tasks))
-    names = ["initial"] + [f"after {t}" for t in tasks]
-    label = max(len(n) for n in names) + 1
-    lines = [f"{result['method']}, {result['scenario']}-incremental: accuracy % on each task "
-             f"(columns) after each stage (rows)",
-             " " * label + "".join(f"{t:>{width}}" for t in tasks)]
-    for name, row in zip(names, [result["initial"]] + result["matrix"]):
-        lines.append(f"{name:<{label}}" + "".join(f"{100 * v:>{width}.1f}" for v in row))
-
-    def show(value):
-        return "-" if value is None else f"{100 * value:+.1f}"
-
-    lines.append(f"ACC {100 * result['average_accuracy']:.1f} %   BWT "
-                 f"{show(result['backward_transfer'])}   FWT {show(result['forward_transfer'])}"
-                 f"   forgetting {show(result['average_forgetting'])} (points; Chaudhry)")
-    kept = ", ".join(f"{t} {100 * v['kept_of_peak']:.1f} %" for t, v in summary["tasks"].items()
-                     if v["kept_of_peak"] is not None)
-    lines.append(f"final accuracy as a share of each task's peak: {kept}; wall "
-                 f"{summary['wall_seconds']:.1f} s")
-    return "\n".join(lines)

@@ -32,11 +32,14 @@ import pathlib
 
 import numpy as np
 
+from tinymtl import runs
 from tinymtl.files import write_text
-from tinymtl.train import baselines, plots
-from tinymtl.train.config import ConfigError, read_yaml, validate
+from tinymtl.report import plots, tables
+from tinymtl.runs import baselines
+from tinymtl.runs.seeds import mean_std
+from tinymtl.runs.setup import load_tasks
+from tinymtl.train.config import ConfigError, read_yaml, same_config, validate
 from tinymtl.train.metrics import SCORES, task_summary
-from tinymtl.train.seeds import format_mean_std, mean_std
 
 COMPARE_KEYS = ("base", "seeds", "common", "strategies")
 
@@ -93,14 +96,12 @@ def load(path, raw):
 def _run_once(config, out, progress):
     """One arm × seed; a finished run of exactly this config in ``out`` is reused, so an
     interrupted comparison started again continues where it stopped."""
-    from tinymtl.train.experiment import run
-
     summary_path = out / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
-        if summary.get("config") == json.loads(json.dumps(config)):
+        if same_config(summary.get("config", {}), config):
             return summary
-    return run(config, out, progress=progress)
+    return runs.run(config, out, progress=progress)
 
 
 def delta_m(scores, reference, kinds):
@@ -112,8 +113,6 @@ def delta_m(scores, reference, kinds):
 
 def run_comparison(comparison, out_dir=None, progress=True):
     """Train every strategy × seed and the references; returns (and writes) the result."""
-    from tinymtl.train.experiment import load_tasks
-
     out = pathlib.Path(out_dir or pathlib.Path("runs") / comparison["name"])
     first = next(iter(comparison["strategies"].values()))
     seeds = [first["seed"] + k for k in range(comparison["seeds"])]
@@ -152,7 +151,7 @@ def run_comparison(comparison, out_dir=None, progress=True):
         }
     result["reference_tokens"] = {t: [r[t]["tokens"] for r in references] for t in tasks}
     write_text(out / "comparison.json", json.dumps(result, indent=2))
-    write_text(out / "comparison.md", format_table(result) + "\n")
+    write_text(out / "comparison.md", tables.comparison(result) + "\n")
     plots.strategy_comparison(result, out / "comparison.png")
     return result
 
@@ -175,46 +174,6 @@ def _run_continual(comparison, seeds, out, progress):
             entry[column] = None if values[0] is None else mean_std(values)
         result["strategies"][name] = entry
     write_text(out / "comparison.json", json.dumps(result, indent=2))
-    write_text(out / "comparison.md", format_table(result) + "\n")
+    write_text(out / "comparison.md", tables.comparison(result) + "\n")
     plots.continual_comparison(result, out / "comparison.png")
     return result
-
-
-def _continual_table(result):
-    def points(value):
-        return "-" if value is None else f"{100 * value[0]:+.2f} ± {100 * value[1]:.2f}"
-
-    lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}; ACC in %, "
-             f"transfer and forgetting in points (docs/continual.md has the definitions).", "",
-             "| strategy | method | scenario | ACC % | BWT | FWT | forgetting | wall s |",
-             "|---|---|---|---|---|---|---|---|"]
-    for name, entry in result["strategies"].items():
-        acc, acc_std = entry["average_accuracy"]
-        lines.append(f"| {name} | {entry['config']['method']} | {entry['config']['scenario']} "
-                     f"| {100 * acc:.2f} ± {100 * acc_std:.2f} | "
-                     f"{points(entry['backward_transfer'])} | "
-                     f"{points(entry['forward_transfer'])} | "
-                     f"{points(entry['average_forgetting'])} | "
-                     f"{entry['wall_seconds'][0]:.0f} |")
-    return "\n".join(lines)
-
-
-def format_table(result):
-    """The comparison as a Markdown table."""
-    if result.get("continual"):
-        return _continual_table(result)
-    tasks = list(result["tasks"])
-    metric = {t: "MAE" if k == "regression" else "acc. %" for t, k in result["tasks"].items()}
-    header = " | ".join(f"{t} {metric[t]}" for t in tasks)
-    lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}. Δm% against "
-             f"token-controlled single-task runs (higher is better).", "",
-             f"| strategy | {header} | Δm% | step ms |",
-             "|---" * (len(tasks) + 3) + "|"]
-    for name, entry in result["strategies"].items():
-        cells = " | ".join(format_mean_std(result["tasks"][t], entry["tasks"][t]) for t in tasks)
-        dm, dm_std = entry["delta_m"]
-        ms, ms_std = entry["train_step_ms"]
-        lines.append(f"| {name} | {cells} | {dm:+.2f} ± {dm_std:.2f} | {ms:.1f} ± {ms_std:.1f} |")
-    cells = " | ".join(format_mean_std(result["tasks"][t], result["reference"][t]) for t in tasks)
-    lines.append(f"| single task (reference) | {cells} | 0 | - |")
-    return "\n".join(lines)

@@ -1,0 +1,170 @@
+"""Text tables of results, for the terminal and for Markdown files: one function per kind of
+result (a multi-task run, a continual sequence, seeds, a comparison, a diagnosis)."""
+
+def _percent(value):
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _plain(value):
+    return "-" if value is None else f"{value:.4f}"
+
+
+SUMMARY_COLUMNS = {  # per task kind: the summary keys under test / best / single / linear
+    "classification": ("accuracy %", _percent, ("test_accuracy", "peak_accuracy",
+                                                "baseline_accuracy", "linear_accuracy")),
+    "regression": ("MAE", _plain, ("test_mae", "best_mae", "baseline_mae", "linear_mae")),
+}
+
+
+def multitask(summary):
+    """The table ``tinymtl run`` prints: per-task results, baselines, round trip, size, time.
+    Classification tasks show accuracy in %, regression tasks their mean absolute error."""
+    lines = [f"{'task':<14} {'metric':<10} {'test':>7} {'best':>7} {'forget%':>7} "
+             f"{'single':>7} {'transfer':>8} {'linear':>7}"]
+    for task, result in summary["tasks"].items():
+        metric, show, (test, best, single, linear) = SUMMARY_COLUMNS[
+            result.get("kind", "classification")]
+        lines.append(f"{task:<14} {metric:<10} {show(result.get(test)):>7} "
+                     f"{show(result.get(best)):>7} {_percent(result.get('forgetting')):>7} "
+                     f"{show(result.get(single)):>7} {show(result.get('transfer')):>8} "
+                     f"{show(result.get(linear)):>7}")
+    rt = summary["roundtrip"]
+    lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
+                 f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "
+                 f"{summary['checkpoint']['bytes'] / 1e6:.2f} MB; wall {summary['wall_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+
+def continual(summary):
+    """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
+    result = summary["continual"]
+    tasks = result["tasks"]
+    width = max(8, *(len(t) + 2 for t in tasks))
+    names = ["initial"] + [f"after {t}" for t in tasks]
+    label = max(len(n) for n in names) + 1
+    lines = [f"{result['method']}, {result['scenario']}-incremental: accuracy % on each task "
+             f"(columns) after each stage (rows)",
+             " " * label + "".join(f"{t:>{width}}" for t in tasks)]
+    for name, row in zip(names, [result["initial"]] + result["matrix"]):
+        lines.append(f"{name:<{label}}" + "".join(f"{100 * v:>{width}.1f}" for v in row))
+
+    def show(value):
+        return "-" if value is None else f"{100 * value:+.1f}"
+
+    lines.append(f"ACC {100 * result['average_accuracy']:.1f} %   BWT "
+                 f"{show(result['backward_transfer'])}   FWT {show(result['forward_transfer'])}"
+                 f"   forgetting {show(result['average_forgetting'])} (points; Chaudhry)")
+    kept = ", ".join(f"{t} {100 * v['kept_of_peak']:.1f} %" for t, v in summary["tasks"].items()
+                     if v["kept_of_peak"] is not None)
+    lines.append(f"final accuracy as a share of each task's peak: {kept}; wall "
+                 f"{summary['wall_seconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def format_mean_std(kind, value):
+    """'98.78 ± 0.53' (accuracy, in %) or '0.0214 ± 0.0010' (MAE) for a (mean, std) pair."""
+    mean, std = value
+    if kind == "regression":
+        return f"{mean:.4f} ± {std:.4f}"
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def seeds(result):
+    """The Markdown table of ``run_seeds``'s result."""
+    seeds = result["seeds"]
+    lines = [f"Seeds {', '.join(map(str, seeds))}; baseline: {result['baseline']}; "
+             f"accuracy in %, MAE as is; mean ± std over {len(seeds)} seed(s).", "",
+             "| task | metric | multi-task | baseline | multi-task gain (± 2 se) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for task, entry in result["tasks"].items():
+        kind = entry["kind"]
+        metric = "MAE" if kind == "regression" else "accuracy %"
+        if "label" not in entry:
+            lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} "
+                         f"| - | - | no baseline |")
+            continue
+        scale = 1 if kind == "regression" else 100
+        noise = "" if entry["standard_error"] is None else \
+            f" ± {scale * 2 * entry['standard_error']:.2f}"
+        lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} | "
+                     f"{format_mean_std(kind, entry['baseline_mean_std'])} | "
+                     f"{scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
+    if result.get("continual"):
+        lines.append("")
+        lines.append("Sequence: " + ", ".join(
+            f"{name} {100 * value[0]:.2f} ± {100 * value[1]:.2f}"
+            for name, value in result["continual"].items() if value is not None))
+    return "\n".join(lines)
+
+
+def _continual_comparison(result):
+    def points(value):
+        return "-" if value is None else f"{100 * value[0]:+.2f} ± {100 * value[1]:.2f}"
+
+    lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}; ACC in %, "
+             f"transfer and forgetting in points (docs/continual.md has the definitions).", "",
+             "| strategy | method | scenario | ACC % | BWT | FWT | forgetting | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, entry in result["strategies"].items():
+        acc, acc_std = entry["average_accuracy"]
+        lines.append(f"| {name} | {entry['config']['method']} | {entry['config']['scenario']} "
+                     f"| {100 * acc:.2f} ± {100 * acc_std:.2f} | "
+                     f"{points(entry['backward_transfer'])} | "
+                     f"{points(entry['forward_transfer'])} | "
+                     f"{points(entry['average_forgetting'])} | "
+                     f"{entry['wall_seconds'][0]:.0f} |")
+    return "\n".join(lines)
+
+
+def comparison(result):
+    """The comparison as a Markdown table."""
+    if result.get("continual"):
+        return _continual_comparison(result)
+    tasks = list(result["tasks"])
+    metric = {t: "MAE" if k == "regression" else "acc. %" for t, k in result["tasks"].items()}
+    header = " | ".join(f"{t} {metric[t]}" for t in tasks)
+    lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}. Δm% against "
+             f"token-controlled single-task runs (higher is better).", "",
+             f"| strategy | {header} | Δm% | step ms |",
+             "|---" * (len(tasks) + 3) + "|"]
+    for name, entry in result["strategies"].items():
+        cells = " | ".join(format_mean_std(result["tasks"][t], entry["tasks"][t]) for t in tasks)
+        dm, dm_std = entry["delta_m"]
+        ms, ms_std = entry["train_step_ms"]
+        lines.append(f"| {name} | {cells} | {dm:+.2f} ± {dm_std:.2f} | {ms:.1f} ± {ms_std:.1f} |")
+    cells = " | ".join(format_mean_std(result["tasks"][t], result["reference"][t]) for t in tasks)
+    lines.append(f"| single task (reference) | {cells} | 0 | - |")
+    return "\n".join(lines)
+
+
+def diagnosis(report):
+    """A few lines for the terminal; everything is in report.json."""
+    lines = [f"{report['task']}: accuracy {100 * report['accuracy']:.1f} % "
+             f"(chance {100 * report['chance_accuracy']:.1f} %), {report['test_items']} items"]
+    e = report["entropy"]
+    lines.append(f"entropy {e['mean_nats']:.3f} nats of at most {e['uniform_max_nats']:.3f}")
+    if "given_accuracy" in report:
+        g = report["given_accuracy"]
+        lines.append(f"given {report['given']}: {report['task']} accuracy when {report['given']}"
+                     f" is right {_pct(g['b_accuracy_given_a_correct'])}, wrong "
+                     f"{_pct(g['b_accuracy_given_a_wrong'])}")
+    if "ambiguity" in report:
+        a = report["ambiguity"]
+        lines.append(f"symmetry ceiling {100 * a['ceiling']:.1f} % "
+                     f"({'well posed' if a['well_posed'] else 'absolute labels'}); accuracy is "
+                     f"{100 * a['share_of_ceiling']:.1f} % of it")
+    p = report["probe"]
+    lines.append(f"frozen-backbone probe ({p['head']} head, {p['steps']} steps): "
+                 f"{100 * p['frozen_probe_accuracy']:.1f} %")
+    if "oracle" in report:
+        o = report["oracle"]
+        lines.append(f"oracle probe (+ true {o['conditioned_on']}): "
+                     f"{100 * o['oracle_probe_accuracy']:.1f} % (gain {100 * o['gain']:+.1f} "
+                     f"points)")
+    lines.append("wrote " + ", ".join(report["artefacts"].values()))
+    return "\n".join(lines)
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f} %"

@@ -1,0 +1,167 @@
+"""A multi-task run end to end: ``run(config)`` trains every task of the config in one model,
+then its baselines, and writes the run directory (``runs.setup``)
+
+    runs/<name>/config.yaml, metrics.jsonl, checkpoint.h5
+    runs/<name>/summary.json     per-task results, baselines, round trip, checkpoint size
+    runs/<name>/<task>_curves.png
+    runs/<name>/gradient_conflicts.png   with gradient surgery: per-pair conflicts and cosines
+
+With ``resume=True`` the run continues from its checkpoint and ends bitwise identical to an
+uninterrupted run with the same config and seed.
+"""
+
+import time
+
+import tinymtl
+from tinymtl.mtl import make_schedule
+from tinymtl.mtl.plugin import create
+from tinymtl.mtl.weighting import Static
+from tinymtl.report import plots
+from tinymtl.runs import baselines
+from tinymtl.runs.setup import RunDirectory, build, load_tasks, make_callbacks, read_rows
+from tinymtl.train import checkpoint
+from tinymtl.train.config import method_spec
+from tinymtl.train.metrics import SCORES, predict_logits, task_summary
+from tinymtl.train.trainer import Trainer
+
+
+def resolve_epochs(config, tasks):
+    """With ``training.epochs``, fix the step count (and per-epoch evaluation) from the data."""
+    training = config["training"]
+    if not training["epochs"]:
+        return config
+    (data,) = tasks.values()
+    per_update = training["batch_size"] * training["accumulate"]
+    steps_per_epoch = -(-len(data.y_train) // per_update)
+    training.update(steps=training["epochs"] * steps_per_epoch, eval_every=steps_per_epoch,
+                    log_every=min(training["log_every"], steps_per_epoch))
+    if training["warmup_steps"] >= training["steps"]:
+        raise ValueError(f"training.warmup_steps = {training['warmup_steps']}: expected fewer "
+                         f"than the {training['steps']} steps of {training['epochs']} epochs")
+    return config
+
+
+def make_plugins(config):
+    """The plugins a multi-task config asks for: its loss weighting (``static``: each task's
+    ``loss_weight``), its gradient combination and its ``callbacks``."""
+    spec = method_spec(config, "weighting")
+    weighting = (Static(weights={t: s["loss_weight"] for t, s in config["tasks"].items()})
+                 if spec["method"] == "static" else create("weighting", spec))
+    return [weighting, create("gradients", method_spec(config, "gradients"))] + \
+        make_callbacks(config)
+
+
+def make_trainer(config, tasks, model, metrics_file=None, progress=True, callbacks=()):
+    """The trainer of a multi-task config (``callbacks``: more plugin instances)."""
+    training = config["training"]
+    schedule = make_schedule(training["schedule"], list(tasks), training["steps"],
+                             training["phases"])
+    return Trainer(model, tasks, training, schedule, config["seed"], metrics_file=metrics_file,
+                   progress=progress, plugins=make_plugins(config) + list(callbacks),
+                   task_lrs={t: spec["lr"] for t, spec in config["tasks"].items()})
+
+
+def roundtrip(model, config, tasks, path):
+    """Load the saved checkpoint into a freshly built model; compare weights and test logits."""
+    loaded = checkpoint.load(path)
+    fresh = build(dict(config, seed=config["seed"] + 1), tasks, pretrained=False)  # other weights
+    fresh.load_state_dict(loaded["model_state"])
+    ours, theirs = model.state_dict(), fresh.state_dict()
+    weights = ours.keys() == theirs.keys() and all(
+        ours[k].dtype == theirs[k].dtype and ours[k].tobytes() == theirs[k].tobytes()
+        for k in ours)
+    outputs = all(predict_logits(model, t, d.x_test).tobytes()
+                  == predict_logits(fresh, t, d.x_test).tobytes() for t, d in tasks.items())
+    return {"weights_bitwise_equal": bool(weights), "outputs_bitwise_equal": bool(outputs)}
+
+
+def reference_scores(data):
+    """What guessing scores: chance accuracy, or the MAE of always predicting the training mean."""
+    if data.kind == "regression":
+        mean = float(data.y_train.mean())
+        return {"baseline_mae": None,
+                "mean_predictor_mae": float(abs(data.y_test - mean).mean())}
+    return {"num_classes": data.num_classes, "chance_accuracy": 1 / data.num_classes,
+            "baseline_accuracy": None}
+
+
+def compare_to_single_task(result, history, task, kind):
+    """The single-task baseline's numbers and the transfer (positive: multi-task is better)."""
+    single = task_summary(history, task, kind)
+    if kind == "regression":
+        return {"baseline_mae": single["test_mae"], "baseline_best_mae": single["best_mae"],
+                "transfer": single["test_mae"] - result["test_mae"]}
+    return {"baseline_accuracy": single["test_accuracy"],
+            "baseline_peak_accuracy": single["peak_accuracy"],
+            "transfer": result["test_accuracy"] - single["test_accuracy"]}
+
+
+BASELINE_NAMES = {"single_task": "single task, same steps",
+                  "token_controlled": "single task, same tokens"}
+
+
+def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
+    """Run the multi-task experiment ``config`` describes (``callbacks``: more plugins, beside
+    the config's own); returns its summary (also in summary.json)."""
+    directory = RunDirectory(config, out_dir, resume)
+    loaded = directory.loaded
+    tasks = load_tasks(config)  # before anything is written: bad data leaves no run folder
+    resolve_epochs(config, tasks)
+    directory.check_resume()
+    model = build(config, tasks)  # before writing: a bad backbone_from leaves no run folder
+    directory.begin(kept=lambda r: r["run"] == "multitask" and r["step"] <= loaded["step"])
+    trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks)
+    if loaded is not None:
+        trainer.load_state(loaded)
+    trainer.fit(on_checkpoint=lambda t: directory.save(t, tasks))
+    multitask_seconds = directory.elapsed()
+    checkpoint_bytes = directory.save(trainer, tasks)
+
+    results = {task: task_summary(trainer.history, task, data.kind) for task, data in tasks.items()}
+    steps_per_task = {task: trainer.counters[task]["steps"] for task in tasks}
+    baseline_started = time.perf_counter()
+    for task, data in tasks.items():
+        results[task].update(trainer.counters[task], kind=data.kind, **reference_scores(data))
+        if config["baselines"] != "none":
+            tokens = (trainer.counters[task]["tokens"]
+                      if config["baselines"] == "token_controlled" else None)
+            _, history, counters = baselines.single_task(
+                config, task, data, steps_per_task[task], directory.metrics_path, progress,
+                tokens=tokens)
+            results[task].update(compare_to_single_task(results[task], history, task, data.kind),
+                                 baseline=config["baselines"],
+                                 baseline_steps=counters["steps"],
+                                 baseline_tokens=counters["tokens"])
+        if config["linear_baseline"]:
+            score = f"test_{SCORES[data.kind]}"
+            linear = baselines.linear(data, seed=config["seed"])[score]
+            results[task][score.replace("test_", "linear_")] = linear
+    baseline_seconds = time.perf_counter() - baseline_started
+
+    rows = read_rows(directory.metrics_path)
+    for task, data in tasks.items():
+        plots.task_curves(rows, task, directory.out / f"{task}_curves.png", data.kind,
+                          baseline=BASELINE_NAMES.get(config["baselines"]))
+    for task, weight in trainer.weighting.weights().items():
+        results[task]["final_loss_weight"] = weight
+    gradients = None
+    if trainer.surgery is not None:
+        gradients = {"method": trainer.surgery.name, "pairs": trainer.surgery.statistics()}
+        plots.gradient_conflicts(gradients["pairs"], directory.out / "gradient_conflicts.png")
+    roundtrip_result = roundtrip(model, config, tasks, directory.checkpoint_path)
+    return directory.finish({
+        "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+        "schedule": config["training"]["schedule"],
+        "wall_seconds": round(directory.elapsed(), 3),
+        "timings": {"multitask_seconds": round(multitask_seconds, 3),
+                    "train_step_ms": round(1000 * trainer.train_seconds / max(trainer.step, 1),
+                                           3),
+                    "baselines_seconds": round(baseline_seconds, 3),
+                    "resumed_from_step": None if loaded is None else loaded["step"]},
+        "tasks": results,
+        "weighting": config["training"]["weighting"]["method"],
+        "gradients": gradients,
+        "roundtrip": roundtrip_result,
+        "checkpoint": {"path": str(directory.checkpoint_path), "bytes": checkpoint_bytes},
+        "data": {t: d.manifest for t, d in tasks.items()},
+    })

@@ -1,0 +1,192 @@
+"""What every kind of run shares: its folder and life cycle (``RunDirectory``), its tasks, its
+model, and its checkpoints.
+
+    runs/<name>/config.yaml      the resolved config (every default filled in)
+    runs/<name>/metrics.jsonl    one JSON object per logged step and per evaluation
+    runs/<name>/checkpoint.h5    the latest checkpoint (written atomically; docs/checkpoint-format.md)
+    runs/<name>/summary.json     the run's results
+
+A multi-task run (``runs.multitask``), a continual sequence (``runs.continual``), their
+baselines, seeds, comparisons and diagnostics all start and end the same way: the checkpoint
+is read (to resume) and the device set before anything is built; the tasks are loaded and the
+model built before anything is written (bad data or a bad ``backbone_from`` leave no run
+folder); the config is written; the metrics file is cleared, or on resume trimmed to the rows
+written up to the checkpoint; time counts on across a resume.
+"""
+
+import json
+import pathlib
+import time
+
+import yaml
+
+from tinymtl import datasets
+from tinymtl.backend import manual_seed, set_device
+from tinymtl.files import write_text
+from tinymtl.mtl import build_model
+from tinymtl.mtl.plugin import create
+from tinymtl.train import checkpoint
+from tinymtl.train.config import same_config
+
+
+class RunDirectory:
+    """One run's folder (``out_dir``, default runs/<config name>) and its life cycle:
+    ``RunDirectory(config, out_dir, resume)`` reads the checkpoint to resume from and sets the
+    device; ``check_resume()`` refuses a checkpoint of another config; ``begin(kept)`` writes
+    the config and clears the metrics (or keeps the rows ``kept(row)`` accepts, on resume);
+    ``save(trainer, tasks)`` checkpoints; ``elapsed()`` counts on across resumes;
+    ``finish(summary)`` writes summary.json."""
+
+    def __init__(self, config, out_dir=None, resume=False):
+        self.started = time.perf_counter()
+        self.config = config
+        self.out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+        self.checkpoint_path = self.out / "checkpoint.h5"
+        self.metrics_path = self.out / "metrics.jsonl"
+        self.loaded = checkpoint.load(self.checkpoint_path) if resume else None
+        self.previous_elapsed = 0.0 if self.loaded is None else \
+            self.loaded["trainer_state"].get("elapsed_seconds", 0.0)
+        set_device(config["device"])
+
+    def check_resume(self):
+        """A checkpoint written for another config cannot be resumed with this one."""
+        if self.loaded is not None and not same_config(self.loaded["config"], self.config):
+            raise checkpoint.CheckpointError(
+                f"{self.checkpoint_path}: was written for a different config; resume with "
+                f"the same config and seed, or start a fresh run without --resume")
+
+    def begin(self, kept=None):
+        """Write config.yaml; clear the metrics file, or on resume keep its rows ``kept``."""
+        write_text(self.out / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
+        if self.loaded is not None:
+            keep_rows(self.metrics_path, kept)
+        elif self.metrics_path.exists():
+            self.metrics_path.unlink()
+
+    def elapsed(self):
+        """Seconds of this run so far, the time before a resume included."""
+        return self.previous_elapsed + time.perf_counter() - self.started
+
+    def save(self, trainer, tasks, extra_state=None):
+        """Checkpoint the trainer (``save_checkpoint``); returns the file's size."""
+        return save_checkpoint(self.checkpoint_path, trainer, self.config, tasks,
+                               self.elapsed(), extra_state)
+
+    def finish(self, summary):
+        write_text(self.out / "summary.json", json.dumps(summary, indent=2))
+        return summary
+
+
+def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None):
+    """The run's checkpoint: model, optimizer, schedule, random states, the trainer's state
+    (plus ``extra_state``, e.g. where a continual sequence stands) and every plugin's."""
+    state, arrays = trainer.state()
+    state.update(extra_state or {}, elapsed_seconds=elapsed)
+    return checkpoint.save(
+        path, model_state=trainer.model.state_dict(),
+        optimizer_state=trainer.optimizer.state_dict(),
+        lr_scheduler_state=trainer.lr_scheduler.state_dict(), rng_states=trainer.rng_states(),
+        trainer_state=state, trainer_arrays=arrays, plugin_states=trainer.plugin_states(),
+        config=config, manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
+
+
+def load_tasks(config):
+    """The tasks a config trains; for a continual sequence, its stages in order, labelled for
+    its scenario (class-incremental: MNIST digits keep their own labels, 0-9)."""
+    data, specs = config["data"], config["tasks"]
+    continual = config.get("continual") or {}
+    if continual.get("stages"):
+        global_labels = continual["scenario"] == "class"
+        specs = {t: dict(specs[t], global_labels=True) if global_labels else specs[t]
+                 for t in continual["stages"]}
+    return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"])
+
+
+def shares_one_head(config):
+    """Whether every task reads one head: a continual sequence's domain or class scenario."""
+    continual = config.get("continual") or {}
+    return bool(continual.get("stages")) and continual["scenario"] != "task"
+
+
+def build(config, tasks, pretrained=True):
+    """The multi-task model a config describes, initialised from its seed (and, if
+    ``pretrained``, its backbone from ``model.backbone_from``, a checkpoint, when given)."""
+    manual_seed(config["seed"])
+    model = build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()},
+                        input_shape(tasks), config["tasks"], shared_head=shares_one_head(config))
+    source = config["model"].get("backbone_from")
+    if source and pretrained:
+        load_backbone(model, source)
+    return model
+
+
+def load_backbone(model, path):
+    """Copy the ``backbone.*`` weights of the checkpoint at ``path`` into ``model``."""
+    state = checkpoint.load(path)["model_state"]
+    prefix = "backbone."
+    backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        model.backbone.load_state_dict(backbone)
+    except (KeyError, ValueError) as error:
+        message = error.args[0] if error.args else error
+        raise checkpoint.CheckpointError(f"{path}: its backbone does not fit this model's "
+                                         f"({message})") from None
+
+
+def export_private(checkpoint_path, out_path, task_names=None):
+    """Write the task-private weights (heads, adapters, gates) of ``task_names`` (default: all)
+    from a run's checkpoint to a small HDF5 file; returns (tasks written, bytes)."""
+    loaded = checkpoint.load(checkpoint_path)
+    config, tasks, model = model_from_checkpoint(loaded)
+    names = list(task_names or tasks)
+    unknown = [t for t in names if t not in tasks]
+    if unknown:
+        raise KeyError(f"unknown task {unknown[0]!r}; {checkpoint_path} has {', '.join(tasks)}")
+    size = checkpoint.save_private(out_path, model.private_state_dict(names), names,
+                                   config["model"], source=checkpoint_path)
+    return names, size
+
+
+def load_private(model, path):
+    """Load a ``export_private`` file's weights onto ``model`` (its shared backbone stays)."""
+    private = checkpoint.load_private(path)
+    try:
+        model.load_private_state_dict(private["model_state"])
+    except ValueError as error:
+        raise checkpoint.CheckpointError(f"{path}: {error}") from None
+    return private["tasks"]
+
+
+def input_shape(tasks):
+    """One example's shape, which every task of a shared backbone must have in common."""
+    shapes = {t: d.x_train.shape[1:] for t, d in tasks.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"tasks with one backbone need one input shape, got {shapes}")
+    return next(iter(shapes.values()))
+
+
+def model_from_checkpoint(loaded):
+    """(config, tasks, model) rebuilt from a loaded checkpoint, weights restored."""
+    config = loaded["config"]
+    tasks = load_tasks(config)
+    model = build(config, tasks, pretrained=False)  # every weight comes from the checkpoint
+    model.load_state_dict(loaded["model_state"])
+    return config, tasks, model
+
+
+def read_rows(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def keep_rows(path, kept):
+    """On resume: rewrite the metrics file with only the rows ``kept(row)`` accepts (those
+    written up to the checkpoint; the rest will be written again)."""
+    rows = [r for r in read_rows(path) if kept(r)]
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def make_callbacks(config):
+    """The plugins a config's ``callbacks`` list names."""
+    return [create("callback", spec) for spec in config["callbacks"]]
