@@ -1,6 +1,8 @@
-"""Training: the trainer, metrics, checkpoints (HDF5), run directories, reports and plots."""
+"""Training: the Trainer and its plugin protocol, metrics, HDF5 checkpoints and config checks."""
 
-from tinymtl.train.config import ConfigError
+from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.train.checkpoint import CheckpointError
+from tinymtl.train.config import ConfigError
+from tinymtl.train.trainer import Trainer
 
-__all__ = ["ConfigError", "CheckpointError"]
+__all__ = ["Trainer", "Plugin", "register", "ConfigError", "CheckpointError"]
