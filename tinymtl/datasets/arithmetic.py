@@ -7,6 +7,8 @@ Subtraction keeps a >= b. Rendered with "+"/"plus" and "-"/"minus", optional spa
 interaction of operator and operands (no sum of per-character scores can produce it).
 """
 
+from tinymtl.datasets.source import TextSource
+
 CLASSES = [str(k) for k in range(19)]
 OPERATORS = {"+": ("+", "plus"), "-": ("-", "minus")}
 
@@ -25,3 +27,6 @@ def sample(rng, max_length):
         raise ValueError(f"max_length {max_length} is too short for {text!r}")
     offset = int(rng.integers(0, max_length - len(text) + 1))
     return " " * offset + text, a + b if op == "+" else a - b
+
+
+SOURCE = TextSource("math", sample, CLASSES)

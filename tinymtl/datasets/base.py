@@ -62,11 +62,12 @@ def array_digest(*arrays):
     return digest.hexdigest()
 
 
-def generate_text_task(name, generator, classes, train_size, test_size, max_length, seed):
-    """Draw a text task's splits (see the module docstring for the held-out guarantee)."""
+def generate_text_task(name, sample, classes, train_size, test_size, max_length, seed):
+    """Draw a text task's splits with ``sample(rng, max_length) -> (text, label)`` (see the
+    module docstring for the held-out guarantee)."""
     streams = np.random.SeedSequence([seed, sum(map(ord, name))]).spawn(2)
     train_rng, test_rng = (np.random.Generator(np.random.PCG64(s)) for s in streams)
-    train = [generator.sample(train_rng, max_length) for _ in range(train_size)]
+    train = [sample(train_rng, max_length) for _ in range(train_size)]
     seen = {text for text, _ in train}
     test, attempts = [], 0
     while len(test) < test_size:
@@ -74,7 +75,7 @@ def generate_text_task(name, generator, classes, train_size, test_size, max_leng
         if attempts > 50 * test_size:
             raise RuntimeError(f"{name}: cannot draw {test_size} test items unseen in training; "
                                f"lower train_size or raise max_length")
-        text, label = generator.sample(test_rng, max_length)
+        text, label = sample(test_rng, max_length)
         if text not in seen:
             test.append((text, label))
     text_train, y_train = zip(*train)

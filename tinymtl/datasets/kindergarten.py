@@ -11,6 +11,8 @@ cannot read it off (see ``linear_accuracy`` in a run's summary).
 
 import string
 
+from tinymtl.datasets.source import TextSource
+
 LETTERS = string.ascii_uppercase
 CLASSES = list(LETTERS)
 QUESTIONS = ("after", "before", "first of", "last of")
@@ -43,3 +45,6 @@ def sample(rng, max_length):
         answer = LETTERS.index(word[0] if question == "first of" else word[-1])
         words = [_case(w, rng) for w in question.split()] + [word]
     return _render(words, rng, max_length), answer
+
+
+SOURCE = TextSource("kindergarten", sample, CLASSES)

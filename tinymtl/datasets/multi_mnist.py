@@ -22,10 +22,13 @@ Built deterministically from the seed and the cached MNIST (``tinymtl data fetch
 cached as HDF5 with its sha256; the cache key includes MNIST's own sha256.
 """
 
+import sys
+
 import numpy as np
 
 from tinymtl.datasets import mnist
 from tinymtl.datasets.base import TaskData
+from tinymtl.datasets.source import ImageSetSource
 from tinymtl.datasets.cache import load_or_generate_arrays
 
 TARGETS = ("left", "right")
@@ -83,3 +86,6 @@ def task(name, target, arrays, manifest, well_posed=False):
                     x_train=arrays["train_images"], y_train=arrays[f"train_{target}"],
                     x_test=arrays["test_images"], y_test=arrays[f"test_{target}"],
                     manifest=dict(manifest, target=target))
+
+
+SOURCE = ImageSetSource("multi_mnist", sys.modules[__name__])

@@ -10,10 +10,13 @@ same images (one array, shared), so a ``joint`` schedule can put each batch thro
 The image set is generated once per (seed, sizes) and cached as HDF5 with its sha256.
 """
 
+import sys
+
 import numpy as np
 
 from tinymtl.datasets import shapes
 from tinymtl.datasets.base import TaskData
+from tinymtl.datasets.source import ImageSetSource
 from tinymtl.datasets.cache import load_or_generate_arrays
 
 TARGETS = ("shape", "orientation", "intensity")
@@ -72,3 +75,6 @@ def task(name, target, arrays, manifest, well_posed=False):
         x_test=arrays["test_images"], y_test=labels(arrays, "test", target, well_posed),
         manifest=dict(manifest, target=target, well_posed=well_posed),
         train_attributes=attributes["train"], test_attributes=attributes["test"])
+
+
+SOURCE = ImageSetSource("shapes3", sys.modules[__name__], well_posed=True)

@@ -24,7 +24,7 @@ import yaml
 from tinymtl.options import (Bool, Choice, ConfigError, Field, Float, Int, ListOf, MapOf, Str,
                              check_section)
 
-from tinymtl.datasets import IMAGE_SETS, SOURCES
+from tinymtl import datasets
 from tinymtl.mtl import continual, surgery, weighting  # noqa: F401  (register their methods)
 from tinymtl.mtl.architectures import ARCHITECTURES
 from tinymtl.mtl.heads import HEADS
@@ -141,6 +141,33 @@ PHASE = {
     "steps": Int(low=1, required=True),
 }
 
+TASK = {  # what every task takes; each data source adds its own options (datasets.SOURCES)
+    "generator": Choice(datasets.SOURCES, required=True),
+    "train_size": Int(low=10),  # default: 20000 for generated text, all for real data
+    "test_size": Int(low=10),   # default: 2000 for generated text, all for real data
+    "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
+    "loss_weight": Float(default=1.0, low=0.0),
+    "lr": Float(positive=True),  # this task's head's own rate (default: training.lr)
+    "stop_gradient": Bool(default=False),  # the head learns; the backbone gets no gradient
+}
+
+
+class SourceOption(Field):
+    """A task option that only some data sources take; its source checks it (``_check_tasks``)."""
+
+    def check(self, value, where):
+        return value
+
+
+def source_options():
+    """{option: the sources that take it}, over every data source."""
+    options = {}
+    for name, source in datasets.SOURCES.items():
+        for key in source.OPTIONS:
+            options.setdefault(key, []).append(name)
+    return options
+
+
 TRAINING = {
     "schedule": Choice(SCHEDULES, default="alternating"),
     "steps": Int(default=4000, low=1),
@@ -173,7 +200,9 @@ def schema():
         training.update({key: copy.copy(field) for key, field in aliases(kind).items()})
         for key in aliases(kind):
             training[key].default = None
-    return dict(SCHEMA, training=training, continual=ContinualSection())
+    task = dict(TASK, **{key: SourceOption() for key in source_options()})
+    return dict(SCHEMA, tasks=MapOf(task, required=True), training=training,
+                continual=ContinualSection())
 
 
 SCHEMA = {
@@ -185,19 +214,7 @@ SCHEMA = {
         "max_length": Int(default=20, low=4, high=256),
         "cache": Bool(default=True),
     },
-    "tasks": MapOf({
-        "generator": Choice(SOURCES, required=True),
-        "train_size": Int(low=10),  # default: 20000 for generated text, all for real data
-        "test_size": Int(low=10),   # default: 2000 for generated text, all for real data
-        "target": Str(),            # image sets (shapes3): which label this task learns
-        "well_posed": Bool(),       # shapes3 orientation: fold each shape's symmetry out
-        "digits": ListOf(Int(low=0, high=9)),  # mnist: only these digits (split MNIST)
-        "permutation": Int(low=0),  # mnist: pixels shuffled by the permutation of this seed
-        "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
-        "loss_weight": Float(default=1.0, low=0.0),
-        "lr": Float(positive=True),  # this task's head's own rate (default: training.lr)
-        "stop_gradient": Bool(default=False),  # the head learns; the backbone gets no gradient
-    }, required=True),
+    "tasks": None,  # TASK and every data source's options (``schema``)
     "model": {
         "architecture": Choice(ARCHITECTURES, default="hard"),  # what is shared: mtl.architectures
         "adapter_hidden": Int(default=64, low=1),  # adapters: each task's bottleneck width
@@ -302,23 +319,19 @@ def _check_tasks(config):
     if config["model"]["features"] == 0 and not feature_map:
         raise ConfigError("model.features = 0: only the cnn encoder can hand its feature map "
                           "to the heads; expected a number >= 1")
+    takers = source_options()
     for name, spec in config["tasks"].items():
         where = f"tasks.{name}"
-        if spec["generator"] in IMAGE_SETS:
-            targets = IMAGE_SETS[spec["generator"]].TARGETS
-            if spec["target"] not in targets:
-                raise ConfigError(f"{where}.target = {spec['target']!r}: expected one of "
-                                  f"{', '.join(targets)}")
-        elif spec["target"] is not None:
-            raise ConfigError(f"{where}.target: only image sets ({', '.join(IMAGE_SETS)}) "
-                              f"take a target; {spec['generator']!r} has one label")
-        for key in ("digits", "permutation"):
-            if spec[key] is not None and spec["generator"] != "mnist":
-                raise ConfigError(f"{where}.{key}: only the mnist source takes it")
-        if spec["digits"] is not None and len(set(spec["digits"])) != len(spec["digits"]):
-            raise ConfigError(f"{where}.digits = {spec['digits']!r}: expected distinct digits")
-        if spec["well_posed"] is not None and spec["target"] != "orientation":
-            raise ConfigError(f"{where}.well_posed: only an orientation target takes it")
+        source = datasets.SOURCES[spec["generator"]]
+        for key in sorted(set(takers) - set(source.OPTIONS)):
+            if spec.get(key) is not None:
+                sources = " and ".join(takers[key])
+                plural = len(takers[key]) > 1
+                raise ConfigError(f"{where}.{key}: only the {sources} source{'s' if plural else ''}"
+                                  f" take{'' if plural else 's'} it; {spec['generator']!r} does not")
+        spec.update(check_section(source.OPTIONS, {k: spec[k] for k in source.OPTIONS
+                                                   if spec.get(k) is not None}, where))
+        source.check(spec, where)
         head = spec["head"]
         if head is not None and (head == "linear") == feature_map:
             expected = "gap, flatten or spatial" if feature_map else "linear"

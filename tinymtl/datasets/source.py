@@ -1,0 +1,75 @@
+"""``DataSource``: the one protocol every kind of task data follows — generated text
+(``TextSource``), image sets that several tasks label (``ImageSetSource``), and real data
+fetched once (``mnist.MnistSource``)."""
+
+from tinymtl.datasets.base import generate_text_task
+from tinymtl.datasets.cache import load_or_generate
+from tinymtl.options import Bool, Choice, ConfigError
+
+
+class DataSource:
+    """One kind of task data, as a config names it (``tasks.<task>.generator: <name>``).
+
+    ``OPTIONS``: the task keys it takes beyond those every task has (``train_size``,
+    ``test_size``, and the model's ``head``, ``loss_weight``, ``lr``, ``stop_gradient``),
+    checked like every option. ``load`` makes the task's ``TaskData``; ``shared`` is a dict that
+    lives for one config's tasks, where a source keeps what several of them have in common (an
+    image set's arrays). A source of real data has ``fetch(idx_directory=None)``, which obtains
+    it once (``tinymtl data fetch``), and ``cache_path()``."""
+
+    name = None
+    OPTIONS = {}
+    fetch = None
+
+    def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
+        raise NotImplementedError
+
+    def check(self, spec, where):
+        """Checks across options, beyond each option's own (one-line ConfigError)."""
+
+
+GENERATOR_VERSION = 1  # bump when a text generator's output changes, so old caches are not reused
+TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
+
+
+class TextSource(DataSource):
+    """A procedural text task: ``sample(rng, max_length) -> (text, label)`` over ``classes``,
+    generated with independent train and test streams and cached by its whole specification."""
+
+    def __init__(self, name, sample, classes):
+        self.name, self.sample, self.classes = name, sample, list(classes)
+
+    def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
+        train_size = spec.get("train_size") or TEXT_SIZES[0]
+        test_size = spec.get("test_size") or TEXT_SIZES[1]
+        key = {"name": task, "generator": self.name, "version": GENERATOR_VERSION, "seed": seed,
+               "train_size": train_size, "test_size": test_size, "max_length": max_length}
+        return load_or_generate(key, lambda: generate_text_task(
+            task, self.sample, self.classes, train_size, test_size, max_length, seed), use_cache)
+
+
+class ImageSetSource(DataSource):
+    """One set of images that several tasks label, each by one of its ``targets``: a module
+    with ``image_set(train_size, test_size, seed, use_cache) -> (arrays, manifest)`` and
+    ``task(name, target, arrays, manifest, well_posed)``. Tasks of one config with the same
+    sizes share the arrays (not copied), so a joint schedule can put a batch through all."""
+
+    def __init__(self, name, module, well_posed=False):
+        self.name, self.module = name, module
+        self.OPTIONS = {"target": Choice(module.TARGETS, required=True,
+                                         help="which of the image set's labels the task learns")}
+        if well_posed:
+            self.OPTIONS["well_posed"] = Bool(help="orientation: fold each shape's symmetry "
+                                                   "out of the label")
+
+    def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
+        shared = {} if shared is None else shared
+        key = (self.name, spec.get("train_size"), spec.get("test_size"))
+        if key not in shared:
+            shared[key] = self.module.image_set(*key[1:], seed, use_cache)
+        return self.module.task(task, spec["target"], *shared[key],
+                                well_posed=spec.get("well_posed") or False)
+
+    def check(self, spec, where):
+        if spec.get("well_posed") is not None and spec["target"] != "orientation":
+            raise ConfigError(f"{where}.well_posed: only an orientation target takes it")
