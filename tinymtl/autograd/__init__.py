@@ -5,8 +5,8 @@
 """
 
 from tinymtl.autograd import methods as _methods
-from tinymtl.autograd.engine import backward, grad
-from tinymtl.autograd.function import Function, sum_to
+from tinymtl.autograd.engine import backward, grad, sum_to
+from tinymtl.autograd.function import Function
 from tinymtl.autograd.grad_mode import (
     enable_grad,
     is_grad_enabled,

@@ -9,9 +9,24 @@
 ``backward`` accumulates into ``.grad`` like PyTorch. ``grad`` returns the gradients of some
 outputs with respect to chosen tensors *without* touching ``.grad`` — what multi-task methods
 such as PCGrad need: one gradient per task loss, collected before any update.
+
+The engine imports nothing of the rest of autograd (a Tensor is whatever has ``_ctx``,
+``data`` and ``requires_grad``), so ``Tensor.backward`` can call it without an import cycle.
 """
 
-from tinymtl.autograd.function import sum_to
+
+def sum_to(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting expanded, so it gets ``shape`` back.
+
+    If y = x + b with b of shape (C,) broadcast to (N, C), then dL/db = sum over N of dL/dy.
+    """
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, size in enumerate(shape) if size == 1 and grad.shape[lead + k] != 1
+    )
+    return grad.sum(axis=axes, keepdims=True).reshape(shape)
 
 
 def _topological_order(roots):

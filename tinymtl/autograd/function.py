@@ -17,7 +17,7 @@ called later. Non-tensor arguments (axes, strides) are keyword attributes of the
 ``Sum.apply(x, axis=1)`` makes ``ctx.axis`` available to both methods.
 
 ``backward`` may return a gradient shaped like the broadcast result: the engine reduces it to
-each input's shape in one place, ``sum_to``.
+each input's shape in one place, the engine's ``sum_to``.
 """
 
 from tinymtl.autograd.grad_mode import is_grad_enabled
@@ -57,15 +57,3 @@ class Function:
         raise NotImplementedError
 
 
-def sum_to(grad, shape):
-    """Sum ``grad`` over the axes that broadcasting expanded, so it gets ``shape`` back.
-
-    If y = x + b with b of shape (C,) broadcast to (N, C), then dL/db = sum over N of dL/dy.
-    """
-    if grad.shape == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + k for k, size in enumerate(shape) if size == 1 and grad.shape[lead + k] != 1
-    )
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)

@@ -11,6 +11,7 @@ Operator methods (``+``, ``@``, ``.sum()``, ``.relu()`` ...) are attached in
 
 import numpy as np
 
+from tinymtl.autograd.engine import backward
 from tinymtl.backend import array_module, device_of, get_array_module, get_default_dtype, to_device
 from tinymtl.backend.random import default_generator
 
@@ -143,8 +144,6 @@ class Tensor:
     # -- gradients ---------------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; free the graph unless retained."""
-        from tinymtl.autograd.engine import backward
-
         backward(self, gradient, retain_graph)
 
     def _accumulate_grad(self, grad):

@@ -1,0 +1,88 @@
+"""The architecture in the imports: no module imports (directly or through others) one that
+imports it back, lazily inside a function or not, and the layers only import downwards."""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "tinymtl"
+
+# bottom to top (README "How it is built"); a module may import its own layer or lower ones
+# (report, plots and tables, reads results: the run protocols use it to write theirs)
+LAYERS = ["options", "files", "backend", "autograd", "nn", "optim", "datasets", "mtl", "train",
+          "report", "runs", "cli"]
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports():
+    """{module: set of tinymtl modules it imports}, every import statement counted."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("tinymtl")}
+            elif isinstance(node, ast.ImportFrom) and node.module and \
+                    node.module.startswith("tinymtl"):
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    targets.add(child if child in modules else node.module)
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def cycles(graph):
+    """One cycle through each strongly connected group of modules (Tarjan), as lists."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def layer(module):
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "tinymtl"
+
+
+def test_no_import_cycles():
+    assert cycles(imports()) == []
+
+
+def test_layers_import_only_downwards():
+    upward = []
+    for module, targets in imports().items():
+        if layer(module) not in LAYERS:
+            continue
+        for target in targets:
+            if layer(target) in LAYERS and LAYERS.index(layer(target)) > LAYERS.index(
+                    layer(module)):
+                upward.append(f"{module} -> {target}")
+    assert upward == []
