@@ -27,8 +27,13 @@ def final_state(path):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_weights(tmp_path, data_dir):
-    config = tiny_config(training={"steps": 1500, "checkpoint_every": 50, "eval_every": 250},
+@pytest.mark.parametrize("methods", [
+    {},  # alternating batches, plain sum
+    {"schedule": "mixed", "weighting": "uncertainty", "gradients": "pcgrad"},  # plugin states
+], ids=["plain", "plugins"])
+def test_killed_run_resumes_to_identical_weights(methods, tmp_path, data_dir):
+    config = tiny_config(training={"steps": 1500, "checkpoint_every": 50, "eval_every": 250,
+                                   **methods},
                          model={"dropout": 0.1, "head_hidden": 16})
     path = write_config(tmp_path / "tiny.yaml", config)
     env = dict(os.environ, TINYMTL_DATA_DIR=str(data_dir))
@@ -56,3 +61,9 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, data_dir):
     assert straight.keys() == again.keys()
     different = [k for k in straight if straight[k] != again[k]]
     assert not different, f"resumed from step {killed_at}, differs in {different[:5]}"
+    from tinymtl.train import checkpoint
+
+    plugins = [checkpoint.load(run / "checkpoint.h5")["plugin_states"]
+               for run in (tmp_path / "straight", interrupted)]
+    assert set(plugins[0]) == {methods.get("weighting", "static"), methods.get("gradients", "sum")}
+    assert plugins[0] == plugins[1]  # learned log-variances, PCGrad's generator and statistics
