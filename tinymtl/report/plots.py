@@ -3,6 +3,8 @@
 import matplotlib
 import numpy as np
 
+from tinymtl.train.task_kinds import TASK_KINDS
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -11,8 +13,8 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
     """Test accuracy (MAE for regression) and training loss of ``task`` against the tokens it
     has consumed (characters for text, examples for images): multi-task vs its baseline, so a
     token-controlled baseline ends where the multi-task curve ends."""
-    score, loss_name = ("test_mae", "MSE") if kind == "regression" else ("test_accuracy",
-                                                                          "cross-entropy")
+    kind = TASK_KINDS[kind]
+    score = f"test_{kind.score}"
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
     tasks_trained = {t for r in rows if r["run"] == "multitask" for t in r["tasks"]}
     lowest = 1.0
@@ -32,16 +34,16 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
         if trains:
             loss_axis.plot([r["tasks"][task]["tokens"] for r in trains],
                            [r["tasks"][task]["loss"] for r in trains], style, label=name)
-    if kind == "regression":
-        accuracy_axis.set(title=f"{task}: held-out mean absolute error", ylabel="MAE",
-                          yscale="log", xlabel=f"tokens of {task} consumed")
-    else:
+    if kind.higher_is_better:  # a share in [0, 1]: zoom in on where the curves are
         margin = max(0.02, (1 - lowest) * 0.1)
-        accuracy_axis.set(title=f"{task}: held-out accuracy", ylabel="accuracy",
+        accuracy_axis.set(title=f"{task}: held-out {kind.description}", ylabel=kind.score,
                           xlabel=f"tokens of {task} consumed",
                           ylim=(max(0.0, lowest - margin), 1.0 + margin / 4))
+    else:  # an error: over orders of magnitude
+        accuracy_axis.set(title=f"{task}: held-out {kind.description}", ylabel=kind.label,
+                          yscale="log", xlabel=f"tokens of {task} consumed")
     loss_axis.set(title=f"{task}: training loss", xlabel=f"tokens of {task} consumed",
-                  ylabel=loss_name, yscale="log")
+                  ylabel=kind.loss_name, yscale="log")
     for axis in (accuracy_axis, loss_axis):
         axis.grid(alpha=0.3)
         axis.legend()
@@ -175,9 +177,9 @@ def strategy_comparison(result, path):
         colours = ["tab:blue"] * len(names) + ["tab:gray"]
         axis.bar(x, means, yerr=stds, color=colours, capsize=3)
         low, high = min(means) - 3 * max(stds) - 1e-3, max(means) + 3 * max(stds) + 1e-3
-        regression = result["tasks"][task] == "regression"
-        axis.set(title=f"{task}: held-out {'MAE' if regression else 'accuracy'}",
-                 ylim=(max(0.0, low), high if regression else min(1.0, high)))
+        kind = TASK_KINDS[result["tasks"][task]]
+        axis.set(title=f"{task}: held-out {kind.score if kind.higher_is_better else kind.label}",
+                 ylim=(max(0.0, low), min(1.0, high) if kind.higher_is_better else high))
         axis.set_xticks(x, names + ["single"], rotation=30, ha="right")
         axis.grid(alpha=0.3, axis="y")
     means, stds = zip(*(result["strategies"][n]["delta_m"] for n in names))

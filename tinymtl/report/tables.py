@@ -1,19 +1,12 @@
 """Text tables of results, for the terminal and for Markdown files: one function per kind of
-result (a multi-task run, a continual sequence, seeds, a comparison, a diagnosis)."""
+result (a multi-task run, a continual sequence, seeds, a comparison, a diagnosis). How a task's
+score is named and shown comes from its kind (``train.task_kinds``)."""
+
+from tinymtl.train.task_kinds import TASK_KINDS
+
 
 def _percent(value):
     return "-" if value is None else f"{100 * value:.1f}"
-
-
-def _plain(value):
-    return "-" if value is None else f"{value:.4f}"
-
-
-SUMMARY_COLUMNS = {  # per task kind: the summary keys under test / best / single / linear
-    "classification": ("accuracy %", _percent, ("test_accuracy", "peak_accuracy",
-                                                "baseline_accuracy", "linear_accuracy")),
-    "regression": ("MAE", _plain, ("test_mae", "best_mae", "baseline_mae", "linear_mae")),
-}
 
 
 def multitask(summary):
@@ -22,18 +15,17 @@ def multitask(summary):
     lines = [f"{'task':<14} {'metric':<10} {'test':>7} {'best':>7} {'forget%':>7} "
              f"{'single':>7} {'transfer':>8} {'linear':>7}"]
     for task, result in summary["tasks"].items():
-        metric, show, (test, best, single, linear) = SUMMARY_COLUMNS[
-            result.get("kind", "classification")]
-        lines.append(f"{task:<14} {metric:<10} {show(result.get(test)):>7} "
-                     f"{show(result.get(best)):>7} {_percent(result.get('forgetting')):>7} "
-                     f"{show(result.get(single)):>7} {show(result.get('transfer')):>8} "
-                     f"{show(result.get(linear)):>7}")
+        kind = TASK_KINDS[result.get("kind", "classification")]
+        test, best, single, linear = (result.get(key) for key in (
+            f"test_{kind.score}", kind.best, f"baseline_{kind.score}", f"linear_{kind.score}"))
+        lines.append(f"{task:<14} {kind.label:<10} {kind.show(test):>7} {kind.show(best):>7} "
+                     f"{_percent(result.get('forgetting')):>7} {kind.show(single):>7} "
+                     f"{kind.show(result.get('transfer')):>8} {kind.show(linear):>7}")
     rt = summary["roundtrip"]
     lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
                  f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "
                  f"{summary['checkpoint']['bytes'] / 1e6:.2f} MB; wall {summary['wall_seconds']:.1f} s")
     return "\n".join(lines)
-
 
 
 def continual(summary):
@@ -62,14 +54,6 @@ def continual(summary):
     return "\n".join(lines)
 
 
-def format_mean_std(kind, value):
-    """'98.78 ± 0.53' (accuracy, in %) or '0.0214 ± 0.0010' (MAE) for a (mean, std) pair."""
-    mean, std = value
-    if kind == "regression":
-        return f"{mean:.4f} ± {std:.4f}"
-    return f"{100 * mean:.2f} ± {100 * std:.2f}"
-
-
 def seeds(result):
     """The Markdown table of ``run_seeds``'s result."""
     seeds = result["seeds"]
@@ -78,18 +62,16 @@ def seeds(result):
              "| task | metric | multi-task | baseline | multi-task gain (± 2 se) | verdict |",
              "|---|---|---|---|---|---|"]
     for task, entry in result["tasks"].items():
-        kind = entry["kind"]
-        metric = "MAE" if kind == "regression" else "accuracy %"
+        kind = TASK_KINDS[entry["kind"]]
+        multitask_score = kind.show_mean_std(entry["multitask_mean_std"])
         if "label" not in entry:
-            lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} "
-                         f"| - | - | no baseline |")
+            lines.append(f"| {task} | {kind.label} | {multitask_score} | - | - | no baseline |")
             continue
-        scale = 1 if kind == "regression" else 100
         noise = "" if entry["standard_error"] is None else \
-            f" ± {scale * 2 * entry['standard_error']:.2f}"
-        lines.append(f"| {task} | {metric} | {format_mean_std(kind, entry['multitask_mean_std'])} | "
-                     f"{format_mean_std(kind, entry['baseline_mean_std'])} | "
-                     f"{scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
+            f" ± {kind.scale * 2 * entry['standard_error']:.2f}"
+        lines.append(f"| {task} | {kind.label} | {multitask_score} | "
+                     f"{kind.show_mean_std(entry['baseline_mean_std'])} | "
+                     f"{kind.scale * entry['difference']:+.2f}{noise} | {entry['label']} |")
     if result.get("continual"):
         lines.append("")
         lines.append("Sequence: " + ", ".join(
@@ -122,18 +104,20 @@ def comparison(result):
     if result.get("continual"):
         return _continual_comparison(result)
     tasks = list(result["tasks"])
-    metric = {t: "MAE" if k == "regression" else "acc. %" for t, k in result["tasks"].items()}
+    metric = {t: TASK_KINDS[k].short_label for t, k in result["tasks"].items()}
     header = " | ".join(f"{t} {metric[t]}" for t in tasks)
     lines = [f"Mean ± std over seeds {', '.join(map(str, result['seeds']))}. Δm% against "
              f"token-controlled single-task runs (higher is better).", "",
              f"| strategy | {header} | Δm% | step ms |",
              "|---" * (len(tasks) + 3) + "|"]
     for name, entry in result["strategies"].items():
-        cells = " | ".join(format_mean_std(result["tasks"][t], entry["tasks"][t]) for t in tasks)
+        cells = " | ".join(TASK_KINDS[result["tasks"][t]].show_mean_std(entry["tasks"][t])
+                           for t in tasks)
         dm, dm_std = entry["delta_m"]
         ms, ms_std = entry["train_step_ms"]
         lines.append(f"| {name} | {cells} | {dm:+.2f} ± {dm_std:.2f} | {ms:.1f} ± {ms_std:.1f} |")
-    cells = " | ".join(format_mean_std(result["tasks"][t], result["reference"][t]) for t in tasks)
+    cells = " | ".join(TASK_KINDS[result["tasks"][t]].show_mean_std(result["reference"][t])
+                       for t in tasks)
     lines.append(f"| single task (reference) | {cells} | 0 | - |")
     return "\n".join(lines)
 

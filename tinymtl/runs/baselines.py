@@ -24,7 +24,8 @@ from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.optim import Adam
-from tinymtl.train.metrics import SCORES, evaluate, task_loss
+from tinymtl.train.metrics import evaluate, task_loss
+from tinymtl.train.task_kinds import TASK_KINDS
 from tinymtl.train.trainer import Trainer, fit_to_budget, make_samplers
 
 
@@ -106,7 +107,7 @@ def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
         optimizer.zero_grad()
         task_loss(data.kind, model(Tensor(data.x_train[index])), data.y_train[index]).backward()
         optimizer.step()
-    score = f"test_{SCORES[data.kind]}"
+    score = f"test_{TASK_KINDS[data.kind].score}"
     train = evaluate(model, None, data.x_train, data.y_train, kind=data.kind)[score]
     return {score: evaluate(model, None, data.x_test, data.y_test, kind=data.kind)[score],
             score.replace("test_", "train_"): train}

@@ -39,7 +39,8 @@ from tinymtl.runs import baselines
 from tinymtl.runs.seeds import mean_std
 from tinymtl.runs.setup import load_tasks
 from tinymtl.train.config import ConfigError, read_yaml, same_config, validate
-from tinymtl.train.metrics import SCORES, task_summary
+from tinymtl.train.metrics import task_summary
+from tinymtl.train.task_kinds import TASK_KINDS
 
 COMPARE_KEYS = ("base", "seeds", "common", "strategies")
 
@@ -106,8 +107,7 @@ def _run_once(config, out, progress):
 
 def delta_m(scores, reference, kinds):
     """Δm% of ``scores`` {task: M_t} against ``reference`` {task: M_t^single}."""
-    terms = [(-1 if kinds[t] == "regression" else 1) * (scores[t] - reference[t]) / reference[t]
-             for t in scores]
+    terms = [TASK_KINDS[kinds[t]].gain(scores[t], reference[t]) / reference[t] for t in scores]
     return 100 * float(np.mean(terms))
 
 
@@ -120,7 +120,7 @@ def run_comparison(comparison, out_dir=None, progress=True):
         return _run_continual(comparison, seeds, out, progress)
     tasks = load_tasks(first)
     kinds = {t: d.kind for t, d in tasks.items()}
-    scores = {t: f"test_{SCORES[k]}" for t, k in kinds.items()}
+    scores = {t: f"test_{TASK_KINDS[k].score}" for t, k in kinds.items()}
     arms = {}
     for name, config in comparison["strategies"].items():
         arms[name] = [_run_once(dict(copy.deepcopy(config), seed=seed, baselines="none"),

@@ -21,7 +21,8 @@ from tinymtl.runs import baselines
 from tinymtl.runs.setup import RunDirectory, build, load_tasks, make_callbacks, read_rows
 from tinymtl.train import checkpoint
 from tinymtl.train.config import method_spec
-from tinymtl.train.metrics import SCORES, predict_logits, task_summary
+from tinymtl.train.metrics import predict_logits, task_summary
+from tinymtl.train.task_kinds import TASK_KINDS
 from tinymtl.train.trainer import Trainer
 
 
@@ -86,14 +87,13 @@ def reference_scores(data):
 
 
 def compare_to_single_task(result, history, task, kind):
-    """The single-task baseline's numbers and the transfer (positive: multi-task is better)."""
-    single = task_summary(history, task, kind)
-    if kind == "regression":
-        return {"baseline_mae": single["test_mae"], "baseline_best_mae": single["best_mae"],
-                "transfer": single["test_mae"] - result["test_mae"]}
-    return {"baseline_accuracy": single["test_accuracy"],
-            "baseline_peak_accuracy": single["peak_accuracy"],
-            "transfer": result["test_accuracy"] - single["test_accuracy"]}
+    """The single-task baseline's numbers and the transfer (positive: multi-task is better):
+    baseline_<score>, baseline_<best> (e.g. baseline_peak_accuracy) and transfer."""
+    kind = TASK_KINDS[kind]
+    single = task_summary(history, task, kind.name)
+    test = f"test_{kind.score}"
+    return {f"baseline_{kind.score}": single[test], f"baseline_{kind.best}": single[kind.best],
+            "transfer": kind.gain(result[test], single[test])}
 
 
 BASELINE_NAMES = {"single_task": "single task, same steps",
@@ -133,7 +133,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
                                  baseline_steps=counters["steps"],
                                  baseline_tokens=counters["tokens"])
         if config["linear_baseline"]:
-            score = f"test_{SCORES[data.kind]}"
+            score = f"test_{TASK_KINDS[data.kind].score}"
             linear = baselines.linear(data, seed=config["seed"])[score]
             results[task][score.replace("test_", "linear_")] = linear
     baseline_seconds = time.perf_counter() - baseline_started

@@ -26,7 +26,7 @@ import numpy as np
 from tinymtl import runs
 from tinymtl.files import write_text
 from tinymtl.report import tables
-from tinymtl.train.metrics import SCORES
+from tinymtl.train.task_kinds import TASK_KINDS
 
 LABELS = ("genuine transfer", "exposure only", "negative transfer", "undetermined")
 
@@ -58,15 +58,16 @@ def summarise(summaries):
     tasks = {}
     for task, first in summaries[0]["tasks"].items():
         kind = first.get("kind", "classification")
-        score = f"test_{SCORES[kind]}"
+        score = f"test_{TASK_KINDS[kind].score}"
         multitask = [s["tasks"][task][score] for s in summaries]
         entry = {"kind": kind, "score": score, "multitask": multitask,
                  "multitask_mean_std": mean_std(multitask),
                  "tokens": [s["tasks"][task].get("tokens") for s in summaries]}
-        baseline_key = "baseline_mae" if kind == "regression" else "baseline_accuracy"
+        baseline_key = f"baseline_{TASK_KINDS[kind].score}"
         if first.get(baseline_key) is not None:
             baseline = [s["tasks"][task][baseline_key] for s in summaries]
-            label, d, se = transfer_label(multitask, baseline, kind != "regression")
+            label, d, se = transfer_label(multitask, baseline,
+                                          TASK_KINDS[kind].higher_is_better)
             entry.update(baseline=baseline, baseline_kind=first.get("baseline"),
                          baseline_mean_std=mean_std(baseline),
                          baseline_tokens=[s["tasks"][task].get("baseline_tokens")

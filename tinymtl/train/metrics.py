@@ -1,7 +1,5 @@
-"""Losses, evaluation and the per-task numbers a run reports, for both kinds of task.
-
-    classification   loss: cross-entropy          score: accuracy (higher is better)
-    regression       loss: mean squared error     score: mean absolute error, MAE (lower)
+"""Losses, evaluation and the per-task numbers a run reports, for every kind of task (the loss,
+score and direction of each kind are in ``task_kinds.TASK_KINDS``).
 
 forgetting = max(0, (peak - final) / peak): the share of its best test accuracy a task has lost
 by the end of training (0 when it ends at its peak). For regression it is the same share of the
@@ -10,27 +8,20 @@ best (lowest) MAE gained back: max(0, (final - best) / final).
 
 import numpy as np
 
-import tinymtl.nn.functional as F
 from tinymtl.autograd import Tensor, no_grad
 from tinymtl.backend import to_numpy
 from tinymtl.backend.kernels import numpy_ref
-
-SCORES = {"classification": "accuracy", "regression": "mae"}
+from tinymtl.train.task_kinds import TASK_KINDS
 
 
 def task_loss(kind, outputs, y):
     """The training loss of a batch: cross-entropy of logits (N, C), or MSE of outputs (N, 1)."""
-    if kind == "regression":
-        return F.mse_loss(outputs.reshape(-1), Tensor(y))
-    return F.cross_entropy(outputs, y)
+    return TASK_KINDS[kind].loss(outputs, y)
 
 
 def score_sum(kind, outputs, y):
     """Σ over the batch of the task's score: correct answers, or absolute errors."""
-    outputs = to_numpy(outputs)
-    if kind == "regression":
-        return float(np.abs(outputs.reshape(-1) - y).sum())
-    return int((outputs.argmax(1) == y).sum())
+    return TASK_KINDS[kind].score_sum(outputs, y)
 
 
 def softmax(logits):
@@ -55,7 +46,7 @@ def evaluate(model, task, x, y, batch_size=1024, kind="classification"):
     """{'test_accuracy' | 'test_mae', 'test_loss'} of ``model`` on a held-out set."""
     outputs = predict_logits(model, task, x, batch_size)
     loss = task_loss(kind, Tensor(outputs), y).item()
-    return {f"test_{SCORES[kind]}": score_sum(kind, outputs, y) / len(y),
+    return {f"test_{TASK_KINDS[kind].score}": score_sum(kind, outputs, y) / len(y),
             "test_loss": float(loss)}
 
 
@@ -64,16 +55,17 @@ def forgetting(peak, final):
 
 
 def task_summary(history, task, kind="classification"):
-    """Peak (best), final and forgetting of one task over a run's evaluation history."""
-    if kind == "regression":
-        errors = [row["tasks"][task]["test_mae"] for row in history if task in row["tasks"]]
-        if not errors:
-            return {"test_mae": None, "best_mae": None, "forgetting": None}
-        best, final = min(errors), errors[-1]
-        return {"test_mae": final, "best_mae": best,
-                "forgetting": max(0.0, (final - best) / final) if final > 0 else 0.0}
-    accuracies = [row["tasks"][task]["test_accuracy"] for row in history if task in row["tasks"]]
-    if not accuracies:
-        return {"test_accuracy": None, "peak_accuracy": None, "forgetting": None}
-    peak, final = max(accuracies), accuracies[-1]
-    return {"test_accuracy": final, "peak_accuracy": peak, "forgetting": forgetting(peak, final)}
+    """Peak (best), final and forgetting of one task over a run's evaluation history:
+    {test_accuracy, peak_accuracy, forgetting} or {test_mae, best_mae, forgetting}."""
+    kind = TASK_KINDS[kind]
+    test = f"test_{kind.score}"
+    values = [row["tasks"][task][test] for row in history if task in row["tasks"]]
+    if not values:
+        return {test: None, kind.best: None, "forgetting": None}
+    final = values[-1]
+    if kind.higher_is_better:
+        best = max(values)
+        return {test: final, kind.best: best, "forgetting": forgetting(best, final)}
+    best = min(values)
+    return {test: final, kind.best: best,
+            "forgetting": max(0.0, (final - best) / final) if final > 0 else 0.0}

@@ -32,7 +32,8 @@ from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
                                         StepLR)
-from tinymtl.train.metrics import SCORES, evaluate, score_sum, task_loss
+from tinymtl.train.metrics import evaluate, score_sum, task_loss
+from tinymtl.train.task_kinds import TASK_KINDS
 from tinymtl.train.progress import ProgressBar
 
 
@@ -69,10 +70,10 @@ def format_scores(tasks, prefix=""):
     """'A: acc 0.951 C: mae 0.031' for a row's per-task results."""
     parts = []
     for task, values in tasks.items():
-        for name, short in (("accuracy", "acc"), ("mae", "mae")):
-            if f"{prefix}{name}" in values:
-                parts.append(f"{task}: {prefix.replace('_', ' ')}{short} "
-                             f"{values[prefix + name]:.3f}")
+        for kind in TASK_KINDS.values():
+            if f"{prefix}{kind.score}" in values:
+                parts.append(f"{task}: {prefix.replace('_', ' ')}{kind.abbreviation} "
+                             f"{values[prefix + kind.score]:.3f}")
     return " ".join(parts)
 
 
@@ -326,7 +327,7 @@ class Trainer:
                "lr": self.optimizer.param_groups[0]["lr"], "tasks": {}}
         for task, (loss, score, count) in sorted(self._running.items()):
             row["tasks"][task] = {"loss": loss / count,
-                                  SCORES[self.tasks[task].kind]: score / count,
+                                  TASK_KINDS[self.tasks[task].kind].score: score / count,
                                   **self.counters[task]}
         self._call("on_train_log", row)
         self._running = {}
