@@ -310,3 +310,13 @@ def test_mgda_ub_trains_a_joint_model_and_resumes_exactly(tmp_path, data_dir):
                                                    tmp_path / "c.h5")
     assert straight.surgery.statistics() == resumed.surgery.statistics()
     assert straight.surgery.statistics()["kindergarten|math"]["steps"] == 8
+
+
+def test_docs_methods_page_is_the_registry_listing():
+    """docs/methods.md shows what `tinymtl methods` prints (regenerate it when a method or an
+    option changes: its listing block is exactly ``config.method_listing()``)."""
+    import pathlib
+
+    page = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "methods.md").read_text()
+    listing = page.split("```\n")[-2]
+    assert listing.rstrip("\n") == config_module.method_listing()

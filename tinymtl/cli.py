@@ -54,7 +54,8 @@ def main():
 @click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set continual.method=replay "
-                   "(repeatable; the value is read as YAML).")
+                   "(repeatable; the value is read as YAML; `tinymtl methods` lists the "
+                   "methods and their options).")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run N consecutive seeds (into OUT/seed_<s>/) and report mean ± std, "
                    "labelling each task's transfer against seed noise.")
