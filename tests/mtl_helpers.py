@@ -32,6 +32,16 @@ def tiny_config(**sections):
     return config
 
 
+def small_config(train_size=100, test_size=20, **sections):
+    """tiny_config(**sections), validated, on ``train_size``/``test_size`` examples per task."""
+    from tinymtl.train import config as config_module
+
+    config = config_module.validate(tiny_config(**sections))
+    config["tasks"] = {t: dict(spec, train_size=train_size, test_size=test_size)
+                       for t, spec in config["tasks"].items()}
+    return config
+
+
 def write_config(path, config):
     path.write_text(yaml.safe_dump(config))
     return path

@@ -12,7 +12,7 @@ import tinymtl as tm
 from tinymtl.mtl import plugin as P
 from tinymtl.train import config as config_module
 
-from mtl_helpers import tiny_config, train_straight_and_resumed
+from mtl_helpers import small_config, train_straight_and_resumed
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "extending.md"
 
@@ -47,12 +47,9 @@ def test_its_gradient_is_that_of_the_geometric_mean(geometric, float64):
 
 
 def test_it_runs_from_a_config_and_resumes_exactly(geometric, tmp_path, data_dir):
-    raw = tiny_config(training={"steps": 8, "schedule": "mixed", "log_every": 2,
-                                "weighting": {"method": "geometric", "eps": 1.0e-6}})
-    config = config_module.validate(raw)
+    config = small_config(training={"steps": 8, "schedule": "mixed", "log_every": 2,
+                                    "weighting": {"method": "geometric", "eps": 1.0e-6}})
     assert config["training"]["weighting"] == {"method": "geometric", "eps": 1e-6}
-    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
-                       for t, s in config["tasks"].items()}
     from tinymtl.runs.setup import load_tasks
 
     straight, resumed = train_straight_and_resumed(config, load_tasks(config), 3,

@@ -15,7 +15,7 @@ from tinymtl.mtl import weighting as W
 from tinymtl.options import ConfigError, Float, Int
 from tinymtl.train import config as config_module
 
-from mtl_helpers import tiny_config, train_straight_and_resumed
+from mtl_helpers import small_config, tiny_config, train_straight_and_resumed
 
 
 class Recorder(P.Plugin):
@@ -49,11 +49,9 @@ def test_hooks_run_in_the_order_of_the_loop(data_dir):
     from tinymtl.runs.multitask import make_trainer
     from tinymtl.runs.setup import build
 
-    config = config_module.validate(tiny_config(training={
+    config = small_config(training={
         "steps": 2, "log_every": 1, "eval_every": 2, "checkpoint_every": 1, "schedule": "mixed",
-        "weighting": "equal"}))
-    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
-                       for t, s in config["tasks"].items()}
+        "weighting": "equal"})
     tasks = small_tasks(config)
     trainer = make_trainer(config, tasks, build(config, tasks), progress=False)
     recorder = Recorder()
@@ -187,13 +185,11 @@ def test_a_method_defined_outside_the_library_runs_from_a_config(scaled_weightin
                                                                   data_dir):
     from tinymtl.runs import run
 
-    config = config_module.validate(tiny_config(
+    config = small_config(
         training={"steps": 6, "log_every": 3, "eval_every": 6,
                   "weighting": {"method": "scaled_for_test", "factor": 0.25}},
-        callbacks=["step_counter_for_test"]))
+        callbacks=["step_counter_for_test"])
     config["name"] = "outside"
-    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
-                       for t, s in config["tasks"].items()}
     summary = run(config, tmp_path / "run", progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     train = [r for r in rows if r["type"] == "train"]
@@ -210,12 +206,10 @@ def test_a_method_defined_outside_the_library_runs_from_a_config(scaled_weightin
 def test_every_plugin_state_survives_a_resume_bitwise(scaled_weighting, tmp_path, data_dir):
     """Several stateful plugins in one run (learned weights, PCGrad's random order and
     statistics, a callback's array), stopped mid-run and resumed: identical at the end."""
-    config = config_module.validate(tiny_config(
+    config = small_config(
         training={"steps": 12, "schedule": "mixed", "weighting": "uncertainty",
                   "gradients": "pcgrad", "log_every": 2, "eval_every": 6},
-        callbacks=[{"method": "step_counter_for_test", "every": 2}]))
-    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
-                       for t, s in config["tasks"].items()}
+        callbacks=[{"method": "step_counter_for_test", "every": 2}])
     tasks = small_tasks(config)
     straight, resumed = train_straight_and_resumed(config, tasks, 5, tmp_path / "c.h5")
     a, b = straight.plugin_states(), resumed.plugin_states()
@@ -243,10 +237,8 @@ def test_rlw_draws_softmax_of_a_standard_normal_each_step():
 
 
 def test_rlw_trains_and_resumes_exactly(tmp_path, data_dir):
-    config = config_module.validate(tiny_config(training={
-        "steps": 10, "schedule": "mixed", "weighting": "rlw", "log_every": 2}))
-    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
-                       for t, s in config["tasks"].items()}
+    config = small_config(training={
+        "steps": 10, "schedule": "mixed", "weighting": "rlw", "log_every": 2})
     straight, resumed = train_straight_and_resumed(config, small_tasks(config), 4,
                                                    tmp_path / "c.h5")
     assert straight.weighting.weights() == resumed.weighting.weights()
@@ -302,10 +294,8 @@ def test_mgda_ub_solves_min_norm_on_the_representation_gradients():
 
 
 def test_mgda_ub_trains_a_joint_model_and_resumes_exactly(tmp_path, data_dir):
-    config = config_module.validate(tiny_config(training={
-        "steps": 8, "schedule": "mixed", "gradients": "mgda_ub", "log_every": 2}))
-    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
-                       for t, s in config["tasks"].items()}
+    config = small_config(training={
+        "steps": 8, "schedule": "mixed", "gradients": "mgda_ub", "log_every": 2})
     straight, resumed = train_straight_and_resumed(config, small_tasks(config), 3,
                                                    tmp_path / "c.h5")
     assert straight.surgery.statistics() == resumed.surgery.statistics()
