@@ -44,6 +44,9 @@ def test_checkpoint_is_plain_hdf5_with_the_documented_layout(finished_run):
                           "data"}
         assert json.loads(f["plugins"]["static"].attrs["state"]) == {
             "w": {"kindergarten": 1.0, "math": 1.0}}
+        trainer = json.loads(f["trainer"].attrs["state"])  # one state convention everywhere
+        assert trainer["samplers"]["math"]["order"] == {"$array": "samplers/math/order"}
+        assert f["trainer"]["samplers"]["math"]["order"].dtype == np.int64
         assert "sha256" in json.loads(f["data"]["math"].attrs["manifest"])
         assert "exp_avg" in f["optimizer"]["state"]["0"]
 

@@ -1,6 +1,7 @@
 """The three-task shapes workload: shared image set, task kinds, heads, stop-gradient, frozen
 backbone, joint batches, loss weights, regression, and ``tinymtl diagnose``."""
 
+import copy
 import json
 
 import numpy as np
@@ -162,10 +163,10 @@ def test_joint_loss_is_the_weighted_sum_over_every_head(data_dir):
     tasks = load_tasks(config["tasks"])
     model = build(config, tasks)
     trainer = make_trainer(config, tasks, model, progress=False)
-    state = trainer.samplers["A"].state_dict(), trainer.samplers["A"].order.copy()
+    state = copy.deepcopy(trainer.samplers["A"].state_dict())
     terms, per_task, _ = trainer._loss("joint", ("A", "B", "C"))
     loss = sum(term.item() for term in terms.values())
-    trainer.samplers["A"].load_state_dict(*state)
+    trainer.samplers["A"].load_state_dict(state)
     index = trainer.samplers["A"].next(16)
     x = Tensor(tasks["A"].x_train[index])
     expected = 0.0

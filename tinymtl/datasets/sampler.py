@@ -3,7 +3,6 @@
 import numpy as np
 
 
-
 class EpochSampler:
     """``next(k)`` returns the next k example indices of a random permutation, reshuffling when a
     pass ends. State = the generator, the current permutation and the position in it."""
@@ -28,10 +27,11 @@ class EpochSampler:
         return np.concatenate(parts)
 
     def state_dict(self):
-        return {"position": self.position, "epoch": self.epoch,
+        return {"position": self.position, "epoch": self.epoch, "order": self.order,
                 "generator": self.generator.state_dict()}
 
-    def load_state_dict(self, state, order):
+    def load_state_dict(self, state):
+        order = state["order"]
         if len(order) != self.size:
             raise ValueError(f"sampler state is for {len(order)} examples, not {self.size}")
         self.generator.load_state_dict(state["generator"])

@@ -80,13 +80,12 @@ class RunDirectory:
 def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None):
     """The run's checkpoint: model, optimizer, schedule, random states, the trainer's state
     (plus ``extra_state``, e.g. where a continual sequence stands) and every plugin's."""
-    state, arrays = trainer.state()
-    state.update(extra_state or {}, elapsed_seconds=elapsed)
+    state = dict(trainer.state_dict(), **(extra_state or {}), elapsed_seconds=elapsed)
     return checkpoint.save(
         path, model_state=trainer.model.state_dict(),
         optimizer_state=trainer.optimizer.state_dict(),
         lr_scheduler_state=trainer.lr_scheduler.state_dict(), rng_states=trainer.rng_states(),
-        trainer_state=state, trainer_arrays=arrays, plugin_states=trainer.plugin_states(),
+        trainer_state=state, plugin_states=trainer.plugin_states(),
         config=config, manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
 
 

@@ -6,14 +6,16 @@ docs/checkpoint-format.md).
     /optimizer        attrs: param_groups (JSON), scalars (JSON); /optimizer/state/<i>/<key>
     /lr_scheduler     attrs: state (JSON)
     /rng              attrs: one JSON state per generator
-    /trainer          attrs: state (JSON: counters, history); /trainer/arrays/<name>
-    /plugins/<name>   attrs: state (JSON, arrays replaced by {"$array": path});
-                      /plugins/<name>/<path>: the arrays of that plugin's state_dict()
+    /trainer          the loop's state_dict (step, history, counters, samplers), stored as
+                      every state is: attrs state (JSON, arrays replaced by {"$array": path})
+                      and the arrays as datasets at their path (/trainer/samplers/<task>/order)
+    /plugins/<name>   each plugin's state_dict, stored the same way
     /data/<task>      attrs: manifest (JSON: generator, seed, sizes, sha256)
 
-Format 1 (before plugins) kept the loss weighting's and gradient surgery's states inside
-/trainer's state and a continual method's in /trainer's state and arrays; ``load`` reads
-those as the plugins' states of today (``_upgrade_format1``).
+Format 1 (before plugins) kept the trainer's arrays apart (/trainer/arrays/sampler_order.<task>),
+the loss weighting's and gradient surgery's states inside /trainer's state, and a continual
+method's in /trainer's state and arrays; ``load`` reads those as today's states
+(``_upgrade_format1``).
 
 ``save_private``/``load_private`` write and read the small companion format: only the
 task-private weights (heads, adapters, gates) of some tasks, to be loaded onto a shared backbone.
@@ -42,8 +44,7 @@ class CheckpointError(ValueError):
 
 
 def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rng_states=None,
-         trainer_state=None, trainer_arrays=None, plugin_states=None, config=None,
-         manifests=None, step=0):
+         trainer_state=None, plugin_states=None, config=None, manifests=None, step=0):
     """Write a checkpoint atomically; returns its size in bytes."""
     path = pathlib.Path(path)
     with atomic_write(path) as temporary:
@@ -62,11 +63,7 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
             rng = f.create_group("rng")
             for name, state in (rng_states or {}).items():
                 rng.attrs[name] = json.dumps(state)
-            trainer = f.create_group("trainer")
-            trainer.attrs["state"] = json.dumps(trainer_state or {}, sort_keys=True)
-            arrays = trainer.create_group("arrays")
-            for name, value in (trainer_arrays or {}).items():
-                arrays.create_dataset(name, data=value)
+            _write_state(f.create_group("trainer"), trainer_state or {})
             plugins = f.create_group("plugins")
             for name, state in (plugin_states or {}).items():
                 _write_state(plugins.create_group(_escape(name)), state)
@@ -170,25 +167,30 @@ def load(path):
         "model_state": {name: f["model"][name][...] for name in f["model"]},
         "lr_scheduler_state": json.loads(f["lr_scheduler"].attrs["state"]),
         "rng_states": {k: json.loads(v) for k, v in f["rng"].attrs.items()},
-        "trainer_state": json.loads(f["trainer"].attrs["state"]),
-        "trainer_arrays": {k: v[...] for k, v in f["trainer"]["arrays"].items()},
+        "trainer_state": _read_state(f["trainer"]),
+        "format1_arrays": {k: v[...] for k, v in f["trainer"]["arrays"].items()}
+        if int(f.attrs["format_version"]) == 1 else {},
         "manifests": {k: json.loads(g.attrs["manifest"]) for k, g in f["data"].items()},
         "optimizer_state": _read_optimizer(f["optimizer"]) if "optimizer" in f else None,
         "plugin_states": {name.replace("%2F", "/").replace("%25", "%"): _read_state(group)
                           for name, group in f["plugins"].items()} if "plugins" in f else {},
     })
+    arrays = loaded.pop("format1_arrays")
     if loaded["format_version"] == 1:
-        _upgrade_format1(loaded)
+        _upgrade_format1(loaded, arrays)
     return loaded
 
 
-def _upgrade_format1(loaded):
-    """Move a format-1 checkpoint's method states to ``plugin_states`` under today's names:
-    /trainer's 'weighting' and 'surgery' states, and a continual sequence's 'strategy' with its
-    'continual.*' arrays (``mtl.continual.upgrade_format1``)."""
+def _upgrade_format1(loaded, arrays):
+    """Read a format-1 checkpoint as today's: its sampler orders into the trainer's state, and
+    its method states into ``plugin_states`` under today's names: /trainer's 'weighting' and
+    'surgery', and a continual sequence's 'strategy' with its 'continual.*' arrays
+    (``mtl.continual.upgrade_format1``)."""
     from tinymtl.mtl.continual import upgrade_format1
 
-    state, arrays, config = loaded["trainer_state"], loaded["trainer_arrays"], loaded["config"]
+    state, config = loaded["trainer_state"], loaded["config"]
+    for task, sampler in state.get("samplers", {}).items():
+        sampler["order"] = arrays.pop(f"sampler_order.{task}")
     training = config.get("training", {})
     plugins = loaded["plugin_states"]
     if state.get("weighting") is not None:

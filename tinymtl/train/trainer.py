@@ -33,8 +33,8 @@ from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
                                         StepLR)
 from tinymtl.train.metrics import evaluate, score_sum, task_loss
-from tinymtl.train.task_kinds import TASK_KINDS
 from tinymtl.train.progress import ProgressBar
+from tinymtl.train.task_kinds import TASK_KINDS
 
 
 def make_optimizer(parameters, training):
@@ -367,15 +367,20 @@ class Trainer:
         self._call("on_stage_end", stage, tasks)
 
     # -- state for checkpoints --------------------------------------------------------------------
-    def state(self):
-        """(JSON-able state, named arrays) of the loop itself: step, history, counters and
-        sampler positions (the model, optimizer and plugins are saved on their own)."""
-        state = {"step": self.step, "label": self.label, "history": self.history,
-                 "train_seconds": self.train_seconds,
-                 "counters": self.counters, "running": self._running,
-                 "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
-        arrays = {f"sampler_order.{t}": s.order for t, s in self.samplers.items()}
-        return state, arrays
+    def state_dict(self):
+        """The loop's own state: step, history, counters, running statistics and the samplers
+        (orders, positions, generators); the model, optimizer and plugins have their own."""
+        return {"step": self.step, "label": self.label, "history": self.history,
+                "train_seconds": self.train_seconds,
+                "counters": self.counters, "running": self._running,
+                "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
+
+    def load_state_dict(self, state):
+        self.step, self.history = state["step"], state["history"]
+        self.train_seconds = state.get("train_seconds", 0.0)
+        self.counters, self._running = state["counters"], state["running"]
+        for task, sampler in self.samplers.items():
+            sampler.load_state_dict(state["samplers"][task])
 
     def plugin_states(self):
         """{plugin name: its state_dict()}, what the checkpoint's /plugins group holds."""
@@ -399,9 +404,4 @@ class Trainer:
         default_generator.load_state_dict(checkpoint["rng_states"]["default"])
         if "task_sampler" in checkpoint["rng_states"]:  # absent in checkpoints before sampling
             self.task_sampler.load_state_dict(checkpoint["rng_states"]["task_sampler"])
-        state, arrays = checkpoint["trainer_state"], checkpoint["trainer_arrays"]
-        self.step, self.history = state["step"], state["history"]
-        self.train_seconds = state.get("train_seconds", 0.0)
-        self.counters, self._running = state["counters"], state["running"]
-        for task, sampler in self.samplers.items():
-            sampler.load_state_dict(state["samplers"][task], arrays[f"sampler_order.{task}"])
+        self.load_state_dict(checkpoint["trainer_state"])
