@@ -129,3 +129,15 @@ def test_run_with_pcgrad_writes_the_conflict_heatmap(tmp_path, data_dir):
     assert (tmp_path / "run" / "gradient_conflicts.png").stat().st_size > 0
     assert summary["weighting"] == "uncertainty"
     assert summary["tasks"]["A"]["final_loss_weight"] != 1.0
+
+
+@pytest.mark.parametrize("method", ["pcgrad", "cagrad", "mgda", "mgda_ub"])
+def test_surgery_with_gradient_accumulation_is_refused(method):
+    """Surgery per micro-batch, summed, is not surgery of the full batch's gradient."""
+    from test_shapes3 import shapes_config
+
+    from tinymtl.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=f"training.gradients = '{method}': expected "
+                                          f"training.accumulate = 1"):
+        shapes_config(training={"gradients": method, "accumulate": 2})

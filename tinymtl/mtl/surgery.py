@@ -20,7 +20,10 @@ mgda_ub  Sener & Koltun (2018), MGDA's "upper bound": the same min-norm problem 
          an upper bound of MGDA's objective. Then one backward through the backbone,
          z.backward(T · Σ_i α_i ∇_z L_i), instead of one per task: the speed-up.
 
-Heads (and other task-private parameters) always get their own task's gradient. Each method
+CAGrad's and MGDA's problems over the simplex are solved exactly, face by face, with an
+optimality certificate (``mtl.simplex``). Surgery needs one batch's gradients: it refuses
+gradient accumulation. Heads (and other task-private parameters) always get their own task's
+gradient. Each method
 is a ``Plugin`` (``mtl.plugin``) that owns the backward pass; ``sum`` is plain ``backward()``.
 
 Statistics per task pair (i, j), over steps: the conflict frequency (share of steps with
@@ -34,6 +37,7 @@ import numpy as np
 
 from tinymtl.autograd import grad
 from tinymtl.backend import to_numpy
+from tinymtl.mtl import simplex
 from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.options import Float
 
@@ -51,57 +55,32 @@ def pcgrad(grads, rng):
     return np.sum(projected, axis=0)
 
 
-def _simplex_projection(v):
-    """The Euclidean projection of v onto {w ≥ 0, Σ w = 1}."""
-    u = np.sort(v)[::-1]
-    cumulative = np.cumsum(u) - 1
-    k = np.nonzero(u - cumulative / np.arange(1, len(v) + 1) > 0)[0][-1]
-    return np.maximum(v - cumulative[k] / (k + 1), 0)
-
-
-def cagrad(grads, c=0.5, iterations=200):
-    """CAGrad's update (scaled by T to match the sum of task gradients)."""
+def cagrad(grads, c=0.5):
+    """CAGrad's update (scaled by T to match the sum of task gradients), with the inner problem
+    solved exactly (``simplex.conflict_averse_weights``)."""
     G = np.stack(grads).astype(np.float64)
     T = len(grads)
-    gram = G @ G.T
-    g0_dot = gram.mean(axis=1)                 # g_i · g_0
-    g0_norm = np.sqrt(max(g0_dot.mean(), 0))   # ‖g_0‖
-    sqrt_phi = c * g0_norm
-    w = np.full(T, 1 / T)
-    step = 1.0 / (np.abs(gram).max() + 1e-12)
-    for _ in range(iterations):  # projected gradient descent on F(w)
-        norm = np.sqrt(max(w @ gram @ w, 1e-20))
-        gradient = g0_dot + sqrt_phi * (gram @ w) / norm
-        w = _simplex_projection(w - step * gradient)
-    g_w = w @ G
-    norm = np.sqrt(max(w @ gram @ w, 1e-20))
-    d = G.mean(axis=0) + (sqrt_phi / norm) * g_w
+    R = simplex.reduced(grads)
+    g0 = R.mean(axis=1)                          # g_0 in the reduced coordinates
+    sqrt_phi = c * float(np.linalg.norm(g0))     # √φ = c ‖g_0‖
+    w = simplex.conflict_averse_weights(R, g0, sqrt_phi)
+    norm = float(np.linalg.norm(R @ w))          # ‖g_w‖
+    d = G.mean(axis=0) + (sqrt_phi / norm) * (w @ G) if norm > 0 else G.mean(axis=0)
     return (T * d / (1 + c * c)).astype(grads[0].dtype)
 
 
-def min_norm_weights(grads, iterations=5000):
-    """α = argmin_{α ∈ simplex} ‖Σ α_i g_i‖² = αᵀ(G Gᵀ)α: closed form for two tasks, else
-    accelerated projected gradient descent (FISTA) on the simplex — a T x T problem, so cheap.
-    (Sener & Koltun use Frank-Wolfe; both reach the same minimiser, this one more precisely.)"""
-    G = np.stack(grads).astype(np.float64)
-    gram = G @ G.T
+def min_norm_weights(grads):
+    """α = argmin_{α ∈ simplex} ‖Σ α_i g_i‖²: the closed form for two tasks, else exactly, face
+    by face (``simplex.min_norm_point``; Sener & Koltun use Frank-Wolfe, which only approaches
+    it)."""
     T = len(grads)
     if T == 2:
+        G = np.stack(grads).astype(np.float64)
+        gram = G @ G.T
         denominator = gram[0, 0] + gram[1, 1] - 2 * gram[0, 1]
         a = 0.5 if denominator <= 0 else np.clip((gram[1, 1] - gram[0, 1]) / denominator, 0, 1)
         return np.array([a, 1 - a])
-    step = 1.0 / (2 * np.linalg.eigvalsh(gram)[-1] + 1e-30)
-    alpha = momentum = np.full(T, 1 / T)
-    t = 1.0
-    for _ in range(iterations):
-        previous = alpha
-        alpha = _simplex_projection(momentum - step * 2 * (gram @ momentum))
-        if np.abs(alpha - previous).max() < 1e-12:
-            break
-        t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
-        momentum = alpha + (t - 1) / t_next * (alpha - previous)
-        t = t_next
-    return alpha
+    return simplex.min_norm_point(simplex.reduced(grads))
 
 
 def mgda(grads):
@@ -124,6 +103,9 @@ class GradientSurgery(Plugin):
     kind = "gradients"
     owns_backward = True
     needs_all_tasks = True
+    # surgery of each micro-batch's gradients, summed, is not surgery of the batch's gradient:
+    # with training.accumulate > 1 the config is refused rather than silently different
+    accumulates = False
 
     def setup(self, trainer):
         # its stream follows the T epoch samplers' (backend.random.STREAMS)

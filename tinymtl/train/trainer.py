@@ -138,6 +138,11 @@ class Trainer:
                                  f"{', '.join(phase.tasks)} have different training inputs")
         self.plugins = order_plugins(list(plugins))
         for plugin in self.plugins:
+            if not plugin.accumulates and training["accumulate"] > 1:
+                raise ValueError(f"{plugin_name(plugin)} works on one batch's gradients; "
+                                 f"expected training.accumulate = 1, got "
+                                 f"{training['accumulate']}")
+        for plugin in self.plugins:
             plugin.setup(self)
         groups = self._parameter_groups(model, task_lrs or {})
         learned = [p for plugin in self.plugins for p in plugin.parameters()]
