@@ -3,7 +3,8 @@ their final weights, optimizer state and metrics rows, so that a refactoring of 
 layer can prove it changed nothing (``tests/test_pinned_runs.py`` compares against
 ``tests/pinned_runs.json``).
 
-    python tests/pinned_runs.py --record        # re-record (only when behaviour *should* change)
+    python tests/pinned_runs.py --record        # re-record (only when behaviour *should* change);
+                                                # also the ends of the format-1 resumes
     python tests/pinned_runs.py --record-new    # record only arms the recording lacks (a new
                                                 # method), leaving every recorded one as it is
     python tests/pinned_runs.py                 # compare, printing every arm that differs
@@ -236,6 +237,23 @@ def freeze_format1(workdir):
         assert target.exists(), f"{name}: no checkpoint at {label} step {step}"
 
 
+def resume_frozen(name, workdir):
+    """Digests of arm ``name`` resumed from its frozen format-1 checkpoint (in ``workdir``,
+    where ``prepare_data`` has put the data)."""
+    import shutil
+
+    from tinymtl.runs import run
+
+    out = workdir / f"resumed_{name.replace(':', '_')}"
+    shutil.copytree(FROZEN / name.replace(":", "_"), out)
+    from tinymtl.train import config as config_module
+
+    config = config_module.validate(copy.deepcopy(arms()[name]), "pinned")
+    config["name"] = "pinned"
+    run(config, out, resume=True, progress=False)
+    return run_digests(out)
+
+
 def differences(recorded, measured):
     """Lines naming each arm whose digests differ from the recording (or are missing)."""
     lines = []
@@ -257,11 +275,14 @@ def main(argv):
         RECORD.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         print(f"recorded {len(new)} new arms: {', '.join(new) or 'none'}")
         return 0
-    measured = compute()
+    workdir = pathlib.Path(tempfile.mkdtemp(prefix="pinned-"))
+    measured = compute(workdir=workdir)
     if "--record" in argv:
-        RECORD.write_text(json.dumps({"environment": environment(), "arms": measured},
+        resumed = {name: resume_frozen(name, workdir) for name in FROZEN_ARMS}
+        RECORD.write_text(json.dumps({"environment": environment(), "arms": measured,
+                                      "resumed_format1": resumed},
                                      indent=1, sort_keys=True) + "\n")
-        print(f"recorded {len(measured)} arms in {RECORD}")
+        print(f"recorded {len(measured)} arms and {len(resumed)} format-1 resumes in {RECORD}")
         return 0
     recorded = json.loads(RECORD.read_text())
     if recorded["environment"] != environment():

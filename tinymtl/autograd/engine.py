@@ -93,6 +93,8 @@ def _run(roots, root_grads, retain_graph, wanted=None):
                 continue
             parent_grad = sum_to(parent_grad, parent.data.shape)
             assert parent_grad.shape == parent.data.shape, (type(ctx).__name__, parent.shape)
+            assert parent_grad.dtype == parent.data.dtype, (  # a float32 graph stays float32
+                type(ctx).__name__, parent.data.dtype, parent_grad.dtype)
             key = id(parent)
             grads[key] = parent_grad if key not in grads else grads[key] + parent_grad
         if not retain_graph:

@@ -20,6 +20,8 @@ called later. Non-tensor arguments (axes, strides) are keyword attributes of the
 each input's shape in one place, the engine's ``sum_to``.
 """
 
+import numpy as np
+
 from tinymtl.autograd.grad_mode import is_grad_enabled
 from tinymtl.autograd.tensor import Tensor
 
@@ -45,6 +47,8 @@ class Function:
         ctx = cls(**attributes)
         ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
         out = ctx.forward(*[t.data for t in inputs])
+        if isinstance(out, np.generic):  # a full reduction gives a NumPy scalar: keep arrays
+            out = np.asarray(out)
         if is_grad_enabled() and any(ctx.needs_input_grad):
             ctx.inputs = inputs
             return Tensor._make(out, ctx)

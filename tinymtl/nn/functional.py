@@ -103,7 +103,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, pos_weight=None
                                      reduction="mean"):
     """-[y log σ(z) + (1 - y) log(1 - σ(z))], computed stably from the logits z."""
     target = target if isinstance(target, Tensor) else Tensor(target, dtype=input.dtype)
-    pos_weight = None if pos_weight is None else _values(pos_weight)
+    pos_weight = None if pos_weight is None else \
+        _values(pos_weight).astype(input.dtype, copy=False)  # float32 in, float32 out
     loss = BinaryCrossEntropyWithLogits.apply(input, target, pos_weight=pos_weight)
     if weight is not None:
         loss = loss * weight

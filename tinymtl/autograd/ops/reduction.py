@@ -51,8 +51,8 @@ class Max(Function):
     def backward(ctx, grad):
         a, out = ctx.saved_tensors
         mask = a == out
-        return mask * (_expand(grad, ctx.axes, ctx.keepdim)
-                       / mask.sum(axis=ctx.axes, keepdims=True))
+        ties = mask.sum(axis=ctx.axes, keepdims=True).astype(a.dtype)  # (a float32 count)
+        return mask * (_expand(grad, ctx.axes, ctx.keepdim) / ties)
 
 
 class Var(Function):
