@@ -247,3 +247,17 @@ def test_accuracy_matrix_metrics_on_a_hand_made_matrix():
     with pytest.raises(ValueError, match="T x T"):
         M.average_accuracy([[1.0, 2.0]])
     assert M.backward_transfer([[0.5]]) is None
+
+
+def test_online_ewc_penalty_carries_the_decay_gamma():
+    """Schwarz et al. (2018), eq. 7: (λ/2) Σ γ F* (θ − θ*)² (at γ = 1, EWC's form)."""
+    model = Tiny()
+    ones = {n: np.ones(p.shape, np.float32) for n, p in model.named_parameters()}
+    half, full = OnlineEWC(lambd=2.0, gamma=0.5), OnlineEWC(lambd=2.0, gamma=1.0)
+    for method in (half, full):
+        method.add_anchor(model, ones)
+    for p in model.parameters():
+        p.data += 1.0
+    count = sum(p.data.size for p in model.parameters())
+    assert full.penalty(model).item() == pytest.approx(count)          # (2/2) Σ 1 · 1²
+    assert half.penalty(model).item() == pytest.approx(0.5 * count)    # γ = 1/2 in front

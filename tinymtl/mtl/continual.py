@@ -218,12 +218,18 @@ class EWC(ContinualMethod):
 
 @register
 class OnlineEWC(EWC):
-    """Schwarz et al. (2018): one running anchor, F ← γ F + F_new, θ* ← θ at each stage end."""
+    """Schwarz et al. (2018): one running anchor, F* ← γ F* + F_new, θ* ← θ at each stage end,
+    and the penalty of the next stages (λ/2) Σ_k γ F*_k (θ_k − θ*_k)², with the decay γ in front
+    as in the paper (eq. 7) and van de Ven & Tolias' implementation (at γ = 1, plain F*)."""
 
     name = "online_ewc"
     OPTIONS = dict(EWC.OPTIONS, gamma=Float(default=1.0, low=0.0, high=1.0,
                                             help="γ, how much of the old Fisher is kept"))
     ALIASES = dict(EWC.ALIASES, online_gamma="gamma")
+
+    def penalty(self, model):
+        penalty = super().penalty(model)
+        return penalty if penalty is None or self.gamma == 1.0 else penalty * self.gamma
 
     def add_anchor(self, model, fisher):
         if self.anchors:

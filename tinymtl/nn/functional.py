@@ -45,7 +45,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
 
     The target distribution q is the one-hot label (or the given probabilities), smoothed to
     (1 - ε) q + ε / C, times the class weights w; 'mean' divides by Σ_i w[y_i] (by N for
-    probability targets), exactly as PyTorch. Rows labelled ``ignore_index`` count for nothing.
+    probability targets), exactly as PyTorch. Rows labelled ``ignore_index`` count for nothing;
+    when every row is ignored the mean is 0 with a zero gradient (PyTorch gives 0/0 = NaN, which
+    would poison every weight of the step it reached; here such a batch changes nothing).
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -145,10 +147,11 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
 
 
 def cosine_similarity(x1, x2, dim=-1, eps=1e-8):
-    """x1·x2 / max(‖x1‖ ‖x2‖, eps)."""
+    """x1·x2 / √max(‖x1‖² ‖x2‖², eps²), as PyTorch computes it: the clamp comes before the
+    square root, so an all-zero row gets a zero gradient (√ of a clamped 0 has no slope),
+    not 0/0 = NaN."""
     dot = sum(x1 * x2, dim=dim)
-    norms = sqrt(sum(x1 * x1, dim=dim) * sum(x2 * x2, dim=dim))
-    return dot / maximum(norms, eps)
+    return dot / sqrt(maximum(sum(x1 * x1, dim=dim) * sum(x2 * x2, dim=dim), eps * eps))
 
 
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):

@@ -48,12 +48,14 @@ class StepLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
+    """η_t = η_min + (η_0 − η_min)(1 + cos(π t / T_max)) / 2: down to η_min at T_max and, as in
+    PyTorch, on along the cosine (back up) after it (the trainer's schedules end at T_max)."""
+
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer, last_epoch)
 
     def factor(self, t, base_lr):
-        t = min(t, self.T_max)
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
 
 

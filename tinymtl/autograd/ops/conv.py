@@ -27,7 +27,8 @@ def _weight_blocks(weight, groups):
     """(O, C/G, KH, KW) -> (G, O/G, KH·KW·C/G): each row ordered like a col row."""
     out_channels, group_channels, kh, kw = weight.shape
     blocks = weight.reshape(groups, out_channels // groups, group_channels, kh * kw)
-    return blocks.transpose(0, 1, 3, 2).reshape(groups, out_channels // groups, -1)
+    return blocks.transpose(0, 1, 3, 2).reshape(groups, out_channels // groups,
+                                                kh * kw * group_channels)
 
 
 class Conv2d(Function):
@@ -42,7 +43,8 @@ class Conv2d(Function):
                                     ctx.out_size)
         rows = n * ctx.out_size[0] * ctx.out_size[1]
         col = col.reshape(rows, kh * kw, groups, group_channels)
-        col = col.transpose(2, 0, 1, 3).reshape(groups, rows, -1)         # (G, M, K)
+        # (G, M, K); sizes spelled out, not -1: an empty batch (N = 0) gives an empty result
+        col = col.transpose(2, 0, 1, 3).reshape(groups, rows, kh * kw * group_channels)
         w_blocks = _weight_blocks(weight, groups)                         # (G, O/G, K)
         y = (col @ w_blocks.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(rows, out_channels)
         if bias is not None:

@@ -14,8 +14,10 @@ def _pool_geometry(x, kernel_size, stride, padding, dilation):
     kernel = pair(kernel_size)
     stride = kernel if stride is None else pair(stride)
     padding, dilation = pair(padding), pair(dilation)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
-        raise ValueError(f"pool padding {padding} must be at most half the kernel {kernel}")
+    effective = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))  # the dilated window
+    if padding[0] > effective[0] // 2 or padding[1] > effective[1] // 2:
+        raise ValueError(f"pool padding {padding} must be at most half the dilated kernel "
+                         f"{effective} (kernel {kernel}, dilation {dilation})")
     out_size = conv_output_size(x.shape[2:], kernel, stride, padding, dilation)
     if min(out_size) <= 0:
         raise ValueError(f"pool: input {x.shape[2:]} is smaller than the kernel {kernel}")

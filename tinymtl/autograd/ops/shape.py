@@ -65,7 +65,16 @@ class Gather(Function):
 
     def forward(ctx, a):
         ctx.input_shape = a.shape
-        return get_array_module(a).take_along_axis(a, ctx.index, axis=ctx.axis)
+        index = ctx.index
+        if index.ndim != a.ndim or any(index.shape[d] > a.shape[d]
+                                       for d in range(a.ndim) if d != ctx.axis):
+            raise ValueError(f"gather: index of shape {index.shape} for input of shape "
+                             f"{a.shape} along dim {ctx.axis}; expected as many dimensions, "
+                             f"none larger than the input's except along dim")
+        # torch.gather reads the corner of ``a`` the index covers (no broadcasting)
+        corner = tuple(slice(None) if d == ctx.axis else slice(0, index.shape[d])
+                       for d in range(a.ndim))
+        return get_array_module(a).take_along_axis(a[corner], index, axis=ctx.axis)
 
     def backward(ctx, grad):
         xp = get_array_module(grad)

@@ -75,7 +75,7 @@ _max_pool_kernel = cupy.ElementwiseKernel(
             if (best_index < 0 || value > best) { best = value; best_index = row * w + column; }
         }
     }
-    y = best;  argmax = best_index;
+    y = best_index < 0 ? -CUDART_INF : best;  argmax = best_index;  // all padding: -inf
     """,
     "tinymtl_max_pool2d",
 )
@@ -126,7 +126,9 @@ def max_pool2d_backward(grad_y, argmax, image_size):
     h, w = image_size
     grad_x = cupy.zeros((n * c, h * w), dtype=grad_y.dtype)
     rows = cupy.repeat(cupy.arange(n * c), argmax[0, 0].size)
-    cupyx.scatter_add(grad_x, (rows, argmax.reshape(-1)), grad_y.reshape(-1))
+    found = argmax.reshape(-1) >= 0  # a window wholly in the padding sends no gradient
+    cupyx.scatter_add(grad_x, (rows[found], argmax.reshape(-1)[found]),
+                      grad_y.reshape(-1)[found])
     return grad_x.reshape(n, c, h, w)
 
 

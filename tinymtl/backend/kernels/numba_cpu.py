@@ -108,10 +108,14 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
                         if argmax[n, yo, xo, c] < 0 or value > y[n, yo, xo, c]:
                             y[n, yo, xo, c] = value
                             argmax[n, yo, xo, c] = row * width + column
+            for c in range(channels):
+                if argmax[n, yo, xo, c] < 0:  # the window lies wholly in the padding
+                    y[n, yo, xo, c] = -np.inf
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
-    """for each window: y = max(x[window]); argmax = flat index (row*W + col) of the first max."""
+    """for each window: y = max(x[window]); argmax = flat index (row*W + col) of the first max;
+    a window wholly in the padding: y = -inf, argmax = -1 (as PyTorch)."""
     x = _channels_last(x)
     n, c = x.shape[0], x.shape[3]
     y = np.empty((n, *out_size, c), dtype=x.dtype)
@@ -129,7 +133,8 @@ def _max_pool2d_backward(grad_y, argmax, grad_x):
             for xo in range(ow):
                 for c in range(channels):
                     index = argmax[n, yo, xo, c]
-                    grad_x[n, index // width, index % width, c] += grad_y[n, yo, xo, c]
+                    if index >= 0:  # (-1: a window wholly in the padding, no input pixel)
+                        grad_x[n, index // width, index % width, c] += grad_y[n, yo, xo, c]
 
 
 def max_pool2d_backward(grad_y, argmax, image_size):

@@ -41,7 +41,8 @@ def col2im(col, image_size, stride, padding, dilation):
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
-    """y = max over each window (padding never wins); argmax = flat index h*W + w of the max."""
+    """y = max over each window (padding never wins); argmax = flat index h*W + w of the max, or
+    -1 for a window wholly in the padding (y = -inf there, as in PyTorch)."""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_size
     n, c, h, w = x.shape
     padded = np.full((n, c, h + 2 * ph, w + 2 * pw), -np.inf, dtype=x.dtype)
@@ -57,7 +58,8 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     i, j = best // kw, best % kw
     rows = np.arange(oh)[:, None] * sh - ph + i * dh
     cols = np.arange(ow)[None, :] * sw - pw + j * dw
-    return y, (rows * w + cols).astype(np.int64)
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    return y, np.where(inside, rows * w + cols, -1).astype(np.int64)
 
 
 def max_pool2d_backward(grad_y, argmax, image_size):
@@ -66,7 +68,8 @@ def max_pool2d_backward(grad_y, argmax, image_size):
     h, w = image_size
     grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
     rows = np.repeat(np.arange(n * c), argmax[0, 0].size)
-    np.add.at(grad_x, (rows, argmax.reshape(-1)), grad_y.reshape(-1))
+    found = argmax.reshape(-1) >= 0  # a window wholly in the padding sends no gradient
+    np.add.at(grad_x, (rows[found], argmax.reshape(-1)[found]), grad_y.reshape(-1)[found])
     return grad_x.reshape(n, c, h, w)
 
 
