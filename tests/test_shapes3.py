@@ -182,9 +182,15 @@ def test_joint_loss_is_the_weighted_sum_over_every_head(data_dir):
 
 
 def test_joint_schedule_refuses_tasks_with_different_inputs(data_dir):
-    config = shapes_config(tasks={
-        "A": dict(generator="shapes3", target="shape", **SIZES),
-        "D": dict(generator="shapes3", target="shape", train_size=250, test_size=60)})
+    """In the config (one line, before any data is made), and in the Trainer itself."""
+    different = {"A": dict(generator="shapes3", target="shape", **SIZES),
+                 "D": dict(generator="shapes3", target="shape", train_size=250, test_size=60)}
+    with pytest.raises(ConfigError, match="a joint schedule .* needs tasks that label the "
+                                          "same examples"):
+        shapes_config(tasks=different)
+    config = shapes_config()
+    config["tasks"] = config_module.validate(
+        dict(shapes_config(), tasks=different, training={"schedule": "alternating"}))["tasks"]
     tasks = load_tasks(config["tasks"])
     with pytest.raises(ValueError, match="joint schedule needs tasks that label the same"):
         make_trainer(config, tasks, build(config, tasks), progress=False)

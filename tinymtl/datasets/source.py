@@ -15,11 +15,15 @@ class DataSource:
     checked like every option. ``load`` makes the task's ``TaskData``; ``shared`` is a dict that
     lives for one config's tasks, where a source keeps what several of them have in common (an
     image set's arrays). A source of real data has ``fetch(idx_directory=None)``, which obtains
-    it once (``tinymtl data fetch``), and ``cache_path()``."""
+    it once (``tinymtl data fetch``), and ``cache_path()``. ``inputs`` says which encoders can
+    read it; ``shared_inputs`` whether its tasks label one set of examples (a joint schedule
+    puts a batch through every head)."""
 
     name = None
     OPTIONS = {}
     fetch = None
+    inputs = "images"     # what an example is: "text" (character ids) or "images" (pixels)
+    shared_inputs = False  # several tasks label the very same examples (a joint schedule)
 
     def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
         raise NotImplementedError
@@ -35,6 +39,8 @@ TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
 class TextSource(DataSource):
     """A procedural text task: ``sample(rng, max_length) -> (text, label)`` over ``classes``,
     generated with independent train and test streams and cached by its whole specification."""
+
+    inputs = "text"
 
     def __init__(self, name, sample, classes):
         self.name, self.sample, self.classes = name, sample, list(classes)
@@ -53,6 +59,8 @@ class ImageSetSource(DataSource):
     with ``image_set(train_size, test_size, seed, use_cache) -> (arrays, manifest)`` and
     ``task(name, target, arrays, manifest, well_posed)``. Tasks of one config with the same
     sizes share the arrays (not copied), so a joint schedule can put a batch through all."""
+
+    shared_inputs = True
 
     def __init__(self, name, module, well_posed=False):
         self.name, self.module = name, module

@@ -130,9 +130,9 @@ def build_backbone(model_config, input_shape):
             VOCAB_SIZE, input_shape[0], embedding_dim=model_config["embedding_dim"],
             channels=tuple(model_config["channels"]), kernel_size=model_config["kernel_size"],
             out_features=model_config["features"], pooling=model_config["pooling"])
+    # (it averages over positions: ``model.pooling`` is the conv encoder's)
     return nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0], dim=model_config["embedding_dim"],
-                                   out_features=model_config["features"],
-                                   pooling=model_config["pooling"])
+                                   out_features=model_config["features"])
 
 
 def feature_shape(backbone):

@@ -224,7 +224,7 @@ SCHEMA = {
         "embedding_dim": Int(default=32, low=1),
         "channels": ListOf(Int(low=1), default=[64, 64]),
         "kernel_size": Int(default=3, low=1),
-        "pooling": Choice(("flatten", "max", "flatten+max"), default="flatten"),
+        "pooling": Choice(("flatten", "max", "flatten+max"), default="flatten"),  # conv encoder
         "padding": Int(default=0, low=0),      # cnn encoder: zero padding of each conv
         "batch_norm": Bool(default=False),     # cnn encoder: BatchNorm2d after each conv
         "features": Int(default=256, low=0),   # cnn: 0 = heads read the last feature map
@@ -313,6 +313,9 @@ def _check_continual(config, tasks):
                           "(one head over all digits)")
 
 
+ENCODER_INPUTS = {"conv": "text", "attention": "text", "cnn": "images", "mlp": "images"}
+
+
 def _check_tasks(config):
     """Keys that only some task sources or model shapes understand."""
     feature_map = config["model"]["encoder"] == "cnn" and config["model"]["features"] == 0
@@ -337,6 +340,24 @@ def _check_tasks(config):
             expected = "gap, flatten or spatial" if feature_map else "linear"
             raise ConfigError(f"{where}.head = {head!r}: the backbone gives a feature "
                               f"{'map' if feature_map else 'vector'}; expected {expected}")
+    encoder = config["model"]["encoder"]
+    for name, spec in config["tasks"].items():
+        inputs = datasets.SOURCES[spec["generator"]].inputs
+        if inputs != ENCODER_INPUTS[encoder]:
+            fitting = ", ".join(e for e, kind in ENCODER_INPUTS.items() if kind == inputs)
+            raise ConfigError(f"model.encoder = {encoder!r} reads {ENCODER_INPUTS[encoder]}, "
+                              f"but tasks.{name} ({spec['generator']}) is {inputs}; expected "
+                              f"one of {fitting}")
+    modes = [p["mode"] for p in config["training"]["phases"] or []] + \
+        [config["training"]["schedule"]]
+    if "joint" in modes and len(config["tasks"]) > 1:
+        sets = {(s["generator"], s.get("train_size"), s.get("test_size"))
+                for s in config["tasks"].values()}
+        if len(sets) != 1 or not datasets.SOURCES[next(iter(sets))[0]].shared_inputs:
+            raise ConfigError("training.schedule: a joint schedule puts each batch through "
+                              "every head, so it needs tasks that label the same examples; "
+                              "expected tasks of one image set (shapes3, multi_mnist) with "
+                              "the same sizes")
 
 
 METHOD_KEYS = {"weighting": "training.weighting", "gradients": "training.gradients",
