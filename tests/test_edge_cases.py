@@ -114,3 +114,43 @@ def test_cross_entropy_with_every_row_ignored_is_zero_with_zero_gradient():
     loss = F.cross_entropy(x, np.array([-100, -100, -100]))
     loss.backward()
     assert loss.item() == 0.0 and not x.grad.any()  # documented: PyTorch gives NaN
+
+
+# -- against PyTorch, where it is installed (the bench extra) -------------------------------------
+def test_the_edge_cases_match_pytorch(float64):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    # a pooling window wholly in the padding: -inf, and the gradient of the others
+    x = rng.standard_normal((2, 3, 1, 4))
+    ours = tm.tensor(x, requires_grad=True)
+    theirs = torch.tensor(x, requires_grad=True)
+    y = F.max_pool2d(ours, 2, 1, 1, 2)
+    z = torch.nn.functional.max_pool2d(theirs, 2, 1, 1, 2)
+    np.testing.assert_array_equal(y.numpy(), z.detach().numpy())
+    x = rng.standard_normal((2, 3, 5, 5))
+    ours, theirs = tm.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    upstream = rng.standard_normal((2, 3, 5, 5))
+    (F.max_pool2d(ours, 2, 1, 1, 2) * tm.tensor(upstream)).sum().backward()
+    (torch.nn.functional.max_pool2d(theirs, 2, 1, 1, 2) * torch.tensor(upstream)).sum().backward()
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+    # gather with an index smaller than the input
+    a = rng.standard_normal((3, 4))
+    index = np.array([[0, 3], [2, 2]])
+    ours, theirs = tm.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    gather(ours, 1, index).sum().backward()
+    torch.gather(theirs, 1, torch.tensor(index)).sum().backward()
+    np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+    # cosine with a zero row: values and (finite) gradients
+    u, v = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    u[0] = 0.0
+    ours_u, ours_v = tm.tensor(u, requires_grad=True), tm.tensor(v, requires_grad=True)
+    their_u, their_v = torch.tensor(u, requires_grad=True), torch.tensor(v, requires_grad=True)
+    F.cosine_similarity(ours_u, ours_v).sum().backward()
+    torch.nn.functional.cosine_similarity(their_u, their_v).sum().backward()
+    np.testing.assert_allclose(ours_u.grad, their_u.grad.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours_v.grad, their_v.grad.numpy(), rtol=1e-9, atol=1e-9)
+    # an empty batch through conv2d
+    empty = torch.zeros((0, 2, 5, 5), dtype=torch.float64)
+    w = rng.standard_normal((3, 2, 3, 3))
+    assert tuple(torch.nn.functional.conv2d(empty, torch.tensor(w), padding=1).shape) == \
+        F.conv2d(tm.tensor(np.zeros((0, 2, 5, 5))), tm.tensor(w), padding=1).shape

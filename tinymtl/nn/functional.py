@@ -147,11 +147,13 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
 
 
 def cosine_similarity(x1, x2, dim=-1, eps=1e-8):
-    """x1·x2 / √max(‖x1‖² ‖x2‖², eps²), as PyTorch computes it: the clamp comes before the
-    square root, so an all-zero row gets a zero gradient (√ of a clamped 0 has no slope),
-    not 0/0 = NaN."""
-    dot = sum(x1 * x2, dim=dim)
-    return dot / sqrt(maximum(sum(x1 * x1, dim=dim) * sum(x2 * x2, dim=dim), eps * eps))
+    """Σ (x1 / max(‖x1‖, eps)) (x2 / max(‖x2‖, eps)), as PyTorch computes it. Each norm is
+    √max(‖x‖², eps²): the clamp comes before the square root, so an all-zero row sends no
+    gradient through its norm (where √ has no finite slope) and stays finite, not 0/0 = NaN."""
+    def clamped_norm(x):
+        return sqrt(maximum(sum(x * x, dim=dim, keepdim=True), eps * eps))
+
+    return sum((x1 / clamped_norm(x1)) * (x2 / clamped_norm(x2)), dim=dim)
 
 
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
