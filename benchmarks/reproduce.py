@@ -1,0 +1,183 @@
+"""Every documented figure, with the command that produces it: re-run them and report which no
+longer hold.
+
+    python benchmarks/reproduce.py              # the fast figures (seconds; also run in CI)
+    python benchmarks/reproduce.py --slow       # and the ones that take minutes
+    python benchmarks/reproduce.py --all        # and the ones that take hours (continual tables)
+    python benchmarks/reproduce.py --only flagship     # figures whose name contains a word
+    (add --json FILE for a machine-readable report)
+
+A figure is a value printed in README.md or docs/ (a held-out accuracy, a share of a peak, the
+output of a README example), where it is printed, the command that produces it, where its run
+puts it (a JSON path, or the printed text), and how close it must come: by default, rounded as
+the document prints it, it must read the same. Runs are deterministic for a seed on a given
+machine and package versions; on another machine rounding can move a figure, which is what
+this report is for. Wall times and speed ratios are not listed: they are a machine's, and
+docs/benchmarks.md gives their commands.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def readme_block(heading, index=0):
+    """The ``index``-th Python block after ``heading`` in README.md, and the text block printed
+    after it (the output the README promises)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading):]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[index]
+    after = section[section.index(code) + len(code) + len("```"):]  # past the code's fence
+    printed = re.search(r"```\n(.*?)```", after, re.S).group(1)
+    return code, printed
+
+
+# -- the figures ------------------------------------------------------------------------------------
+FLAGSHIP = ["tinymtl", "run", "examples/kindergarten_math.yaml", "--quiet"]
+SEQUENTIAL = ["tinymtl", "run", "examples/kindergarten_math_sequential.yaml", "--quiet"]
+KTM = ["tinymtl", "run", "examples/kindergarten_then_math.yaml", "--quiet", "--set"]
+
+FIGURES = [
+    # fast: README examples, compared with the output the README prints
+    {"name": "readme intro example output", "doc": "README.md", "speed": "fast",
+     "snippet": ("# tinymtl", 0)},
+    {"name": "readme plugin example output", "doc": "README.md", "speed": "fast",
+     "snippet": ("## From Python: a run with your own plugin", 0)},
+    # slow: minutes each
+    {"name": "flagship kindergarten accuracy", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "tasks.kindergarten.test_accuracy", "value": 98.5},
+    {"name": "flagship math accuracy", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "tasks.math.test_accuracy", "value": 99.9},
+    {"name": "flagship kindergarten single-task", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "tasks.kindergarten.baseline_accuracy", "value": 98.6},
+    {"name": "flagship math single-task", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "tasks.math.baseline_accuracy", "value": 99.8},
+    {"name": "flagship kindergarten linear", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "tasks.kindergarten.linear_accuracy", "value": 20.2},
+    {"name": "flagship math linear", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "tasks.math.linear_accuracy", "value": 17.5},
+    {"name": "flagship round trip bitwise", "doc": "README.md", "speed": "slow",
+     "command": FLAGSHIP, "path": "roundtrip.weights_bitwise_equal", "value": True},
+    {"name": "sequential kindergarten peak", "doc": "README.md", "speed": "slow",
+     "command": SEQUENTIAL, "path": "tasks.kindergarten.peak_accuracy", "value": 99.4},
+    {"name": "sequential kindergarten final", "doc": "README.md", "speed": "slow",
+     "command": SEQUENTIAL, "path": "tasks.kindergarten.test_accuracy", "value": 47.4},
+    {"name": "kindergarten then math, finetune: kept of peak", "doc": "docs/continual.md",
+     "speed": "slow", "command": KTM + ["continual.method=finetune"],
+     "path": "tasks.kindergarten.kept_of_peak", "value": 36.2},
+    {"name": "kindergarten then math, EWC: kept of peak", "doc": "docs/continual.md",
+     "speed": "slow", "command": KTM + ["continual.method=ewc"],
+     "path": "tasks.kindergarten.kept_of_peak", "value": 96.0},
+    {"name": "kindergarten then math, replay: kept of peak", "doc": "docs/continual.md",
+     "speed": "slow", "command": KTM + ["continual.method=replay"],
+     "path": "tasks.kindergarten.kept_of_peak", "value": 89.4},
+    # hours: the continual benchmarks (docs/continual.md), MNIST data needed
+    {"name": "split MNIST comparison (ACC table)", "doc": "docs/continual.md",
+     "speed": "all", "command": ["tinymtl", "run", "examples/split_mnist_compare.yaml",
+                                 "--quiet"],
+     "result": "comparison.json", "path": "strategies.finetune/task.average_accuracy.0",
+     "value": 93.11, "decimals": 2},
+]
+
+
+def lookup(result, path):
+    for part in path.split("."):
+        result = result[int(part)] if isinstance(result, list) else result[part]
+    return result
+
+
+def shown(value, decimals):
+    """A measured value as the document prints it (accuracies in %, rounded)."""
+    if isinstance(value, bool):
+        return value
+    return round(100 * value, decimals)
+
+
+def run_snippet(heading, index):
+    """(what the README prints, what its code prints), run in a scratch folder with a copy of
+    examples/ (the code's paths are relative to the repository)."""
+    import shutil
+
+    code, printed = readme_block(heading, index)
+    output = io.StringIO()
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
+        shutil.copytree(ROOT / "examples", pathlib.Path(scratch) / "examples")
+        os.chdir(scratch)
+        try:
+            with contextlib.redirect_stdout(output):
+                exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+        finally:
+            os.chdir(cwd)
+    return printed, output.getvalue()
+
+
+def run_command(command, workdir, done):
+    """The JSON result of ``command`` run into its own folder under ``workdir`` (once)."""
+    key = " ".join(command)
+    if key not in done:
+        out = workdir / f"run{len(done)}"
+        subprocess.run(command + ["--out", str(out)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        done[key] = out
+    return done[key]
+
+
+def check(figures, workdir):
+    """[(figure, measured, holds)] for each figure."""
+    done, report = {}, []
+    for figure in figures:
+        if "snippet" in figure:
+            expected, measured = run_snippet(*figure["snippet"])
+            report.append({**figure, "measured": measured, "expected": expected,
+                           "holds": measured == expected})
+            continue
+        out = run_command(figure["command"], workdir, done)
+        result = json.loads((out / figure.get("result", "summary.json")).read_text())
+        measured = shown(lookup(result, figure["path"]), figure.get("decimals", 1))
+        report.append({**figure, "expected": figure["value"], "measured": measured,
+                       "holds": measured == figure["value"]})
+    return report
+
+
+def select(speed, only=None):
+    levels = {"fast": ("fast",), "slow": ("fast", "slow"), "all": ("fast", "slow", "all")}
+    return [f for f in FIGURES if f["speed"] in levels[speed]
+            and (only is None or only in f["name"])]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slow", action="store_true", help="also the figures of minutes")
+    parser.add_argument("--all", action="store_true", help="also the figures of hours")
+    parser.add_argument("--only", help="only figures whose name contains this")
+    parser.add_argument("--json", help="write the report here")
+    args = parser.parse_args(argv)
+    speed = "all" if args.all else "slow" if args.slow else "fast"
+    figures = select(speed, args.only)
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as scratch:
+        report = check(figures, pathlib.Path(scratch))
+    for entry in report:
+        mark = "holds" if entry["holds"] else "DIFFERS"
+        expected = "(printed output)" if "snippet" in entry else entry["expected"]
+        measured = "(same)" if entry["holds"] and "snippet" in entry else entry["measured"]
+        print(f"{mark:<8} {entry['name']:<48} {entry['doc']:<18} documented {expected}, "
+              f"measured {measured}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+    failed = [e["name"] for e in report if not e["holds"]]
+    print(f"{len(report) - len(failed)} of {len(report)} figures hold")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
