@@ -46,7 +46,8 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
                   ylabel=kind.loss_name, yscale="log")
     for axis in (accuracy_axis, loss_axis):
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:  # (a run too short to log has no curve)
+            axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
