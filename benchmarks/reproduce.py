@@ -45,6 +45,8 @@ def readme_block(heading, index=0):
 FLAGSHIP = ["tinymtl", "run", "examples/kindergarten_math.yaml", "--quiet"]
 SEQUENTIAL = ["tinymtl", "run", "examples/kindergarten_math_sequential.yaml", "--quiet"]
 KTM = ["tinymtl", "run", "examples/kindergarten_then_math.yaml", "--quiet", "--set"]
+SHAPES3 = ["tinymtl", "run", "examples/shapes3.yaml", "--quiet"]
+SHAPES3_WELL_POSED = ["tinymtl", "run", "examples/shapes3_well_posed.yaml", "--quiet"]
 
 FIGURES = [
     # fast: README examples, compared with the output the README prints
@@ -80,6 +82,19 @@ FIGURES = [
     {"name": "kindergarten then math, replay: kept of peak", "doc": "docs/continual.md",
      "speed": "slow", "command": KTM + ["continual.method=replay"],
      "path": "tasks.kindergarten.kept_of_peak", "value": 89.4},
+    # longer: 6-7 minutes a run (shapes3), or MNIST from `tinymtl data fetch mnist` first
+    {"name": "shapes3 shape accuracy", "doc": "README.md", "speed": "all",
+     "command": SHAPES3, "path": "tasks.A.test_accuracy", "value": 99.8},
+    {"name": "shapes3 orientation accuracy", "doc": "README.md", "speed": "all",
+     "command": SHAPES3, "path": "tasks.B.test_accuracy", "value": 35.2},
+    {"name": "shapes3 intensity MAE", "doc": "README.md", "speed": "all",
+     "command": SHAPES3, "path": "tasks.C.test_mae", "value": 0.0214, "scale": 1,
+     "decimals": 4},
+    {"name": "shapes3 well-posed orientation accuracy", "doc": "README.md", "speed": "all",
+     "command": SHAPES3_WELL_POSED, "path": "tasks.B.test_accuracy", "value": 92.5},
+    {"name": "MNIST accuracy", "doc": "README.md", "speed": "all",
+     "command": ["tinymtl", "run", "examples/mnist.yaml", "--quiet"],
+     "path": "tasks.digits.test_accuracy", "value": 99.3},
     # hours: the continual benchmarks (docs/continual.md), MNIST data needed
     {"name": "split MNIST comparison (ACC table)", "doc": "docs/continual.md",
      "speed": "all", "command": ["tinymtl", "run", "examples/split_mnist_compare.yaml",
@@ -95,11 +110,11 @@ def lookup(result, path):
     return result
 
 
-def shown(value, decimals):
+def shown(value, decimals, scale=100):
     """A measured value as the document prints it (accuracies in %, rounded)."""
     if isinstance(value, bool):
         return value
-    return round(100 * value, decimals)
+    return round(scale * value, decimals)
 
 
 def run_snippet(heading, index):
@@ -143,7 +158,8 @@ def check(figures, workdir):
             continue
         out = run_command(figure["command"], workdir, done)
         result = json.loads((out / figure.get("result", "summary.json")).read_text())
-        measured = shown(lookup(result, figure["path"]), figure.get("decimals", 1))
+        measured = shown(lookup(result, figure["path"]), figure.get("decimals", 1),
+                         figure.get("scale", 100))
         report.append({**figure, "expected": figure["value"], "measured": measured,
                        "holds": measured == figure["value"]})
     return report
