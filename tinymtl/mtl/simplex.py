@@ -22,7 +22,9 @@ import itertools
 
 import numpy as np
 
-MAX_EXACT_TASKS = 12  # beyond it (4095 faces), an iterative method stopped on its certificate
+MAX_EXACT_TASKS = 12  # MGDA beyond it (4095 faces): an iteration stopped on its certificate
+# (CAGrad always tries every face: fine to a dozen tasks, slow well beyond; gradient surgery
+# with that many tasks is rare, and its answer stays exact)
 
 
 def reduced(grads):
