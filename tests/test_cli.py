@@ -160,3 +160,32 @@ def test_cuda_without_cupy_is_a_one_line_error(sequence, tmp_path, monkeypatch):
                                                     str(tmp_path / "run")]), 1)
     assert "needs CuPy" in line
     device.set_device("cpu")
+
+
+def test_an_internal_error_is_one_line_that_says_so_and_debug_shows_it(tmp_path, monkeypatch):
+    """Anything that is not a user's error is a bug: one line saying so, exit 1, and the
+    traceback with --debug."""
+    import tinymtl.runs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(tinymtl.runs, "run", broken)
+    path = write_config(tmp_path / "ok.yaml", tiny_config())
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run")])
+    line = one_line_error(result, 1)
+    assert line == ("error: internal error (a bug in tinymtl): RuntimeError: boom second "
+                    "line; run again with --debug for the traceback")
+    result = CliRunner().invoke(main, ["--debug", "run", str(path)])
+    assert isinstance(result.exception, RuntimeError)
+
+
+def test_every_user_error_type_is_one_family():
+    from tinymtl.backend.device import DeviceUnavailableError
+    from tinymtl.datasets.mnist import DataError
+    from tinymtl.errors import TinymtlError
+    from tinymtl.train import CheckpointError, ConfigError
+
+    for error in (ConfigError, CheckpointError, DataError, DeviceUnavailableError):
+        assert issubclass(error, TinymtlError)
+    assert ConfigError.exit_code == 2 and CheckpointError.exit_code == 1

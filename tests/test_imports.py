@@ -9,7 +9,7 @@ PACKAGE = ROOT / "tinymtl"
 
 # bottom to top (README "How it is built"); a module may import its own layer or lower ones
 # (report, plots and tables, reads results: the run protocols use it to write theirs)
-LAYERS = ["options", "files", "backend", "autograd", "nn", "optim", "datasets", "mtl", "train",
+LAYERS = ["errors", "options", "files", "backend", "autograd", "nn", "optim", "datasets", "mtl", "train",
           "report", "runs", "cli"]
 
 

@@ -20,31 +20,46 @@ def _fail(message, code=1):
     sys.exit(code)
 
 
+_OPTIONS = {"debug": False}  # the group's --debug, set by each invocation
+
+
+def _debugging():
+    return _OPTIONS["debug"] or os.environ.get("TINYMTL_DEBUG", "") not in ("", "0")
+
+
 def _guarded(fn):
-    """Turn the library's user-facing errors into one line and an exit code."""
+    """Turn what a user can get wrong into one line and an exit code (``tinymtl.errors``: 2 for
+    usage and configs, 1 for files, data and runs), and anything else, a bug, into one line
+    that says so (``--debug`` or TINYMTL_DEBUG=1 shows its traceback)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from tinymtl.backend.device import DeviceUnavailableError
-        from tinymtl.train import CheckpointError, ConfigError
+        from tinymtl.errors import TinymtlError, one_line
 
         try:
             return fn(*args, **kwargs)
         except BrokenPipeError:  # the reader went away (`tinymtl inspect ... | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
-        except ConfigError as error:
-            _fail(str(error), 2)
-        except (CheckpointError, DeviceUnavailableError, ValueError, KeyError,
-                OSError) as error:
+        except TinymtlError as error:
+            _fail(str(error), error.exit_code)
+        except (ValueError, KeyError, OSError) as error:  # the library's own one-line refusals
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
             _fail(str(message), 1)
+        except Exception as error:  # noqa: BLE001  (a bug: one line, the traceback on demand)
+            if _debugging():
+                raise
+            _fail(f"internal error (a bug in tinymtl): {type(error).__name__}: "
+                  f"{one_line(error, 200)}; run again with --debug for the traceback", 1)
     return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinymtl")
-def main():
+@click.option("--debug", is_flag=True, help="Show the traceback of an internal error "
+                                            "(also TINYMTL_DEBUG=1).")
+def main(debug):
     """tinymtl: multi-task learning you can read."""
+    _OPTIONS["debug"] = debug
 
 
 @main.command()

@@ -9,9 +9,7 @@ what is allowed, e.g. ``training.lr = -1: expected a number > 0``. Every field c
 
 import copy
 
-
-class ConfigError(ValueError):
-    """A config that does not fit the schema; the message is one line."""
+from tinymtl.errors import ConfigError
 
 
 # -- schema building blocks ---------------------------------------------------------------------

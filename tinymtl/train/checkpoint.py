@@ -32,15 +32,12 @@ import numpy as np
 
 from tinymtl import __version__
 from tinymtl.backend import to_numpy
+from tinymtl.errors import CheckpointError  # a missing, unreadable, foreign or damaged file
 from tinymtl.files import atomic_write
 
 FORMAT = "tinymtl.checkpoint"
 FORMAT_VERSION = 2
 PRIVATE_FORMAT = "tinymtl.private"
-
-
-class CheckpointError(ValueError):
-    """A missing, unreadable or foreign checkpoint; the message is one line."""
 
 
 def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rng_states=None,
