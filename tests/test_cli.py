@@ -189,3 +189,16 @@ def test_every_user_error_type_is_one_family():
     for error in (ConfigError, CheckpointError, DataError, DeviceUnavailableError):
         assert issubclass(error, TinymtlError)
     assert ConfigError.exit_code == 2 and CheckpointError.exit_code == 1
+
+
+def test_numbers_as_people_write_them_and_no_nan_or_inf(tmp_path):
+    from tinymtl.train import config as config_module
+
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(tiny_config()).replace("lr: 0.01", "lr: 1e-3"))
+    assert "lr: 1e-3" in path.read_text()
+    assert config_module.load(path)["training"]["lr"] == 0.001  # YAML 1.2: a float
+    for key, text in (("training.lr", ".nan"), ("training.lr", ".inf"),
+                      ("training.grad_clip", "-.inf"), ("tasks.math.loss_weight", ".nan")):
+        with pytest.raises(config_module.ConfigError, match=f"{key} = .*expected a finite"):
+            config_module.load(path, overrides=[f"{key}={text}"])

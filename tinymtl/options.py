@@ -8,6 +8,7 @@ what is allowed, e.g. ``training.lr = -1: expected a number > 0``. Every field c
 """
 
 import copy
+import math
 
 from tinymtl.errors import ConfigError
 
@@ -49,6 +50,8 @@ class Float(Int):
     def check(self, value, where):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} = {value!r}: expected a number")
+        if not math.isfinite(value):  # (NaN would slip through every range check below)
+            raise ConfigError(f"{where} = {value!r}: expected a finite number")
         if self.positive and not value > 0:
             raise ConfigError(f"{where} = {value!r}: expected a number > 0")
         _check_range(value, self.low, self.high, where, "a number")

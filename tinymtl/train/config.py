@@ -1,4 +1,5 @@
-"""Run configs: YAML (``yaml.safe_load`` only) checked against a schema, with defaults filled in.
+"""Run configs: YAML (a safe loader only, YAML 1.2 numbers) checked against a schema, with defaults
+filled in.
 
 Every problem is reported as one line that names the file, the key, the value and what is
 allowed, e.g.  ``examples/x.yaml: training.lr = -1: expected a number > 0``.
@@ -18,6 +19,7 @@ resolved config always has the nested form, with only the chosen method's option
 import copy
 import json
 import pathlib
+import re
 
 import yaml
 
@@ -394,15 +396,32 @@ def same_config(saved, config):
     return resolved(saved) == resolved(config)
 
 
+class Loader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader (no code in configs) reading numbers as people write them:
+    YAML 1.2's floats, so ``lr: 1e-3`` and ``5E-4`` are numbers (PyYAML follows YAML 1.1,
+    where a float needs a dot: ``1e-3`` would be the string "1e-3")."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+.0123456789"))
+
+
+def load_yaml(text):
+    """The YAML ``text`` as Python values (``Loader``)."""
+    return yaml.load(text, Loader=Loader)  # noqa: S506  (a SafeLoader)
+
+
 def read_yaml(path):
-    """A YAML file's mapping (``yaml.safe_load``: no code in configs); ConfigError otherwise."""
+    """A YAML file's mapping (``Loader``: no code in configs); ConfigError otherwise."""
     path = pathlib.Path(path)
     try:
         text = path.read_text()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -422,7 +441,7 @@ def apply_overrides(raw, overrides):
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. training.steps=500")
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
         *sections, last = key.split(".")
