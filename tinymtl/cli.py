@@ -33,10 +33,15 @@ def _guarded(fn):
     that says so (``--debug`` or TINYMTL_DEBUG=1 shows its traceback)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import numpy as np
+
         from tinymtl.errors import TinymtlError, one_line
 
         try:
-            return fn(*args, **kwargs)
+            # overflow and NaN are the trainer's to report (training.on_nonfinite), in one
+            # line: NumPy's floating-point warnings are not the user interface
+            with np.errstate(all="ignore"):
+                return fn(*args, **kwargs)
         except BrokenPipeError:  # the reader went away (`tinymtl inspect ... | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)

@@ -27,6 +27,7 @@ import numpy as np
 
 import tinymtl
 from tinymtl.backend.random import CONTINUAL_STAGE_SEED, default_generator
+from tinymtl.errors import DivergedError
 from tinymtl.files import write_text
 from tinymtl.mtl import make_schedule
 from tinymtl.mtl.plugin import create, methods
@@ -135,7 +136,10 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
         progress_state.update(stage=stage, stage_done=False)
-        trainer.fit(on_checkpoint=save)
+        try:
+            trainer.fit(on_checkpoint=save)
+        except DivergedError as error:
+            directory.diverged(error)
         trainer.end_stage(stage, stage_tasks(config, stage))  # EWC's Fisher, LwF's teacher...
         row = evaluate_all(model, tasks)
         progress_state["matrix"].append([row[t] for t in stages])

@@ -13,6 +13,7 @@ uninterrupted run with the same config and seed.
 import time
 
 import tinymtl
+from tinymtl.errors import DivergedError
 from tinymtl.mtl import make_schedule
 from tinymtl.mtl.plugin import create
 from tinymtl.mtl.weighting import Static
@@ -113,7 +114,10 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks)
     if loaded is not None:
         trainer.load_state(loaded)
-    trainer.fit(on_checkpoint=lambda t: directory.save(t, tasks))
+    try:
+        trainer.fit(on_checkpoint=lambda t: directory.save(t, tasks))
+    except DivergedError as error:
+        directory.diverged(error)
     multitask_seconds = directory.elapsed()
     checkpoint_bytes = directory.save(trainer, tasks)
 

@@ -76,6 +76,15 @@ class RunDirectory:
         write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         return summary
 
+    def diverged(self, error):
+        """A run stopped on a non-finite value: summary.json says where and why (the metrics
+        file has the row), then the error goes on to the caller (one line, exit 1)."""
+        self.finish({"config": self.config, "seed": self.config["seed"],
+                     "wall_seconds": round(self.elapsed(), 3), "diverged": error.event,
+                     "checkpoint": {"path": str(self.checkpoint_path),
+                                    "exists": self.checkpoint_path.exists()}})
+        raise error
+
 
 def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None):
     """The run's checkpoint: model, optimizer, schedule, random states, the trainer's state

@@ -188,6 +188,9 @@ TRAINING = {
     "lr_schedule": Choice(("constant", "cosine", "step"), default="cosine"),
     "warmup_steps": Int(default=0, low=0),
     "grad_clip": Float(default=0.0, low=0.0),
+    "on_nonfinite": Choice(("stop", "skip"), default="stop"),  # a NaN/inf loss: stop the run,
+    "max_skips": Int(default=10, low=1),   # or drop the step (at most this many in a row)
+    "check_every": Int(default=10, low=1),  # steps between checks of gradients and weights
     "eval_every": Int(default=250, low=1),
     "log_every": Int(default=50, low=1),
     "checkpoint_every": Int(default=0, low=0),

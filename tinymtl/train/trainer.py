@@ -18,6 +18,7 @@ continues bitwise identically.
 """
 
 import json
+import math
 import time
 
 import numpy as np
@@ -25,6 +26,7 @@ import numpy as np
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, default_generator, stream
 from tinymtl.datasets.sampler import EpochSampler
+from tinymtl.errors import DivergedError
 from tinymtl.mtl.plugin import Batch
 from tinymtl.mtl.sampling import TaskSampler
 from tinymtl.mtl.weighting import LossWeighting, Static
@@ -162,6 +164,7 @@ class Trainer:
         self.history = []
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
         self._running = {}
+        self.skipped = self.consecutive_skips = 0  # steps dropped for a non-finite loss
 
     # -- what plugins ask of the trainer ---------------------------------------------------------
     @property
@@ -236,6 +239,8 @@ class Trainer:
                 break
             terms, per_task, batch = self._loss(mode, tasks)
             loss = sum(terms.values())
+            if not math.isfinite(loss.item()):  # before backward: the weights are untouched
+                return self._nonfinite(self._culprit(per_task, terms))
             if micro_batches > 1:
                 terms = {t: term / micro_batches for t, term in terms.items()}
             if not any(p.backward(self, terms, batch) for p in self.plugins if p.owns_backward):
@@ -244,6 +249,11 @@ class Trainer:
             for task, *_, task_loss_value in per_task:
                 task_losses[task] += task_loss_value.item() / micro_batches
             self._count(per_task)
+        checking = (self.step + 1) % self.training["check_every"] == 0
+        if checking:
+            bad = self._first_nonfinite("gradient", lambda p: p.grad)
+            if bad:
+                return self._nonfinite(bad)
         if self.training["grad_clip"]:
             clip_grad_norm_(self.model.parameters(), self.training["grad_clip"])  # not w or s
         self._call("on_before_optimizer_step")
@@ -251,9 +261,65 @@ class Trainer:
         self._call("on_after_optimizer_step", task_losses)
         self.lr_scheduler.step()
         self.step += 1
+        self.consecutive_skips = 0
         for task in tasks:
             self.counters[task]["steps"] += 1
+        if checking:
+            bad = self._first_nonfinite("weight", lambda p: p.data)
+            if bad:  # after an update there is nothing to skip: stop whatever the policy
+                raise self._diverged(bad, "its weights are no longer finite")
         return total
+
+    # -- non-finite values (``training.on_nonfinite``) ----------------------------------------------
+    @staticmethod
+    def _culprit(per_task, terms):
+        """What made the step's loss non-finite: a task's loss, or another loss term."""
+        for task, *_, value in per_task:
+            if not math.isfinite(value.item()):
+                return f"task {task}'s loss", value.item()
+        for name, term in terms.items():
+            if not math.isfinite(term.item()):
+                return f"the loss term {name}", term.item()
+        return "the loss", float("nan")
+
+    def _first_nonfinite(self, what, read):
+        """(description, value) of the first parameter whose ``read(p)`` holds NaN or ±inf."""
+        for name, p in self.model.named_parameters():
+            array = read(p)
+            if array is not None and not bool(p.xp.isfinite(array).all()):
+                return f"the {what} of {name}", float(array[~p.xp.isfinite(array)].ravel()[0])
+        return None
+
+    def _nonfinite(self, culprit):
+        """A non-finite value before the update. ``stop``: end the run (DivergedError, the
+        weights and the last checkpoint as they were). ``skip``: drop the step (no update; the
+        schedule moves on) and count it; more than ``max_skips`` in a row stop the run."""
+        what, value = culprit
+        row = {"run": self.label, "type": "nonfinite", "step": self.step + 1, "what": what,
+               "value": repr(value), "policy": self.training["on_nonfinite"]}
+        self._write(row)
+        if self.training["on_nonfinite"] == "stop":
+            raise self._diverged(culprit, "training.on_nonfinite is stop")
+        self.skipped += 1
+        self.consecutive_skips += 1
+        if self.consecutive_skips > self.training["max_skips"]:
+            raise self._diverged(culprit, f"{self.consecutive_skips} steps in a row were "
+                                          f"skipped (training.max_skips = "
+                                          f"{self.training['max_skips']})")
+        self.optimizer.zero_grad()
+        self.lr_scheduler.step()
+        self.step += 1
+        return float("nan")
+
+    def _diverged(self, culprit, why):
+        what, value = culprit
+        error = DivergedError(
+            f"training diverged at step {self.step + 1} ({self.label}): {what} is {value!r} "
+            f"and {why}; the last checkpoint is as it was. Lower training.lr, set "
+            f"training.grad_clip, or training.on_nonfinite: skip")
+        error.event = {"step": self.step + 1, "run": self.label, "what": what,
+                       "value": repr(value), "why": why}
+        return error
 
     def _budget_spent(self, tasks):
         return any(t in self._budget_cut or self.counters[t]["tokens"] >= self.token_budget[t]
@@ -378,12 +444,15 @@ class Trainer:
         return {"step": self.step, "label": self.label, "history": self.history,
                 "train_seconds": self.train_seconds,
                 "counters": self.counters, "running": self._running,
+                "skipped": self.skipped, "consecutive_skips": self.consecutive_skips,
                 "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
 
     def load_state_dict(self, state):
         self.step, self.history = state["step"], state["history"]
         self.train_seconds = state.get("train_seconds", 0.0)
         self.counters, self._running = state["counters"], state["running"]
+        self.skipped = state.get("skipped", 0)  # (absent before the non-finite policy)
+        self.consecutive_skips = state.get("consecutive_skips", 0)
         for task, sampler in self.samplers.items():
             sampler.load_state_dict(state["samplers"][task])
 
