@@ -78,3 +78,17 @@ def test_missing_corrupt_and_foreign_files_are_clear_errors(tmp_path):
         f["x"] = np.zeros(3)
     with pytest.raises(checkpoint.CheckpointError, match="not a tinymtl checkpoint"):
         checkpoint.load(foreign)
+
+
+def test_a_damaged_array_is_reported_with_its_path(tmp_path):
+    """Every array carries its CRC-32; one changed value is found on load, by name."""
+    path = tmp_path / "c.h5"
+    checkpoint.save(path, model_state={"w": np.arange(6, dtype=np.float32).reshape(2, 3)},
+                    plugin_states={"p": {"anchor": np.ones(4, np.float32)}}, step=1)
+    assert checkpoint.load(path)["step"] == 1
+    with h5py.File(path, "r+") as f:
+        assert "crc32" in f["model"]["w"].attrs and "crc32" in f["plugins"]["p"]["anchor"].attrs
+        f["plugins"]["p"]["anchor"][2] = 1.0000001  # one value changed, its checksum not
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=r"c\.h5: /plugins/p/anchor: its checksum does not match"):
+        checkpoint.load(path)

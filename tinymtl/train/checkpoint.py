@@ -26,6 +26,7 @@ a crash mid-save leaves the previous checkpoint intact.
 
 import json
 import pathlib
+import zlib
 
 import h5py
 import numpy as np
@@ -53,7 +54,7 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
             f.attrs["config"] = json.dumps(config or {}, sort_keys=True)
             model = f.create_group("model")
             for name, value in model_state.items():
-                model.create_dataset(name, data=to_numpy(value))
+                _write_array(model, name, value)
             if optimizer_state is not None:
                 _write_optimizer(f.create_group("optimizer"), optimizer_state)
             f.create_group("lr_scheduler").attrs["state"] = json.dumps(lr_scheduler_state or {})
@@ -77,12 +78,31 @@ def _write_optimizer(group, state):
         entry_group = groups.create_group(str(index))
         for key, value in entry.items():
             if hasattr(value, "shape") and np.ndim(value) > 0:
-                entry_group.create_dataset(key, data=to_numpy(value))
+                _write_array(entry_group, key, value)
             else:
                 scalars.setdefault(str(index), {})[key] = _plain(value)
     group.attrs["param_groups"] = json.dumps([{k: _plain(v) for k, v in g.items()}
                                               for g in state["param_groups"]])
     group.attrs["scalars"] = json.dumps(scalars)
+
+
+# -- arrays, each with its checksum -----------------------------------------------------------
+def _write_array(group, name, value):
+    """A dataset with the CRC-32 of its bytes as the attribute ``crc32`` (verified on load)."""
+    array = np.ascontiguousarray(to_numpy(value))
+    dataset = group.create_dataset(name, data=array)
+    dataset.attrs["crc32"] = zlib.crc32(array.tobytes())
+
+
+def _read_array(dataset):
+    """A dataset's array, checked against its ``crc32`` (written since format 2; older files
+    have none and load unchecked): a flipped bit is reported with the dataset's path."""
+    array = dataset[...]
+    if "crc32" in dataset.attrs and \
+            zlib.crc32(np.ascontiguousarray(array).tobytes()) != int(dataset.attrs["crc32"]):
+        raise CheckpointError(f"{dataset.file.filename}: {dataset.name}: its checksum does "
+                              f"not match (the file is damaged)")
+    return array
 
 
 # -- a state_dict: JSON values and arrays, nested ------------------------------------------------
@@ -102,7 +122,7 @@ def _write_state(group, state):
         if hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value,
                                                                                   np.generic):
             name = "/".join(path)
-            group.create_dataset(name, data=to_numpy(value))
+            _write_array(group, name, value)
             return {"$array": name}
         return _plain(value)
 
@@ -113,7 +133,7 @@ def _read_state(group):
     def join(value):
         if isinstance(value, dict):
             if set(value) == {"$array"}:
-                return group[value["$array"]][...]
+                return _read_array(group[value["$array"]])
             return {k: join(v) for k, v in value.items()}
         if isinstance(value, list):
             return [join(v) for v in value]
@@ -161,7 +181,7 @@ def load(path):
         "step": int(f.attrs["step"]),
         "tinymtl_version": str(f.attrs["tinymtl_version"]),
         "config": json.loads(f.attrs["config"]),
-        "model_state": {name: f["model"][name][...] for name in f["model"]},
+        "model_state": {name: _read_array(f["model"][name]) for name in f["model"]},
         "lr_scheduler_state": json.loads(f["lr_scheduler"].attrs["state"]),
         "rng_states": {k: json.loads(v) for k, v in f["rng"].attrs.items()},
         "trainer_state": _read_state(f["trainer"]),
@@ -212,7 +232,7 @@ def _read_optimizer(group):
     scalars = json.loads(group.attrs["scalars"])
     state = {}
     for index, entry_group in group["state"].items():
-        entry = {key: value[...] for key, value in entry_group.items()}
+        entry = {key: _read_array(value) for key, value in entry_group.items()}
         entry.update(scalars.get(index, {}))
         state[int(index)] = entry
     for index, values in scalars.items():
@@ -238,7 +258,7 @@ def save_private(path, private_state, tasks, model_config, source=None):
             f.attrs["source"] = str(source or "")
             group = f.create_group("model")
             for name, value in private_state.items():
-                group.create_dataset(name, data=to_numpy(value))
+                _write_array(group, name, value)
     return path.stat().st_size
 
 
@@ -247,4 +267,4 @@ def load_private(path):
     return _read(path, PRIVATE_FORMAT, "task-private weights file", lambda f: {
         "path": str(path), "tasks": json.loads(f.attrs["tasks"]),
         "model_config": json.loads(f.attrs["model_config"]), "source": str(f.attrs["source"]),
-        "model_state": {name: f["model"][name][...] for name in f["model"]}})
+        "model_state": {name: _read_array(f["model"][name]) for name in f["model"]}})
