@@ -202,3 +202,31 @@ def test_numbers_as_people_write_them_and_no_nan_or_inf(tmp_path):
                       ("training.grad_clip", "-.inf"), ("tasks.math.loss_weight", ".nan")):
         with pytest.raises(config_module.ConfigError, match=f"{key} = .*expected a finite"):
             config_module.load(path, overrides=[f"{key}={text}"])
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\x00\xff\xfe", "not a text file (it is not UTF-8)"),
+    (("a: " + "[" * 5000 + "]" * 5000).encode(), "nested too deeply to be a config"),
+    (b"", "expected a YAML mapping of config sections"),
+])
+def test_odd_config_files_are_one_line_naming_the_file(content, message, tmp_path):
+    path = tmp_path / "odd.yaml"
+    path.write_bytes(content)
+    line = one_line_error(CliRunner().invoke(main, ["run", str(path)]), 2)
+    assert str(path) in line and message in line
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(tmp_path):
+    (tmp_path / "dir.yaml").mkdir()
+    for args, message in ((["run", str(tmp_path / "dir.yaml")], "is a directory"),
+                          (["run"], "Missing argument 'CONFIG'"),
+                          (["bogus"], "No such command 'bogus'")):
+        assert message in one_line_error(CliRunner().invoke(main, args), 2)
+
+
+def test_echoed_input_is_cut_to_80_characters(trained):
+    runner, run, env = trained
+    result = runner.invoke(main, ["predict", str(run / "checkpoint.h5"), "--task", "math",
+                                  "1" * 500], env=env)
+    line = one_line_error(result, 1)
+    assert "500 characters long" in line and "1" * 81 not in line

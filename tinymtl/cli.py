@@ -58,7 +58,23 @@ def _guarded(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineGroup(click.Group):
+    """click's group, but a usage error (a missing argument, a file that is a directory, an
+    unknown option) is one line on stderr and exit code 2, like every other user error."""
+
+    def main(self, *args, **kwargs):
+        kwargs.pop("standalone_mode", None)
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            _fail(error.format_message().replace("\n", " "), 2)
+        except click.Abort:
+            _fail("aborted", 1)
+        except click.exceptions.Exit as done:
+            sys.exit(done.exit_code)
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tinymtl")
 @click.option("--debug", is_flag=True, help="Show the traceback of an internal error "
                                             "(also TINYMTL_DEBUG=1).")

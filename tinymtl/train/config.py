@@ -420,11 +420,16 @@ def read_yaml(path):
     """A YAML file's mapping (``Loader``: no code in configs); ConfigError otherwise."""
     path = pathlib.Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (it is not UTF-8); expected a YAML "
+                          f"config") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from None
     try:
         raw = load_yaml(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
