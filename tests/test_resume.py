@@ -67,3 +67,22 @@ def test_killed_run_resumes_to_identical_weights(methods, tmp_path, data_dir):
                for run in (tmp_path / "straight", interrupted)]
     assert set(plugins[0]) == {methods.get("weighting", "static"), methods.get("gradients", "sum")}
     assert plugins[0] == plugins[1]  # learned log-variances, PCGrad's generator and statistics
+
+
+def test_resume_without_a_checkpoint_starts_fresh_and_leftovers_are_removed(tmp_path, data_dir):
+    """--resume before the first checkpoint: a fresh run and a one-line note; the temporary
+    file of a save killed half-way is removed by the next run."""
+    config = tiny_config(training={"steps": 4, "eval_every": 4, "log_every": 2})
+    config["tasks"] = {t: dict(s, train_size=100, test_size=20)
+                       for t, s in config["tasks"].items()}
+    path = write_config(tmp_path / "tiny.yaml", config)
+    out = tmp_path / "run"
+    out.mkdir()
+    leftover = out / ".checkpoint.h5.abc123.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    env = dict(os.environ, TINYMTL_DATA_DIR=str(data_dir))
+    result = run_cli("run", str(path), "--out", str(out), "--resume", "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == f"note: {out / 'checkpoint.h5'} does not exist yet; " \
+                                    f"starting a fresh run"
+    assert (out / "summary.json").exists() and not leftover.exists()

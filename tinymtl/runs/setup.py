@@ -16,6 +16,7 @@ written up to the checkpoint; time counts on across a resume.
 
 import json
 import pathlib
+import sys
 import time
 
 import yaml
@@ -31,8 +32,9 @@ from tinymtl.train.config import same_config
 
 class RunDirectory:
     """One run's folder (``out_dir``, default runs/<config name>) and its life cycle:
-    ``RunDirectory(config, out_dir, resume)`` reads the checkpoint to resume from and sets the
-    device; ``check_resume()`` refuses a checkpoint of another config; ``begin(kept)`` writes
+    ``RunDirectory(config, out_dir, resume)`` removes what a save killed half-way left (the
+    temporary files of ``files.atomic_write``), reads the checkpoint to resume from (none yet:
+    a fresh run, with a note on stderr) and sets the device; ``check_resume()`` refuses a checkpoint of another config; ``begin(kept)`` writes
     the config and clears the metrics (or keeps the rows ``kept(row)`` accepts, on resume);
     ``save(trainer, tasks)`` checkpoints; ``elapsed()`` counts on across resumes;
     ``finish(summary)`` writes summary.json."""
@@ -43,6 +45,12 @@ class RunDirectory:
         self.out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
         self.checkpoint_path = self.out / "checkpoint.h5"
         self.metrics_path = self.out / "metrics.jsonl"
+        for leftover in self.out.glob(".*.tmp"):  # a save killed half-way (files.atomic_write)
+            leftover.unlink()
+        if resume and not self.checkpoint_path.exists():
+            print(f"note: {self.checkpoint_path} does not exist yet; starting a fresh run",
+                  file=sys.stderr)
+            resume = False
         self.loaded = checkpoint.load(self.checkpoint_path) if resume else None
         self.previous_elapsed = 0.0 if self.loaded is None else \
             self.loaded["trainer_state"].get("elapsed_seconds", 0.0)
