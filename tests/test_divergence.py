@@ -30,7 +30,7 @@ def test_a_huge_learning_rate_stops_with_one_line_and_the_checkpoint_intact(tmp_
     assert "the last checkpoint is as it was" in lines[0] and "Traceback" not in result.output
     summary = json.loads((out / "summary.json").read_text())
     step = summary["diverged"]["step"]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r for r in rows if r["type"] == "nonfinite"][0]["step"] == step
     from tinymtl.train import checkpoint
 

@@ -191,7 +191,8 @@ def test_a_method_defined_outside_the_library_runs_from_a_config(scaled_weightin
         callbacks=["step_counter_for_test"])
     config["name"] = "outside"
     summary = run(config, tmp_path / "run", progress=False)
-    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    metrics = (tmp_path / "run" / "metrics.jsonl").read_text()
+    rows = [json.loads(line) for line in metrics.splitlines()]
     train = [r for r in rows if r["type"] == "train"]
     assert [r["counted_steps"] for r in train] == [3, 6]
     assert {t["weight"] for r in train for t in r["tasks"].values()} == {0.25}
