@@ -102,7 +102,8 @@ class ContinualSection(Field):
             value = {}
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        chosen = methods("continual").get(value.get("method", "finetune"))
+        name = value.get("method", "finetune")
+        chosen = methods("continual").get(name) if isinstance(name, str) else None
         own_options = set(chosen.OPTIONS) if chosen else set()
         flat = set(aliases("continual"))
         for key in value:
