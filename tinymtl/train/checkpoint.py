@@ -169,8 +169,11 @@ def _read(path, fmt, what, read):
             return read(f)
     except CheckpointError:
         raise
-    except (OSError, KeyError, ValueError) as error:
-        raise CheckpointError(f"{path}: cannot read {what} ({error})") from None
+    except (OSError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            RuntimeError) as error:  # a damaged or reshaped file: whatever h5py or JSON says
+        detail = " ".join(str(error).split())[:120]
+        raise CheckpointError(f"{path}: cannot read {what}; the file is damaged or not one "
+                              f"this version wrote ({type(error).__name__}: {detail})") from None
 
 
 def load(path):
