@@ -73,3 +73,29 @@ def test_one_dataset_protocol_gives_the_config_schema_and_the_fetch_choices():
     assert fetched == ["mnist"]
     usage = CliRunner().invoke(main, ["data", "fetch", "--help"]).output
     assert "{" + "|".join(fetched) + "}" in usage
+
+
+@pytest.mark.parametrize("damage", ["truncate", "regroup", "flip"])
+def test_a_damaged_cache_is_rebuilt_never_trusted(damage, data_dir):
+    import h5py
+
+    from tinymtl.datasets import cache
+
+    first = load_task("math", "math", 200, 40, 20)
+    spec = {"name": "math", "generator": "math", "version": 1, "seed": 0, "train_size": 200,
+            "test_size": 40, "max_length": 20}
+    path = cache.cache_path(spec)
+    assert path.exists()
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "regroup":
+        with h5py.File(path, "r+") as f:
+            del f["x_train"]
+            f.create_group("x_train")
+    else:
+        with h5py.File(path, "r+") as f:
+            f["y_train"][0] = (f["y_train"][0] + 1) % 19  # sha256 no longer matches
+    again = load_task("math", "math", 200, 40, 20)
+    assert again.x_train.tobytes() == first.x_train.tobytes()
+    assert again.y_train.tobytes() == first.y_train.tobytes()
+    assert cache.load(path) is not None  # rebuilt and cached again

@@ -66,7 +66,7 @@ def _read(path):
         with h5py.File(path, "r") as f:
             arrays = {key: f[key][...] for key in f.keys()}
             attrs = {key: json.loads(value) for key, value in f.attrs.items()}
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # damaged: rebuild it
         return None
     manifest = attrs.pop("manifest", None)
     return None if manifest is None else (arrays, manifest, attrs)
