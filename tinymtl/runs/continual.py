@@ -114,10 +114,11 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     if loaded is not None:
         progress_state = dict(loaded["trainer_state"]["continual"])
         progress_state.pop("previous_elapsed", None)  # format 1 kept it here too
-        for plugin in plugins:  # the trainer of a resumed stage restores them again
-            saved = loaded["plugin_states"].get(plugin_name(plugin))
-            if saved is not None:
-                plugin.load_state_dict(saved)
+        if progress_state["stage_done"]:  # (mid-stage, the stage's trainer restores them)
+            for plugin in plugins:
+                saved = loaded["plugin_states"].get(plugin_name(plugin))
+                if saved is not None:
+                    plugin.load_state_dict(saved)
         model.load_state_dict(loaded["model_state"])
     directory.begin(kept=None if loaded is None else
                     _rows_up_to(progress_state, loaded["step"]))

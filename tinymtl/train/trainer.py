@@ -239,13 +239,14 @@ class Trainer:
                 break
             terms, per_task, batch = self._loss(mode, tasks)
             loss = sum(terms.values())
-            if not math.isfinite(loss.item()):  # before backward: the weights are untouched
+            value = loss.item()
+            if not math.isfinite(value):  # before backward: the weights are untouched
                 return self._nonfinite(self._culprit(per_task, terms))
             if micro_batches > 1:
                 terms = {t: term / micro_batches for t, term in terms.items()}
             if not any(p.backward(self, terms, batch) for p in self.plugins if p.owns_backward):
                 (loss / micro_batches if micro_batches > 1 else loss).backward()
-            total += loss.item() / micro_batches
+            total += value / micro_batches
             for task, *_, task_loss_value in per_task:
                 task_losses[task] += task_loss_value.item() / micro_batches
             self._count(per_task)
