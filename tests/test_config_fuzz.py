@@ -76,3 +76,34 @@ def test_a_mutated_example_is_accepted_or_refused_in_one_line(case):
         message = str(error)
         assert "\n" not in message and message.startswith(str(example)), message
         assert len(message) < 600, message
+
+
+@settings(max_examples=int(os.environ.get("TINYMTL_FUZZ_EXAMPLES", 300)) // 10,
+          deadline=None)
+@given(mutations())
+def test_the_command_line_checks_a_mutated_example_in_one_line_and_writes_nothing(case):
+    """Through the CLI: `tinymtl check` exits 0 or 2 with exactly one line; a refused config
+    given to `tinymtl run` exits 2 with the same one line; neither leaves a file behind."""
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from tinymtl.cli import main
+
+    example, raw = case
+    with tempfile.TemporaryDirectory() as directory:
+        directory = pathlib.Path(directory)
+        path = directory / example.name
+        path.write_text(yaml.safe_dump(raw))
+        runner = CliRunner()
+        env = {"TINYMTL_DATA_DIR": str(directory / "data")}
+        result = runner.invoke(main, ["check", str(path)], env=env)
+        lines = result.output.strip().splitlines()
+        assert result.exit_code in (0, 2) and len(lines) == 1, result.output
+        assert "Traceback" not in result.output and "internal error" not in result.output
+        if result.exit_code == 2:
+            assert lines[0].startswith(f"error: {path}"), lines[0]
+            again = runner.invoke(main, ["run", str(path), "--out", str(directory / "run")],
+                                  env=env)
+            assert again.exit_code == 2 and again.output.strip() == lines[0], again.output
+        assert sorted(p.name for p in directory.iterdir()) == [example.name]

@@ -5,6 +5,7 @@ Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an
 input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -49,6 +50,11 @@ def _guarded(fn):
             _fail(str(error), error.exit_code)
         except (ValueError, KeyError, OSError) as error:  # the library's own one-line refusals
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            if isinstance(error, KeyError) and " " not in str(message):  # a bare key: a bug
+                if _debugging():
+                    raise
+                _fail(f"internal error (a bug in tinymtl): KeyError: {one_line(message, 200)}; "
+                      f"run again with --debug for the traceback", 1)
             _fail(str(message), 1)
         except Exception as error:  # noqa: BLE001  (a bug: one line, the traceback on demand)
             if _debugging():
@@ -125,10 +131,56 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
         if resume:
             _fail("--resume continues one run; resume each seed_<s> folder on its own "
                   "(with --seed s --out OUT/seed_<s>)", 2)
-        click.echo(tables.seeds(run_seeds(config, seeds, out_dir, progress=not quiet)))
+        with _naming(config_path):
+            summary = run_seeds(config, seeds, out_dir, progress=not quiet)
+        click.echo(tables.seeds(summary))
         return
-    summary = run_config(config, out_dir, resume=resume, progress=not quiet)
+    with _naming(config_path):
+        summary = run_config(config, out_dir, resume=resume, progress=not quiet)
     click.echo(tables.continual(summary) if "continual" in summary else tables.multitask(summary))
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, as `tinymtl run --set` does.")
+@_guarded
+def check(config_path, overrides):
+    """Check a config without running it: validate it, estimate the memory its run needs
+    (data, weights, training state) against what is available, and write nothing."""
+    from tinymtl.backend.memory import available_bytes, format_bytes
+    from tinymtl.runs import memory, setup
+    from tinymtl.train import config as config_module
+
+    raw = config_module.read_yaml(config_path)
+    if "compare" in raw:
+        from tinymtl.runs import compare
+
+        compare.load(config_path, raw)
+        click.echo(f"{config_path}: a valid comparison file")
+        return
+    config = config_module.load(config_path, raw, overrides)
+    with _naming(config_path):
+        parts = memory.check_plan(config, setup.task_specs(config),
+                                  setup.shares_one_head(config))
+    available = available_bytes(config["device"])
+    click.echo(f"{config_path}: valid; before the first batch it needs about "
+               f"{format_bytes(sum(parts.values()))} ("
+               + ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items())
+               + ")" + (f" of {format_bytes(available)} available" if available else ""))
+
+
+@contextlib.contextmanager
+def _naming(config_path):
+    """A config refused while running (its memory estimate) names the config's file."""
+    from tinymtl.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as error:
+        if str(error).startswith(str(config_path)):
+            raise
+        raise ConfigError(f"{config_path}: {error}") from None
 
 
 def _load(checkpoint_path):
@@ -216,7 +268,10 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
             elif "\t" in line:
                 items.append(tuple(line.split("\t", 1)))
             else:
-                _fail(f"input line {number} {line!r}: expected TASK<tab>TEXT, or pass --task", 2)
+                from tinymtl.errors import one_line
+
+                _fail(f"input line {number} {one_line(repr(line))}: expected TASK<tab>TEXT, or "
+                      f"pass --task", 2)
     if not items:
         _fail("no inputs: give them as arguments or with --input FILE", 2)
     for item_task, _ in items:

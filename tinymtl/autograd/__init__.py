@@ -5,7 +5,7 @@
 """
 
 from tinymtl.autograd import methods as _methods
-from tinymtl.autograd.engine import backward, grad, sum_to
+from tinymtl.autograd.engine import backward, grad, graph_bytes, sum_to
 from tinymtl.autograd.function import Function
 from tinymtl.autograd.grad_mode import (
     enable_grad,
@@ -18,6 +18,6 @@ from tinymtl.autograd.tensor import Tensor, ones, randn, tensor, zero_grads, zer
 _methods.install()
 
 __all__ = [
-    "Tensor", "Function", "backward", "grad", "sum_to", "no_grad", "enable_grad",
+    "Tensor", "Function", "backward", "grad", "graph_bytes", "sum_to", "no_grad", "enable_grad",
     "set_grad_enabled", "is_grad_enabled", "tensor", "zeros", "ones", "randn", "zero_grads",
 ]

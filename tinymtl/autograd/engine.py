@@ -48,6 +48,25 @@ def _topological_order(roots):
     return order
 
 
+def graph_bytes(*outputs):
+    """Bytes the graph recorded behind ``outputs`` keeps alive until backward runs: every op's
+    result and the arrays it saved for its backward, but not the leaves' (weights and inputs,
+    which exist anyway). This is a step's activation memory, the part that grows with the
+    batch size."""
+    order = _topological_order(outputs)
+    leaves = {id(t.data) for tensor in order if tensor._ctx is not None
+              for t in tensor._ctx.inputs if t._ctx is None}
+    arrays = {}
+    for tensor in order:
+        if tensor._ctx is None:
+            continue
+        for array in (tensor.data,) + tuple(tensor._ctx.saved_tensors):
+            owner = array if getattr(array, "base", None) is None else array.base
+            if hasattr(array, "nbytes") and id(array) not in leaves and id(owner) not in leaves:
+                arrays[id(owner)] = owner.nbytes
+    return sum(arrays.values())
+
+
 def _run(roots, root_grads, retain_graph, wanted=None):
     """The backward sweep. With ``wanted`` (ids), return their gradients instead of accumulating,
     and sweep only the tensors on a path to one of them (the gradient w.r.t. an intermediate

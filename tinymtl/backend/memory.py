@@ -30,3 +30,32 @@ def configure_allocator():
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(
         mallopt(M_TRIM_THRESHOLD, 2 * KEEP_BYTES))
+
+
+def available_bytes(device="cpu"):
+    """Memory a new allocation can still get: the kernel's MemAvailable (free plus reclaimable
+    caches) on Linux, free pages elsewhere; on 'cuda', the GPU's free memory plus what CuPy's
+    pool holds for reuse. None when it cannot be told."""
+    if device == "cuda":
+        import cupy
+        free, _ = cupy.cuda.Device().mem_info
+        return free + cupy.get_default_memory_pool().free_bytes()
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(count):
+    """1536 -> '1.5 KiB': binary units, as memory is sold and reported by the kernel."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024

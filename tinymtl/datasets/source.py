@@ -2,9 +2,31 @@
 (``TextSource``), image sets that several tasks label (``ImageSetSource``), and real data
 fetched once (``mnist.MnistSource``)."""
 
+import dataclasses
+
+import numpy as np
+
 from tinymtl.datasets.base import generate_text_task
 from tinymtl.datasets.cache import load_or_generate
 from tinymtl.options import Bool, Choice, ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataPlan:
+    """What a source's ``load`` will make, known before making anything: one example's shape
+    and bytes, the split sizes and the number of outputs. ``shared``: tasks with the same key
+    hold one set of arrays (an image set several tasks label), counted once."""
+
+    example_shape: tuple
+    example_bytes: int
+    train_size: int
+    test_size: int
+    outputs: int
+    shared: tuple = None
+
+    @property
+    def data_bytes(self):
+        return (self.train_size + self.test_size) * self.example_bytes
 
 
 class DataSource:
@@ -31,6 +53,11 @@ class DataSource:
     def check(self, spec, where):
         """Checks across options, beyond each option's own (one-line ConfigError)."""
 
+    def plan(self, spec, max_length=20, where="tasks"):
+        """The ``DataPlan`` of ``load(.., spec, max_length)``, without loading: what a memory
+        estimate needs before anything is allocated."""
+        raise NotImplementedError
+
 
 GENERATOR_VERSION = 1  # bump when a text generator's output changes, so old caches are not reused
 TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
@@ -52,6 +79,11 @@ class TextSource(DataSource):
                "train_size": train_size, "test_size": test_size, "max_length": max_length}
         return load_or_generate(key, lambda: generate_text_task(
             task, self.sample, self.classes, train_size, test_size, max_length, seed), use_cache)
+
+    def plan(self, spec, max_length=20, where="tasks"):
+        return DataPlan((max_length,), 8 * max_length + 8,  # int64 character ids and label
+                        spec.get("train_size") or TEXT_SIZES[0],
+                        spec.get("test_size") or TEXT_SIZES[1], len(self.classes))
 
 
 class ImageSetSource(DataSource):
@@ -77,6 +109,15 @@ class ImageSetSource(DataSource):
             shared[key] = self.module.image_set(*key[1:], seed, use_cache)
         return self.module.task(task, spec["target"], *shared[key],
                                 well_posed=spec.get("well_posed") or False)
+
+    def plan(self, spec, max_length=20, where="tasks"):
+        train_size, test_size = self.module.sizes(spec.get("train_size"), spec.get("test_size"),
+                                                  where)
+        shape = self.module.EXAMPLE_SHAPE
+        example_bytes = 4 * int(np.prod(shape)) + self.module.LABEL_BYTES
+        return DataPlan(shape, example_bytes, train_size, test_size,
+                        self.module.OUTPUTS[spec["target"]],
+                        shared=(self.name, spec.get("train_size"), spec.get("test_size")))
 
     def check(self, spec, where):
         if spec.get("well_posed") is not None and spec["target"] != "orientation":

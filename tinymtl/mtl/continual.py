@@ -134,7 +134,7 @@ class Offline(ContinualMethod):
 FISHER_OPTIONS = {
     "fisher": Choice(("empirical", "true"), default="empirical",
                      help="labels of the Fisher: from the data, or drawn from the model"),
-    "fisher_samples": Int(default=1000, low=1, help="training examples the Fisher averages"),
+    "fisher_samples": Int(default=1000, low=1, high=10 ** 8, help="training examples the Fisher averages"),
 }
 
 
@@ -162,6 +162,10 @@ class EWC(ContinualMethod):
         super().__init__(**options)
         self.anchors = []  # [(fisher {name: array}, theta* {name: array})]
         self._merged = None
+
+    def memory_copies(self, tasks):
+        # a Fisher and an anchor per past task (one of each, online), and A and μ in float64
+        return 2 * (1 if self.online else len(tasks)) + 4
 
     def merged(self):
         """(A, μ, constant) of the docstring, from the anchors (float64 sums, cached)."""
@@ -251,6 +255,9 @@ class SI(ContinualMethod):
     OPTIONS = {"c": Float(default=1.0, low=0.0, help="c, the penalty's strength"),
                "xi": Float(default=0.1, positive=True, help="ξ, damping of the importance")}
     ALIASES = {"si_c": "c", "si_xi": "xi"}
+
+    def memory_copies(self, tasks):
+        return 5  # ω, Ω, θ*, and the weights and gradients read before each step
 
     def begin(self, model, tasks, seed, make_model=None):
         super().begin(model, tasks, seed, make_model)
@@ -355,7 +362,7 @@ class Replay(ContinualMethod):
     """Rehearsal: every batch mixes in stored examples of the earlier tasks (a reservoir)."""
 
     name = "replay"
-    OPTIONS = {"size": Int(default=1000, low=1, help="examples the reservoir holds"),
+    OPTIONS = {"size": Int(default=1000, low=1, high=10 ** 8, help="examples the reservoir holds"),
                "ratio": Float(default=1.0, positive=True,
                               help="stored examples mixed in per current example")}
     ALIASES = {"replay_size": "size", "replay_ratio": "ratio"}
@@ -417,6 +424,9 @@ class LwF(ContinualMethod):
     def __init__(self, **options):
         super().__init__(**options)
         self.teacher = None
+
+    def memory_copies(self, tasks):
+        return 1  # the teacher: the model as the previous stage left it
 
     def loss_terms(self, trainer, terms, batch):
         if self.teacher is None:

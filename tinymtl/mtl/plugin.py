@@ -74,6 +74,12 @@ class Plugin:
         """Those of ``parameters()`` that only ``task``'s loss term depends on."""
         return []
 
+    def memory_copies(self, tasks):
+        """About how many arrays the size of the model's weights this plugin keeps while
+        training ``tasks`` (per-task gradients, Fisher matrices, a teacher): what a memory
+        estimate adds for it before anything is allocated."""
+        return 0
+
     # -- the loop ---------------------------------------------------------------------------
     def on_fit_start(self, trainer):
         pass

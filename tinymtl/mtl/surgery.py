@@ -107,6 +107,9 @@ class GradientSurgery(Plugin):
     # with training.accumulate > 1 the config is refused rather than silently different
     accumulates = False
 
+    def memory_copies(self, tasks):
+        return len(tasks) + 1  # each task's gradient on the shared weights, and their combination
+
     def setup(self, trainer):
         # its stream follows the T epoch samplers' (backend.random.STREAMS)
         self.bind(sorted(trainer.tasks), trainer.generator("gradient_surgery",

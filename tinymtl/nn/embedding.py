@@ -16,7 +16,7 @@ class Embedding(Module):
         self.padding_idx = padding_idx
         self.weight = Parameter(_empty(num_embeddings, embedding_dim))
         init.normal_(self.weight, generator=generator)
-        if padding_idx is not None:
+        if padding_idx is not None and not init.is_empty(self.weight):
             self.weight.data[padding_idx] = 0
 
     def forward(self, indices):

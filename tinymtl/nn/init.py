@@ -7,8 +7,38 @@ A uniform U(-b, b) has variance b²/3, hence b = sqrt(3 · Var).
 """
 
 import math
+from contextlib import contextmanager
 
+from tinymtl.backend import array_module, get_default_dtype
 from tinymtl.backend.random import default_generator
+
+_building_empty = [False]
+
+
+@contextmanager
+def empty_weights():
+    """Build modules whose parameters have their shapes but hold no memory, and draw nothing.
+
+    What ``torch.device("meta")`` and Accelerate's ``init_empty_weights`` are for: knowing a
+    model's size (``sum(p.numel() for p in model.parameters())``) before allocating it, so a
+    config asking for 40 GB is refused with a clear line, not an out-of-memory kill. Each
+    parameter's data is one zero broadcast to its shape (a read-only view of zero strides);
+    the initialisers below leave such a tensor as it is. A model built here cannot be trained.
+    """
+    before, _building_empty[0] = _building_empty[0], True
+    try:
+        yield
+    finally:
+        _building_empty[0] = before
+
+
+def empty(*shape, fill=0.0):
+    """An array of ``shape`` (the default dtype) for a new parameter: filled with ``fill``, or,
+    inside ``empty_weights()``, a view that holds no memory."""
+    xp = array_module()
+    if _building_empty[0]:
+        return xp.broadcast_to(xp.asarray(fill, dtype=get_default_dtype()), shape)
+    return xp.full(shape, fill, dtype=get_default_dtype())
 
 
 def calculate_fan_in_and_fan_out(tensor):
@@ -33,17 +63,26 @@ def calculate_gain(nonlinearity, param=None):
     raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
 
 
+def is_empty(tensor):
+    return not tensor.data.flags.writeable  # built inside empty_weights(): nothing to fill
+
+
 def _fill(tensor, values):
-    tensor.data[...] = values
+    if not is_empty(tensor):
+        tensor.data[...] = values
     return tensor
 
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
+    if is_empty(tensor):
+        return tensor
     gen = generator or default_generator
     return _fill(tensor, gen.uniform(a, b, tensor.shape, dtype=tensor.dtype, device=tensor.device))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
+    if is_empty(tensor):
+        return tensor
     gen = generator or default_generator
     return _fill(tensor, gen.normal(mean, std, tensor.shape, dtype=tensor.dtype,
                                     device=tensor.device))

@@ -4,13 +4,12 @@ import math
 
 from tinymtl.autograd.ops.linalg import linear
 from tinymtl.autograd.ops.shape import flatten
-from tinymtl.backend import array_module, get_default_dtype
 from tinymtl.nn import init
 from tinymtl.nn.module import Module, Parameter
 
 
 def _empty(*shape):
-    return array_module().zeros(shape, dtype=get_default_dtype())
+    return init.empty(*shape)
 
 
 class Linear(Module):

@@ -157,8 +157,9 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy values into this module's parameters and buffers, in place.
 
-        Every shape must match; with ``strict`` the names must match exactly too. Nothing is
-        changed unless everything checks out.
+        Every shape must match (values are cast to the model's dtype, as in PyTorch; a
+        checkpoint is not: ``train.checkpoint.restore_model``); with ``strict`` the names must
+        match exactly too. Nothing is changed unless everything checks out.
         """
         targets = OrderedDict(
             [(name, p.data) for name, p in self.named_parameters()]

@@ -2,6 +2,7 @@
 
 from tinymtl.autograd.ops.nn_ops import batch_norm, layer_norm
 from tinymtl.backend import array_module, get_default_dtype
+from tinymtl.nn import init
 from tinymtl.nn.linear import _empty
 from tinymtl.nn.module import Module, Parameter
 
@@ -14,7 +15,7 @@ class LayerNorm(Module):
         self.normalized_shape, self.eps = tuple(normalized_shape), eps
         self.weight = self.bias = None
         if elementwise_affine:
-            self.weight = Parameter(_empty(*self.normalized_shape) + 1)
+            self.weight = Parameter(init.empty(*self.normalized_shape, fill=1.0))
             self.bias = Parameter(_empty(*self.normalized_shape))
 
     def forward(self, x):
@@ -31,7 +32,7 @@ class _BatchNorm(Module):
                  track_running_stats=True):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = Parameter(_empty(num_features) + 1) if affine else None
+        self.weight = Parameter(init.empty(num_features, fill=1.0)) if affine else None
         self.bias = Parameter(_empty(num_features)) if affine else None
         self.track_running_stats = track_running_stats
         if track_running_stats:

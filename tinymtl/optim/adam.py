@@ -14,6 +14,8 @@ from tinymtl.optim.optimizer import Optimizer
 
 class Adam(Optimizer):
     decoupled_weight_decay = False
+    state_arrays = 2  # exp_avg and exp_avg_sq
+    state_keys = ("step", "exp_avg", "exp_avg_sq")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):

@@ -15,6 +15,9 @@ from tinymtl.backend import device_of, to_device, to_numpy
 
 
 class Optimizer:
+    state_arrays = 0  # parameter-sized arrays of state per parameter (Adam: m and v), for sizing
+    state_keys = None  # what each parameter's state holds, checked on load (None: anything)
+
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.param_groups = []
@@ -71,18 +74,26 @@ class Optimizer:
                 len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)):
             raise ValueError("optimizer state_dict has a different parameter-group layout")
         params = list(self.parameters())
-        self.state = {}
+        states = {}  # checked whole before any of it is used
         for index, entry in state_dict["state"].items():
+            if not 0 <= int(index) < len(params):
+                raise ValueError(f"optimizer state for parameter {index}; the optimizer has "
+                                 f"{len(params)} parameters")
             p = params[int(index)]
             values = {}
             for k, v in entry.items():
                 if hasattr(v, "shape") and v.shape != ():
-                    if tuple(v.shape) != p.shape:
-                        raise ValueError(f"optimizer state {k} of parameter {index} has shape "
-                                         f"{tuple(v.shape)}, expected {p.shape}")
-                    v = to_device(v, device_of(p.data)).astype(p.dtype, copy=True)
+                    if tuple(v.shape) != p.shape or v.dtype != p.dtype:
+                        raise ValueError(f"optimizer state {k} of parameter {index} is "
+                                         f"{v.dtype}{list(v.shape)}, expected "
+                                         f"{p.dtype}{list(p.shape)}")
+                    v = to_device(v, device_of(p.data)).copy()
                 values[k] = v
-            self.state[id(p)] = values
+            if self.state_keys is not None and set(values) != set(self.state_keys):
+                raise ValueError(f"optimizer state of parameter {index} has "
+                                 f"{sorted(values)}, expected {sorted(self.state_keys)}")
+            states[id(p)] = values
+        self.state = states
         for group, saved in zip(self.param_groups, groups):
             for k, v in saved.items():
                 if k != "params":

@@ -21,6 +21,12 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
+    state_keys = ("momentum_buffer",)
+
+    @property
+    def state_arrays(self):  # the momentum buffer, when there is momentum
+        return int(any(group["momentum"] for group in self.param_groups))
+
     @no_grad()
     def step(self):
         for group in self.param_groups:

@@ -16,7 +16,8 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
     kind = TASK_KINDS[kind]
     score = f"test_{kind.score}"
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    tasks_trained = {t for r in rows if r["run"] == "multitask" for t in r["tasks"]}
+    tasks_trained = {t for r in rows if r["run"] == "multitask" and r["type"] == "train"
+                     for t in r["tasks"]}  # (events, e.g. loss spikes, are rows too)
     lowest = 1.0
     for run, style in (("multitask", "-"), (f"baseline:{task}", "--")):
         evals = [r for r in rows if r["run"] == run and r["type"] == "eval" and task in r["tasks"]]

@@ -32,7 +32,7 @@ from tinymtl.files import write_text
 from tinymtl.mtl import make_schedule
 from tinymtl.mtl.plugin import create, methods
 from tinymtl.report import plots
-from tinymtl.runs import setup
+from tinymtl.runs import memory, setup
 from tinymtl.runs.setup import RunDirectory, make_callbacks
 from tinymtl.train import continual_metrics
 from tinymtl.train.config import method_spec
@@ -107,6 +107,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     tasks = load_tasks(config)
     directory.check_resume()
     model = setup.build(config, tasks)
+    memory.check_step(config, model, tasks)
     method = make_method(config, model, tasks)
     plugins = [method] + make_callbacks(config) + list(callbacks)
     stages = config["continual"]["stages"]

@@ -19,6 +19,7 @@ from tinymtl.mtl.plugin import create
 from tinymtl.mtl.weighting import Static
 from tinymtl.report import plots
 from tinymtl.runs import baselines
+from tinymtl.runs import memory
 from tinymtl.runs.setup import RunDirectory, build, load_tasks, make_callbacks, read_rows
 from tinymtl.train import checkpoint
 from tinymtl.train.config import method_spec
@@ -110,6 +111,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     resolve_epochs(config, tasks)
     directory.check_resume()
     model = build(config, tasks)  # before writing: a bad backbone_from leaves no run folder
+    memory.check_step(config, model, tasks)
     directory.begin(kept=lambda r: r["run"] == "multitask" and r["step"] <= loaded["step"])
     trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks)
     if loaded is not None:

@@ -23,9 +23,11 @@ import yaml
 
 from tinymtl import datasets
 from tinymtl.backend import manual_seed, set_device
+from tinymtl.errors import one_line
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model
 from tinymtl.mtl.plugin import create
+from tinymtl.runs import memory
 from tinymtl.train import checkpoint
 from tinymtl.train.config import same_config
 
@@ -106,15 +108,23 @@ def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None):
         config=config, manifests={t: d.manifest for t, d in tasks.items()}, step=trainer.step)
 
 
-def load_tasks(config):
-    """The tasks a config trains; for a continual sequence, its stages in order, labelled for
-    its scenario (class-incremental: MNIST digits keep their own labels, 0-9)."""
-    data, specs = config["data"], config["tasks"]
+def task_specs(config):
+    """The task specs a config trains; for a continual sequence, its stages in order, labelled
+    for its scenario (class-incremental: MNIST digits keep their own labels, 0-9)."""
+    specs = config["tasks"]
     continual = config.get("continual") or {}
     if continual.get("stages"):
         global_labels = continual["scenario"] == "class"
         specs = {t: dict(specs[t], global_labels=True) if global_labels else specs[t]
                  for t in continual["stages"]}
+    return specs
+
+
+def load_tasks(config):
+    """The tasks a config trains (``task_specs``), once its memory estimate fits
+    (``memory.check_plan``: before any array is made)."""
+    data, specs = config["data"], task_specs(config)
+    memory.check_plan(config, specs, shares_one_head(config))
     return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"])
 
 
@@ -186,7 +196,11 @@ def model_from_checkpoint(loaded):
     config = loaded["config"]
     tasks = load_tasks(config)
     model = build(config, tasks, pretrained=False)  # every weight comes from the checkpoint
-    model.load_state_dict(loaded["model_state"])
+    try:
+        checkpoint.restore_model(model, loaded["model_state"])
+    except (KeyError, ValueError) as error:
+        raise checkpoint.CheckpointError(f"{loaded['path']}: its weights do not fit the model "
+                                         f"of its config: {one_line(error, 160)}") from None
     return config, tasks, model
 
 

@@ -97,6 +97,9 @@ def _write_array(group, name, value):
 def _read_array(dataset):
     """A dataset's array, checked against its ``crc32`` (written since format 2; older files
     have none and load unchecked): a flipped bit is reported with the dataset's path."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise CheckpointError(f"{dataset.file.filename}: {dataset.name}: a group; expected a "
+                              f"dataset (an array)")
     array = dataset[...]
     if "crc32" in dataset.attrs and \
             zlib.crc32(np.ascontiguousarray(array).tobytes()) != int(dataset.attrs["crc32"]):
@@ -176,9 +179,46 @@ def _read(path, fmt, what, read):
                               f"this version wrote ({type(error).__name__}: {detail})") from None
 
 
+LAYOUT = ("model", "lr_scheduler", "rng", "trainer", "data")  # groups every checkpoint has
+
+
+def _check_layout(f):
+    """Every group a checkpoint must have is there and is a group; the rest is checked as it
+    is read (``_read_array``: a dataset where an array should be, with its checksum)."""
+    for name in LAYOUT + tuple(n for n in ("optimizer", "plugins") if n in f):
+        if name not in f:
+            raise CheckpointError(f"{f.filename}: /{name}: missing; expected a group")
+        if not isinstance(f[name], h5py.Group):
+            raise CheckpointError(f"{f.filename}: /{name}: a dataset; expected a group")
+
+
+def _check_config(loaded):
+    """The stored config, re-checked by the validator a YAML file goes through (and returned
+    as it gives it back): a checkpoint whose config was edited or damaged is refused before
+    anything is built from it."""
+    from tinymtl.errors import ConfigError
+    from tinymtl.train.config import validate
+
+    if not loaded["config"]:  # saved from the Python API without a config
+        return loaded["config"]
+    try:
+        config = validate(loaded["config"], source=f"{loaded['path']}: /config")
+    except ConfigError as error:
+        raise CheckpointError(str(error)) from None
+    stages = (config.get("continual") or {}).get("stages")
+    expected = set(stages or config["tasks"])
+    if set(loaded["manifests"]) != expected:
+        raise CheckpointError(f"{loaded['path']}: /data: has {sorted(loaded['manifests'])}; "
+                              f"expected a manifest for each task of its config, "
+                              f"{sorted(expected)}")
+    return config
+
+
 def load(path):
-    """Everything a checkpoint holds, as plain Python objects and NumPy arrays."""
-    loaded = _read(path, FORMAT, "checkpoint", lambda f: {
+    """Everything a checkpoint holds, as plain Python objects and NumPy arrays, its layout,
+    checksums and config checked (states are checked by what loads them: the model, the
+    optimizer, the samplers, each plugin)."""
+    loaded = _read(path, FORMAT, "checkpoint", lambda f: _check_layout(f) or {
         "path": str(path),
         "format_version": int(f.attrs["format_version"]),
         "step": int(f.attrs["step"]),
@@ -196,9 +236,25 @@ def load(path):
                           for name, group in f["plugins"].items()} if "plugins" in f else {},
     })
     arrays = loaded.pop("format1_arrays")
+    if not isinstance(loaded["config"], dict):
+        raise CheckpointError(f"{path}: /config: not a mapping; expected the run's config")
+    config = _check_config(loaded)
     if loaded["format_version"] == 1:
-        _upgrade_format1(loaded, arrays)
+        _upgrade_format1(loaded, arrays)  # (reads the config as it was written)
+    loaded["config"] = config  # as validated: every default filled in
     return loaded
+
+
+def restore_model(model, state):
+    """``model.load_state_dict(state)``, for weights read from a checkpoint: each must have the
+    model's dtype too (a float64 or int8 array where float32 was saved means the file is not
+    what it claims, so it is refused, never cast)."""
+    own = dict(model.state_dict())
+    for name, value in state.items():
+        if name in own and value.dtype != own[name].dtype:
+            raise ValueError(f"load_state_dict: {name} has dtype {value.dtype}, the model "
+                             f"expects {own[name].dtype}")
+    model.load_state_dict(state)
 
 
 def _upgrade_format1(loaded, arrays):

@@ -32,6 +32,7 @@ from tinymtl.mtl.architectures import ARCHITECTURES
 from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.plugin import aliases, methods, resolve
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
+from tinymtl.train import callbacks  # noqa: F401  (registers the built-in callbacks)
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
 
@@ -138,16 +139,23 @@ def resolve_methods(training):
 
 
 # -- the run schema -------------------------------------------------------------------------------
+# Bounds on sizes: far above what anyone trains here, low enough that shapes and the memory
+# estimate (``runs.memory``, which refuses what does not fit) never overflow.
+MAX_WIDTH = 1 << 20      # a layer's width: hidden units, channels, features, embeddings
+MAX_EXAMPLES = 10 ** 8   # a split of a task's data
+MAX_BATCH = 1 << 20
+MAX_STEPS = 10 ** 9
 PHASE = {
     "tasks": ListOf(Str(), required=True),
     "mode": Choice(MODES, default="alternating"),
-    "steps": Int(low=1, required=True),
+    "steps": Int(low=1, high=MAX_STEPS, required=True),
 }
 
 TASK = {  # what every task takes; each data source adds its own options (datasets.SOURCES)
     "generator": Choice(datasets.SOURCES, required=True),
-    "train_size": Int(low=10),  # default: 20000 for generated text, all for real data
-    "test_size": Int(low=10),   # default: 2000 for generated text, all for real data
+    # defaults: 20000 and 2000 for generated text, all of it for real data
+    "train_size": Int(low=10, high=MAX_EXAMPLES),
+    "test_size": Int(low=10, high=MAX_EXAMPLES),
     "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
     "loss_weight": Float(default=1.0, low=0.0),
     "lr": Float(positive=True),  # this task's head's own rate (default: training.lr)
@@ -173,28 +181,28 @@ def source_options():
 
 TRAINING = {
     "schedule": Choice(SCHEDULES, default="alternating"),
-    "steps": Int(default=4000, low=1),
-    "epochs": Int(low=1),       # instead of steps: passes over the (single) task's data
-    "accumulate": Int(default=1, low=1),  # micro-batches summed into each update
+    "steps": Int(default=4000, low=1, high=MAX_STEPS),
+    "epochs": Int(low=1, high=10 ** 6),  # instead of steps: passes over the (one) task's data
+    "accumulate": Int(default=1, low=1, high=1 << 16),  # micro-batches summed into each update
     "phases": ListOf(PHASE, default=None),
     "sampling": Choice(SAMPLING_METHODS, default="round_robin"),  # alternating phases
     "sampling_temperature": Float(default=2.0, positive=True),
     "weighting": Method("weighting", default="static"),  # how task losses combine
     "gradients": Method("gradients", default="sum"),  # gradient surgery on shared params
-    "batch_size": Int(default=64, low=1),
+    "batch_size": Int(default=64, low=1, high=MAX_BATCH),
     "optimizer": Choice(("adam", "adamw", "sgd"), default="adam"),
     "lr": Float(default=3e-3, positive=True),
     "momentum": Float(default=0.9, low=0.0, high=1.0),
     "weight_decay": Float(default=0.0, low=0.0),
     "lr_schedule": Choice(("constant", "cosine", "step"), default="cosine"),
-    "warmup_steps": Int(default=0, low=0),
+    "warmup_steps": Int(default=0, low=0, high=MAX_STEPS),
     "grad_clip": Float(default=0.0, low=0.0),
     "on_nonfinite": Choice(("stop", "skip"), default="stop"),  # a NaN/inf loss: stop the run,
     "max_skips": Int(default=10, low=1),   # or drop the step (at most this many in a row)
-    "check_every": Int(default=10, low=1),  # steps between checks of gradients and weights
-    "eval_every": Int(default=250, low=1),
-    "log_every": Int(default=50, low=1),
-    "checkpoint_every": Int(default=0, low=0),
+    "check_every": Int(default=10, low=1, high=MAX_STEPS),  # steps between checks of weights
+    "eval_every": Int(default=250, low=1, high=MAX_STEPS),
+    "log_every": Int(default=50, low=1, high=MAX_STEPS),
+    "checkpoint_every": Int(default=0, low=0, high=MAX_STEPS),
 }
 
 
@@ -223,20 +231,20 @@ SCHEMA = {
     "tasks": None,  # TASK and every data source's options (``schema``)
     "model": {
         "architecture": Choice(ARCHITECTURES, default="hard"),  # what is shared: mtl.architectures
-        "adapter_hidden": Int(default=64, low=1),  # adapters: each task's bottleneck width
-        "experts": Int(default=4, low=2),          # mmoe: how many expert backbones
+        "adapter_hidden": Int(default=64, low=1, high=MAX_WIDTH),  # adapters' bottleneck
+        "experts": Int(default=4, low=2, high=64),        # mmoe: how many expert backbones
         "encoder": Choice(("conv", "attention", "cnn", "mlp"), default="conv"),
-        "hidden": ListOf(Int(low=1), default=[400, 400]),  # mlp encoder: hidden layer widths
-        "embedding_dim": Int(default=32, low=1),
-        "channels": ListOf(Int(low=1), default=[64, 64]),
-        "kernel_size": Int(default=3, low=1),
+        "hidden": ListOf(Int(low=1, high=MAX_WIDTH), default=[400, 400]),  # mlp encoder's widths
+        "embedding_dim": Int(default=32, low=1, high=MAX_WIDTH),
+        "channels": ListOf(Int(low=1, high=MAX_WIDTH), default=[64, 64]),
+        "kernel_size": Int(default=3, low=1, high=64),
         "pooling": Choice(("flatten", "max", "flatten+max"), default="flatten"),  # conv encoder
-        "padding": Int(default=0, low=0),      # cnn encoder: zero padding of each conv
+        "padding": Int(default=0, low=0, high=64),     # cnn encoder: zero padding of each conv
         "batch_norm": Bool(default=False),     # cnn encoder: BatchNorm2d after each conv
-        "features": Int(default=256, low=0),   # cnn: 0 = heads read the last feature map
+        "features": Int(default=256, low=0, high=MAX_WIDTH),  # cnn: 0: heads read the map
         "freeze_backbone": Bool(default=False),  # train the heads only
         "backbone_from": Str(),                # checkpoint whose backbone weights to start from
-        "head_hidden": Int(default=0, low=0),
+        "head_hidden": Int(default=0, low=0, high=MAX_WIDTH),
         "dropout": Float(default=0.0, low=0.0, high=0.99),
     },
     "training": None,   # TRAINING, with the methods' flat aliases (``schema``)

@@ -26,7 +26,7 @@ import numpy as np
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, default_generator, stream
 from tinymtl.datasets.sampler import EpochSampler
-from tinymtl.errors import DivergedError
+from tinymtl.errors import CheckpointError, DivergedError, one_line
 from tinymtl.mtl.plugin import Batch
 from tinymtl.mtl.sampling import TaskSampler
 from tinymtl.mtl.weighting import LossWeighting, Static
@@ -34,6 +34,7 @@ from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
                                         StepLR)
+from tinymtl.train.checkpoint import restore_model
 from tinymtl.train.metrics import evaluate, score_sum, task_loss
 from tinymtl.train.progress import ProgressBar
 from tinymtl.train.task_kinds import TASK_KINDS
@@ -406,6 +407,11 @@ class Trainer:
         self._write(row)
         return row
 
+    def log(self, row):
+        """Append ``row`` (a dict of JSON values) to the run's ``metrics.jsonl``: what plugins
+        use to record events beside the trainer's own rows."""
+        self._write(row)
+
     def _write(self, row):
         if self.metrics_file is not None:
             with open(self.metrics_file, "a") as f:
@@ -468,14 +474,31 @@ class Trainer:
     def load_state(self, checkpoint):
         """Restore from ``train.checkpoint.load(...)``'s result (model weights included).
         Plugins are restored before the random states: a plugin may build a model (LwF's
-        teacher), which seeds the default generator."""
-        self.model.load_state_dict(checkpoint["model_state"])
+        teacher), which seeds the default generator. A state that does not fit (a shape, a
+        dtype, a missing key, a sampler order that is no permutation) is a CheckpointError
+        naming the file."""
+        try:
+            self._load_state(checkpoint)
+        except CheckpointError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
+            raise CheckpointError(f"{checkpoint.get('path', 'checkpoint')}: its state does not "
+                                  f"fit this run: {one_line(error, 160)}") from None
+
+    def _load_state(self, checkpoint):
+        restore_model(self.model, checkpoint["model_state"])
         self.optimizer.load_state_dict(checkpoint["optimizer_state"])
         self.lr_scheduler.load_state_dict(checkpoint["lr_scheduler_state"])
         for plugin in self.plugins:
             saved = checkpoint["plugin_states"].get(plugin_name(plugin))
             if saved is not None:
                 plugin.load_state_dict(saved)
+            elif checkpoint.get("format_version", 2) >= 2 and plugin.kind != "callback":
+                # a method's state (weights, Fisher, buffers) is in every checkpoint since
+                # format 2: without it the run would go on from a fresh state, silently
+                raise CheckpointError(f"{checkpoint.get('path', 'checkpoint')}: /plugins/"
+                                      f"{plugin_name(plugin)}: missing; expected the state "
+                                      f"of this run's {plugin.kind} method")
         default_generator.load_state_dict(checkpoint["rng_states"]["default"])
         if "task_sampler" in checkpoint["rng_states"]:  # absent in checkpoints before sampling
             self.task_sampler.load_state_dict(checkpoint["rng_states"]["task_sampler"])
