@@ -88,7 +88,7 @@ def test_architectures_train_and_resume_exactly(architecture, training, tmp_path
     private = straight.model.private_state_dict()
     kinds = {"adapters": "adapters", "mmoe": "gates"}[architecture]
     assert any(key.startswith(kinds) for key in private)
-    assert straight.history[-1]["tasks"]["math"]["test_accuracy"] >= 0.0
+    assert straight.history[-1]["tasks"]["math"]["valid_accuracy"] >= 0.0
 
 
 def test_export_private_and_load_it_onto_the_shared_backbone(tmp_path, data_dir):
@@ -142,5 +142,6 @@ def test_private_weights_that_do_not_fit_are_refused(tmp_path, data_dir):
     assert all(before[k].tobytes() == v.tobytes() for k, v in model.state_dict().items())
     with h5py.File(tmp_path / "bad.h5", "a") as f:
         f.attrs["format"] = "something else"
+    checkpoint.seal(tmp_path / "bad.h5")  # a well-formed file of another format
     with pytest.raises(checkpoint.CheckpointError, match="not a tinymtl task-private"):
         load_private(model, tmp_path / "bad.h5")

@@ -68,3 +68,150 @@ def test_listed_in_a_config_it_writes_its_rows(tmp_path, data_dir):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     spikes = [r for r in rows if r.get("type") == "loss_spike"]
     assert spikes and all(r["loss"] > r["median"] for r in spikes)  # k = 1: above the median
+
+
+def evaluations(trainer, plugin, scores, task="a"):
+    """Feed ``plugin`` one validation row per score (steps 10, 20, ...)."""
+    for k, score in enumerate(scores):
+        trainer.step = 10 * (k + 1)
+        plugin.on_evaluate(trainer, {"tasks": {task: {"valid_accuracy": score}}})
+
+
+def stub_trainer():
+    from tinymtl.datasets import TaskData
+    from tinymtl.train.trainer import Trainer
+
+    trainer = types.SimpleNamespace(
+        step=0, should_stop=False, stop_reason=None,
+        tasks={"a": TaskData(name="a", classes=["x", "y"], x_train=None, y_train=None,
+                             x_test=None, y_test=None)},
+        model=types.SimpleNamespace(state_dict=lambda: {}, load_state_dict=lambda s: None),
+        saved=[])
+    trainer.stop = lambda reason: Trainer.stop(trainer, reason)
+    trainer.save_checkpoint = lambda name: trainer.saved.append((trainer.step, name))
+    return trainer
+
+
+def test_early_stopping_fires_after_patience_evaluations_without_improvement():
+    from tinymtl.train.callbacks import EarlyStopping
+
+    trainer = stub_trainer()
+    stopper = EarlyStopping(patience=2, min_delta=0.01, monitor="a")
+    # best 0.5 at step 20; 0.505 is not a gain above min_delta; the second miss stops at 40
+    evaluations(trainer, stopper, [0.4, 0.5, 0.505, 0.45])
+    assert trainer.should_stop and stopper.stopped_step == 40
+    assert (stopper.best, stopper.best_step) == (0.5, 20)
+    assert "has not improved for 2 evaluations" in trainer.stop_reason
+    trainer = stub_trainer()
+    never = EarlyStopping(patience=2, monitor="a")
+    evaluations(trainer, never, [0.4, 0.5, 0.4, 0.6, 0.5, 0.7])  # a gain before each 2nd miss
+    assert not trainer.should_stop and never.best_step == 60
+
+
+def test_the_best_checkpoint_is_written_at_each_improvement_only():
+    from tinymtl.train.callbacks import BestCheckpoint
+
+    trainer = stub_trainer()
+    best = BestCheckpoint(monitor="a")
+    evaluations(trainer, best, [0.4, 0.6, 0.5, 0.6, 0.7])
+    assert trainer.saved == [(10, "best.h5"), (20, "best.h5"), (50, "best.h5")]
+    assert best.report()["best_step"] == 50
+
+
+@pytest.mark.parametrize("option, value", [("filename", "../x.h5"), ("filename", "best.pt"),
+                                           ("filename", "checkpoint.h5")])
+def test_the_best_checkpoint_stays_in_the_run_directory(option, value):
+    from tinymtl.train.callbacks import BestCheckpoint
+
+    with pytest.raises(ValueError, match="expected a file name ending in .h5"):
+        BestCheckpoint(**{option: value})
+
+
+def test_a_monitor_naming_no_task_is_a_config_error(tmp_path):
+    config = tiny_config(callbacks=[{"method": "early_stopping", "monitor": "maths"}])
+    result = CliRunner().invoke(main, ["check", str(write_config(tmp_path / "c.yaml", config))])
+    assert result.exit_code == 2
+    assert "callbacks[0].monitor = 'maths': expected one of mean, delta_m, kindergarten, " \
+           "math" in result.output
+
+
+def run_with(tmp_path, name, resume=False, **sections):
+    path = write_config(tmp_path / f"{name}.yaml", tiny_config(**sections))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / name),
+                                       "--quiet"] + (["--resume"] if resume else []))
+    assert result.exit_code == 0, result.output
+    return json.loads((tmp_path / name / "summary.json").read_text())
+
+
+STOPPING = dict(training={"steps": 400, "eval_every": 20, "lr": 0.02},
+                callbacks=[{"method": "early_stopping", "patience": 2, "monitor": "math"},
+                           {"method": "best_checkpoint", "monitor": "math"}])
+
+
+def test_a_run_stops_early_ends_on_its_best_weights_and_keeps_the_best_checkpoint(tmp_path,
+                                                                                  data_dir):
+    import numpy as np
+
+    from tinymtl.train import checkpoint
+
+    summary = run_with(tmp_path, "stop", **STOPPING)
+    stopping, best = summary["callbacks"]["early_stopping"], summary["callbacks"][
+        "best_checkpoint"]
+    assert stopping["stopped_at"] is not None and stopping["stopped_at"] < 400
+    assert summary["stopped"].startswith("early stopping: math has not improved")
+    assert stopping["best_step"] == best["best_step"] == summary["tasks"]["math"]["best_step"]
+    assert summary["tasks"]["math"]["peak_accuracy"] == stopping["best"]
+    rows = [json.loads(line) for line in (tmp_path / "stop" / "metrics.jsonl").open()]
+    assert rows[-1]["type"] == "test" and any(r["type"] == "stopped" for r in rows)
+    assert max(r["step"] for r in rows if r["type"] == "eval") == stopping["stopped_at"]
+    # the model it ends with, tested and saved, is the best one: best.h5's weights
+    final = checkpoint.load(tmp_path / "stop" / "checkpoint.h5")["model_state"]
+    kept = checkpoint.load(tmp_path / "stop" / "best.h5")
+    assert kept["step"] == stopping["best_step"]
+    assert all(np.array_equal(final[k], v) for k, v in kept["model_state"].items())
+
+
+def test_an_early_stopped_run_resumed_midway_ends_identical(tmp_path, data_dir):
+    """Killed at the checkpoint just before it would stop, resumed: it stops at the same step,
+    on the same best weights, bit for bit (the stopper's state is in the checkpoint)."""
+    import numpy as np
+
+    from tinymtl.runs import run as run_config
+    from tinymtl.train import checkpoint
+    from tinymtl.train import config as config_module
+    from tinymtl.train.trainer import Trainer
+
+    whole = run_with(tmp_path, "whole", **STOPPING)
+    stop_at = whole["callbacks"]["early_stopping"]["stopped_at"]
+    assert stop_at >= 40
+    half = dict(STOPPING, training=dict(STOPPING["training"], checkpoint_every=20))
+    path = write_config(tmp_path / "legs.yaml", tiny_config(**half))
+    config = config_module.load(path, config_module.read_yaml(path))
+    original = Trainer.fit
+
+    def fit_until(self, on_checkpoint=None):  # the process dies after that checkpoint
+        def checkpoint_then_die(trainer):
+            on_checkpoint(trainer)
+            if trainer.step >= stop_at - 20:
+                raise KeyboardInterrupt
+        return original(self, checkpoint_then_die)
+
+    Trainer.fit = fit_until
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_config(config, tmp_path / "legs", progress=False)
+    finally:
+        Trainer.fit = original
+    assert checkpoint.load(tmp_path / "legs" / "checkpoint.h5")["step"] == stop_at - 20
+    resumed = run_with(tmp_path, "legs", resume=True, **half)
+    assert resumed["callbacks"]["early_stopping"] == whole["callbacks"]["early_stopping"]
+    a = checkpoint.load(tmp_path / "whole" / "checkpoint.h5")["model_state"]
+    b = checkpoint.load(tmp_path / "legs" / "checkpoint.h5")["model_state"]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_keep_checkpoints_keeps_the_last_k(tmp_path, data_dir):
+    run_with(tmp_path, "keep", training={"steps": 100, "eval_every": 50,
+                                         "checkpoint_every": 20, "keep_checkpoints": 2})
+    kept = sorted(p.name for p in (tmp_path / "keep" / "checkpoints").iterdir())
+    assert kept == ["step_000000080.h5", "step_000000100.h5"]

@@ -89,6 +89,9 @@ def test_a_damaged_array_is_reported_with_its_path(tmp_path):
     with h5py.File(path, "r+") as f:
         assert "crc32" in f["model"]["w"].attrs and "crc32" in f["plugins"]["p"]["anchor"].attrs
         f["plugins"]["p"]["anchor"][2] = 1.0000001  # one value changed, its checksum not
+    with pytest.raises(checkpoint.CheckpointError, match=r"c\.h5: its sha256 does not match"):
+        checkpoint.load(path)  # the whole file's seal sees it first
+    checkpoint.seal(path)  # sealed again over the change: the array's own CRC-32 still sees it
     with pytest.raises(checkpoint.CheckpointError,
                        match=r"c\.h5: /plugins/p/anchor: its checksum does not match"):
         checkpoint.load(path)

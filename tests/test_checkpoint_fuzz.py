@@ -57,7 +57,13 @@ def rewrite(dataset, array):
         np.ascontiguousarray(array).tobytes())
 
 
-def damage(path, action, position, value):
+def damage(path, action, position, value, unsealed=False):
+    """Damage the file's bytes (``truncate``, ``flip``: the seal refuses them), or edit it
+    through HDF5 and seal it again (a well-formed file whose content is wrong: what the
+    structural checks must refuse). ``unsealed``: a file without a seal, as before format 3,
+    where each array's CRC-32 and the HDF5 library itself are the only guards."""
+    if unsealed:
+        unseal(path)
     data = bytearray(path.read_bytes())
     if action == "truncate":
         path.write_bytes(bytes(data[:position % len(data)]))
@@ -92,6 +98,18 @@ def damage(path, action, position, value):
             elif action == "garbage_attribute":
                 for key in list(f[name].attrs) or ["state"]:
                     f[name].attrs[key] = "{not json" if value % 2 else np.int8(value % 128)
+        if not unsealed:
+            checkpoint.seal(path)
+
+
+def unseal(path):
+    """Blank the user block: the file reads as one written before the seal (format 3 files
+    are then refused, as a damaged seal; the attribute is set back to 2 to test the rest)."""
+    data = bytearray(path.read_bytes())
+    data[:checkpoint.USERBLOCK] = bytes(checkpoint.USERBLOCK)
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 2
 
 
 @settings(max_examples=int(os.environ.get("TINYMTL_FUZZ_EXAMPLES", 150)), deadline=None)
@@ -169,6 +187,7 @@ def test_a_well_formed_checkpoint_that_does_not_fit_is_refused_naming_what(saved
     shutil.copy(original, path)
     with h5py.File(path, "r+") as f:
         edit(f)
+    checkpoint.seal(path)  # well-formed, checksum and all: only the structure is wrong
     with pytest.raises(checkpoint.CheckpointError) as refused:
         restore(checkpoint.load(path), config, tasks)
     message = str(refused.value)
@@ -203,3 +222,29 @@ def test_the_command_line_on_a_damaged_checkpoint_exits_1_in_one_line_and_writes
         assert lines[0].startswith(f"error: {path}"), lines[0]
     assert sorted(p.name for p in directory.iterdir()) == ["checkpoint.h5"]
     assert path.read_bytes() == before
+
+
+def test_any_changed_byte_is_refused_by_the_seal_before_hdf5_reads_it(saved, tmp_path):
+    """The sha256 in the user block covers every byte after it; a change in the user block
+    itself breaks the seal. (A flip the HDF5 library parses can crash the process: a soak
+    found one, a segmentation fault inside h5py reading a damaged attribute.)"""
+    original = saved[0]
+    size = original.stat().st_size
+    for position in (0, 30, checkpoint.USERBLOCK, checkpoint.USERBLOCK + 100, size // 2,
+                     size - 1):
+        path = tmp_path / f"flipped_{position}.h5"
+        data = bytearray(original.read_bytes())
+        data[position] ^= 0x10
+        path.write_bytes(bytes(data))
+        with pytest.raises(checkpoint.CheckpointError, match="sha256 does not match|seal"):
+            checkpoint.load(path)
+
+
+def test_files_written_before_the_seal_still_load(saved, tmp_path):
+    path = tmp_path / "unsealed.h5"
+    shutil.copy(saved[0], path)
+    unseal(path)
+    loaded = checkpoint.load(path)
+    assert loaded["format_version"] == 2
+    for name, array in loaded["model_state"].items():
+        assert array.tobytes() == saved[1]["model_state"][name].tobytes()

@@ -64,6 +64,10 @@ def test_a_tiny_comparison_writes_its_table(tmp_path, data_dir):
     for task in ("kindergarten", "math"):  # each reference consumed its task's tokens
         for mt, single in zip(pcgrad["tokens"][task], summary["reference_tokens"][task]):
             assert mt - 20 < single <= mt
+    # the choice is made on validation: the best validation Δm%, whatever test says
+    on_valid = {n: e["valid_delta_m"][0] for n, e in summary["strategies"].items()}
+    assert summary["chosen_on_valid"] == max(on_valid, key=on_valid.get)
+    assert f"**{summary['chosen_on_valid']}**" in result.output
 
 
 @pytest.mark.parametrize("change,message", [
@@ -102,6 +106,8 @@ def test_a_continual_comparison_reports_the_matrix_summaries(tmp_path, data_dir)
             for s in (3, 4)]
     accs = [r["continual"]["average_accuracy"] for r in runs]
     assert result["strategies"]["ewc"]["average_accuracy"][0] == pytest.approx(np.mean(accs))
+    valid = {n: e["valid_average_accuracy"][0] for n, e in result["strategies"].items()}
+    assert result["chosen_on_valid"] == max(valid, key=valid.get)
 
 
 def test_an_interrupted_comparison_reuses_finished_runs(tmp_path, data_dir, monkeypatch):

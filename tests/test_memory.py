@@ -72,7 +72,7 @@ def test_the_planned_weights_and_data_are_those_of_the_real_run(updates, data_di
     model = setup.build(config, tasks)
     assert planned["weights"] == sum(p.data.nbytes for p in model.parameters())
     arrays = {id(a): a.nbytes for d in tasks.values()
-              for a in (d.x_train, d.y_train, d.x_test, d.y_test)}
+              for a in (d.x_train, d.y_train, d.x_valid, d.y_valid, d.x_test, d.y_test)}
     # exact for generated text; an image set also keeps the attributes its labels are made of
     assert sum(arrays.values()) <= planned["data"] <= 1.01 * sum(arrays.values())
 

@@ -65,7 +65,7 @@ def test_multilenet_trains_under_every_method(training, fake_mnist):
     before = {k: v.copy() for k, v in model.state_dict().items()}
     trainer = make_trainer(config, tasks, model, progress=False)
     history = trainer.fit()
-    assert all(np.isfinite(r["tasks"][t]["test_loss"]) for r in history for t in ("L", "R"))
+    assert all(np.isfinite(r["tasks"][t]["valid_loss"]) for r in history for t in ("L", "R"))
     changed = [k for k, v in model.state_dict().items() if v.tobytes() != before[k].tobytes()]
     assert any(k.startswith("backbone.") for k in changed)
     assert any(k.startswith("heads.L") for k in changed) and any(

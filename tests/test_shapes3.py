@@ -215,7 +215,7 @@ def test_regression_metrics_are_mae_and_the_summary_reports_them(data_dir, tmp_p
     summary = run(config, tmp_path / "run", progress=False)
     c = summary["tasks"]["C"]
     assert c["kind"] == "regression" and "test_accuracy" not in c
-    assert 0 < c["test_mae"] < 1 and c["best_mae"] <= c["test_mae"]
+    assert 0 < c["test_mae"] < 1 and c["best_mae"] <= c["valid_mae"]
     for key in ("baseline_mae", "linear_mae", "mean_predictor_mae", "transfer"):
         assert isinstance(c[key], float), key
     assert summary["tasks"]["A"]["kind"] == "classification"
@@ -236,9 +236,15 @@ def test_evaluate_and_summary_for_regression_by_hand():
     result = evaluate(Constant(), None, x, y, kind="regression")
     assert result["test_mae"] == pytest.approx((0 + 0.2 + 0.4 + 0) / 4)
     assert result["test_loss"] == pytest.approx((0.04 + 0.16) / 4)
-    history = [{"tasks": {"C": {"test_mae": m}}} for m in (0.3, 0.1, 0.2)]
-    assert task_summary(history, "C", "regression") == {
-        "test_mae": 0.2, "best_mae": 0.1, "forgetting": pytest.approx(0.5)}
+    history = [{"step": s, "tasks": {"C": {"valid_mae": m}}} for s, m in ((1, 0.3), (2, 0.1),
+                                                                         (3, 0.2))]
+    test = {"tasks": {"C": {"test_mae": 0.25}}}
+    assert task_summary(history, "C", "regression", test) == {
+        "test_mae": 0.25, "valid_mae": 0.2, "best_mae": 0.1, "best_step": 2,
+        "forgetting": pytest.approx(0.5)}
+    legacy = [{"step": s, "tasks": {"C": {"test_mae": m}}} for s, m in ((1, 0.3), (2, 0.2))]
+    assert task_summary(legacy, "C", "regression") == {  # a run without a validation split
+        "test_mae": 0.2, "best_mae": 0.2, "best_step": 2, "forgetting": 0.0}
 
 
 def test_backbone_from_loads_weights_and_rejects_a_mismatch(data_dir, tmp_path):

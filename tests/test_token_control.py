@@ -48,8 +48,8 @@ def test_token_controlled_baseline_consumes_the_multitask_tokens(accumulate, dat
     config = config_module.validate(tiny_config(training={"accumulate": accumulate}))
     data = load_tasks(config["tasks"])["math"]
     target = 12_345  # characters: no batch boundary lands on it
-    _, history, counters = baselines.single_task(config, "math", data, steps=1,
-                                                 progress=False, tokens=target)
+    _, history, counters, _ = baselines.single_task(config, "math", data, steps=1,
+                                                    progress=False, tokens=target)
     longest = int(data.token_counts(data.x_train).max())
     assert target - longest < counters["tokens"] <= target
     per_step = config["training"]["batch_size"] * accumulate
@@ -65,8 +65,8 @@ def test_token_controlled_images_match_exactly(data_dir):
 
     config = shapes_config()
     data = load_tasks(config["tasks"])["A"]
-    _, _, counters = baselines.single_task(config, "A", data, steps=1, progress=False,
-                                           tokens=101)  # not a multiple of the batch
+    _, _, counters, _ = baselines.single_task(config, "A", data, steps=1, progress=False,
+                                              tokens=101)  # not a multiple of the batch
     assert counters["tokens"] == counters["examples"] == 101
 
 
@@ -134,7 +134,7 @@ def test_the_planned_steps_are_the_steps_the_trainer_takes(data_dir):
     config = config_module.validate(tiny_config(training={"batch_size": 2, "eval_every": 1000,
                                                           "log_every": 1}))
     for budget in range(20, 60):
-        _, history, counters = baselines.single_task(config, "t", data, steps=1,
+        _, history, counters, _ = baselines.single_task(config, "t", data, steps=1,
                                                      progress=False, tokens=budget)
         assert budget - 6 < counters["tokens"] <= budget
         # every step but the last trained a full batch: none was empty

@@ -361,15 +361,21 @@ def inspect(checkpoint_path):
                f"{config.get('training', {}).get('steps')}")
     for task, manifest in loaded["manifests"].items():
         click.echo(f"data         {task}: generator {manifest.get('generator')}, seed "
-                   f"{manifest.get('seed')}, {manifest.get('train_size')} train / "
-                   f"{manifest.get('test_size')} test, sha256 {manifest.get('sha256', '')[:16]}…")
+                   f"{manifest.get('seed')}, {manifest.get('train_size')} train"
+                   + (f" ({manifest['valid_size']} of them for validation)"
+                      if manifest.get("valid_size") else "")
+                   + f" / {manifest.get('test_size')} test, sha256 "
+                   f"{manifest.get('sha256', '')[:16]}…")
     history = loaded["trainer_state"].get("history", [])
     if history:
         last = history[-1]
-        scores = ", ".join(f"{t} MAE {v['test_mae']:.4f}" if "test_mae" in v
-                           else f"{t} {100 * v['test_accuracy']:.1f} %"
+        split = "valid" if any(k.startswith("valid_") for v in last["tasks"].values()
+                               for k in v) else "test"
+        scores = ", ".join(f"{t} MAE {v[f'{split}_mae']:.4f}" if f"{split}_mae" in v
+                           else f"{t} {100 * v[f'{split}_accuracy']:.1f} %"
                            for t, v in last["tasks"].items())
-        click.echo(f"metrics      step {last['step']}: {scores}")
+        on = "validation" if split == "valid" else split
+        click.echo(f"metrics      step {last['step']} ({on}): {scores}")
     if loaded["plugin_states"]:
         click.echo(f"plugins      {', '.join(loaded['plugin_states'])}")
 
@@ -377,6 +383,7 @@ def inspect(checkpoint_path):
 @main.command()
 @click.argument("kind", required=False,
                 type=click.Choice(("weighting", "gradients", "continual", "callback")))
+@_guarded
 def methods(kind):
     """List the registered methods (loss weighting, gradient surgery, continual learning,
     callbacks) with their options, as a config names them."""

@@ -9,7 +9,7 @@ tasks over one image set share its arrays; ``load_task`` loads one.
 """
 
 from tinymtl.datasets import arithmetic, kindergarten, mnist, multi_mnist, shapes3
-from tinymtl.datasets.base import TaskData, array_digest, generate_text_task
+from tinymtl.datasets.base import TaskData, array_digest, carve_validation, generate_text_task
 from tinymtl.datasets.source import GENERATOR_VERSION, TEXT_SIZES, DataSource
 from tinymtl.datasets.cache import cache_dir, load_or_generate
 from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
@@ -33,14 +33,21 @@ def load_task(name, generator, train_size=None, test_size=None, max_length=20, s
     return source(generator).load(name, spec, max_length, seed, use_cache)
 
 
-def load_tasks(specs, max_length=20, seed=0, use_cache=True):
+def load_tasks(specs, max_length=20, seed=0, use_cache=True, valid_fraction=0.0):
     """``{name: TaskData}`` for a config's ``tasks`` section (name -> {generator, sizes, the
-    source's options}); tasks over the same image set share one array."""
-    shared = {}
-    return {name: source(spec["generator"]).load(name, spec, max_length, seed, use_cache, shared)
-            for name, spec in specs.items()}
+    source's options, ``valid_size``}); tasks over the same image set share one array. Each
+    task's validation split is ``valid_size`` of its training examples, or ``valid_fraction``
+    of them (``carve_validation``, seeded by ``seed``)."""
+    shared, carved, tasks = {}, {}, {}
+    for name, spec in specs.items():
+        data = source(spec["generator"]).load(name, spec, max_length, seed, use_cache, shared)
+        size = spec.get("valid_size")
+        if size is None:
+            size = int(round(valid_fraction * len(data.y_train)))
+        tasks[name] = carve_validation(data, size, seed, carved)
+    return tasks
 
 
-__all__ = ["TaskData", "DataSource", "SOURCES", "source", "load_task", "load_tasks", "encode",
+__all__ = ["TaskData", "carve_validation", "DataSource", "SOURCES", "source", "load_task", "load_tasks", "encode",
            "decode", "VOCAB_SIZE", "cache_dir", "array_digest", "GENERATOR_VERSION",
            "TEXT_SIZES", "generate_text_task", "load_or_generate"]

@@ -74,6 +74,11 @@ class Plugin:
         """Those of ``parameters()`` that only ``task``'s loss term depends on."""
         return []
 
+    def report(self):
+        """What the run's summary says of this plugin (``summary.json["callbacks"]``), e.g.
+        where early stopping stopped; None: nothing."""
+        return None
+
     def memory_copies(self, tasks):
         """About how many arrays the size of the model's weights this plugin keeps while
         training ``tasks`` (per-task gradients, Fisher matrices, a teacher): what a memory

@@ -10,9 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def task_curves(rows, task, path, kind="classification", baseline="single-task baseline"):
-    """Test accuracy (MAE for regression) and training loss of ``task`` against the tokens it
-    has consumed (characters for text, examples for images): multi-task vs its baseline, so a
-    token-controlled baseline ends where the multi-task curve ends."""
+    """Validation accuracy (MAE for regression; test in runs without a validation split) and
+    training loss of ``task`` against the tokens it has consumed (characters for text,
+    examples for images): multi-task vs its baseline, so a token-controlled baseline ends
+    where the multi-task curve ends."""
     kind = TASK_KINDS[kind]
     score = f"test_{kind.score}"
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
@@ -28,7 +29,8 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
         else:
             name = "multi-task" if len(tasks_trained) > 1 else "model"
         if evals:  # x axis: tokens this task consumed, so both runs line up
-            accuracies = [r["tasks"][task][score] for r in evals]
+            accuracies = [r["tasks"][task].get(f"valid_{kind.score}",
+                                                r["tasks"][task].get(score)) for r in evals]
             lowest = min(lowest, *accuracies)
             accuracy_axis.plot([_tokens(r["tasks"][task]) for r in evals], accuracies,
                                style, marker="." if len(evals) < 10 else None, label=name)
@@ -37,7 +39,7 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
                            [r["tasks"][task]["loss"] for r in trains], style, label=name)
     if kind.higher_is_better:  # a share in [0, 1]: zoom in on where the curves are
         margin = max(0.02, (1 - lowest) * 0.1)
-        accuracy_axis.set(title=f"{task}: held-out {kind.description}", ylabel=kind.score,
+        accuracy_axis.set(title=f"{task}: validation {kind.description}", ylabel=kind.score,
                           xlabel=f"tokens of {task} consumed",
                           ylim=(max(0.0, lowest - margin), 1.0 + margin / 4))
     else:  # an error: over orders of magnitude

@@ -96,7 +96,14 @@ def _continual_comparison(result):
                      f"{points(entry['forward_transfer'])} | "
                      f"{points(entry['average_forgetting'])} | "
                      f"{entry['wall_seconds'][0]:.0f} |")
-    return "\n".join(lines)
+    return "\n".join(lines + _chosen(result, "ACC"))
+
+
+def _chosen(result, figure):
+    if not result.get("chosen_on_valid"):
+        return []
+    return ["", f"Chosen on the validation splits (best {figure} there): "
+                f"**{result['chosen_on_valid']}**."]
 
 
 def comparison(result):
@@ -119,7 +126,7 @@ def comparison(result):
     cells = " | ".join(TASK_KINDS[result["tasks"][t]].show_mean_std(result["reference"][t])
                        for t in tasks)
     lines.append(f"| single task (reference) | {cells} | 0 | - |")
-    return "\n".join(lines)
+    return "\n".join(lines + _chosen(result, "Δm%"))
 
 
 def diagnosis(report):

@@ -31,7 +31,8 @@ from tinymtl.train.trainer import Trainer, fit_to_budget, make_samplers
 
 def single_task(config, task, data, steps, metrics_file=None, progress=True, tokens=None):
     """Train the single-task baseline for ``task``, for ``steps`` steps or, given ``tokens``,
-    until it has consumed exactly that many; returns (model, evaluation history, counters)."""
+    until it has consumed exactly that many; returns (model, evaluation history, counters,
+    the test row)."""
     manual_seed(config["seed"])
     head = config["tasks"].get(task, {}).get("head")  # same head; alone, no stop-gradient
     arch = dict(config["model"], architecture="hard")  # one task: nothing to keep private
@@ -49,7 +50,8 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
     trainer = Trainer(model, {task: data}, training, schedule, config["seed"],
                       label=f"baseline:{task}",
                       metrics_file=metrics_file, progress=progress, token_budget=budget)
-    return model, trainer.fit(), trainer.counters[task]
+    history = trainer.fit()
+    return model, history, trainer.counters[task], trainer.test()
 
 
 def steps_for_tokens(data, sampler, batch_size, tokens):

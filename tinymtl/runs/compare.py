@@ -19,11 +19,14 @@ the multi-task gain as LibMTL defines it (Maninis et al. 2019),
           l_t = 1 where lower is better (MAE), 0 where higher is (accuracy),
 
 computed per seed against that seed's reference, and the mean training-step time (ms, no
-evaluation). Writes ``comparison.json``, ``comparison.md`` and ``comparison.png``.
+evaluation). The figures reported are on the test split; the strategy it *chooses*
+(``chosen_on_valid``) is the one with the best Δm% on the validation split, so the choice
+never looks at test. Writes ``comparison.json``, ``comparison.md`` and ``comparison.png``.
 
 When the base is a continual sequence (``continual.stages``), each strategy's row is instead
 its accuracy-matrix summary (``continual_metrics``): ACC, BWT, FWT and average forgetting,
-mean ± std over the seeds, with the wall time of a run.
+mean ± std over the seeds, with the wall time of a run; the choice is the best ACC on the
+validation splits' matrix.
 """
 
 import copy
@@ -131,17 +134,18 @@ def run_comparison(comparison, out_dir=None, progress=True):
         reference = {}
         for task, data in tasks.items():
             tokens = arms[next(iter(arms))][k]["tasks"][task]["tokens"]
-            _, history, counters = baselines.single_task(config, task, data, 1,
-                                                         progress=progress, tokens=tokens)
-            reference[task] = dict(task_summary(history, task, data.kind), **counters)
+            _, history, counters, test = baselines.single_task(
+                config, task, data, 1, progress=progress, tokens=tokens)
+            reference[task] = dict(task_summary(history, task, data.kind, test), **counters)
         references.append(reference)
     result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
               "tasks": kinds, "reference": {}, "strategies": {}}
     for task in tasks:
         result["reference"][task] = mean_std([r[task][scores[task]] for r in references])
+    valid = {t: score.replace("test_", "valid_") for t, score in scores.items()}
     for name, summaries in arms.items():
         per_seed = [{t: s["tasks"][t][scores[t]] for t in tasks} for s in summaries]
-        result["strategies"][name] = {
+        entry = {
             "config": comparison["strategies"][name]["training"],
             "tasks": {t: mean_std([p[t] for p in per_seed]) for t in tasks},
             "delta_m": mean_std([delta_m(p, {t: r[t][scores[t]] for t in tasks}, kinds)
@@ -149,11 +153,26 @@ def run_comparison(comparison, out_dir=None, progress=True):
             "train_step_ms": mean_std([s["timings"]["train_step_ms"] for s in summaries]),
             "tokens": {t: [s["tasks"][t]["tokens"] for s in summaries] for t in tasks},
         }
+        if all(valid[t] in s["tasks"][t] and valid[t] in r[t] for s, r in
+               zip(summaries, references) for t in tasks):  # the same on validation
+            entry["valid_delta_m"] = mean_std([
+                delta_m({t: s["tasks"][t][valid[t]] for t in tasks},
+                        {t: r[t][valid[t]] for t in tasks}, kinds)
+                for s, r in zip(summaries, references)])
+        result["strategies"][name] = entry
+    result["chosen_on_valid"] = choose(result["strategies"], "valid_delta_m")
     result["reference_tokens"] = {t: [r[t]["tokens"] for r in references] for t in tasks}
     write_text(out / "comparison.json", json.dumps(result, indent=2))
     write_text(out / "comparison.md", tables.comparison(result) + "\n")
     plots.strategy_comparison(result, out / "comparison.png")
     return result
+
+
+def choose(strategies, key):
+    """The strategy whose mean ``key`` (a validation figure) is highest, or None without
+    one: the choice a comparison makes, on validation only (its test figures are reported)."""
+    scored = {name: entry[key][0] for name, entry in strategies.items() if key in entry}
+    return max(scored, key=scored.get) if len(scored) == len(strategies) and scored else None
 
 
 CONTINUAL_COLUMNS = ("average_accuracy", "backward_transfer", "forward_transfer",
@@ -172,7 +191,11 @@ def _run_continual(comparison, seeds, out, progress):
         for column in CONTINUAL_COLUMNS:
             values = [s["continual"][column] for s in summaries]
             entry[column] = None if values[0] is None else mean_std(values)
+        if all("valid" in s["continual"] for s in summaries):
+            entry["valid_average_accuracy"] = mean_std(
+                [s["continual"]["valid"]["average_accuracy"] for s in summaries])
         result["strategies"][name] = entry
+    result["chosen_on_valid"] = choose(result["strategies"], "valid_average_accuracy")
     write_text(out / "comparison.json", json.dumps(result, indent=2))
     write_text(out / "comparison.md", tables.comparison(result) + "\n")
     plots.continual_comparison(result, out / "comparison.png")

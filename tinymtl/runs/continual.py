@@ -94,9 +94,15 @@ def stage_trainer(config, tasks, model, plugins, stage, metrics_file, progress):
                    plugins=plugins)
 
 
-def evaluate_all(model, tasks):
-    return {t: evaluate(model, t, d.x_test, d.y_test, kind=d.kind)["test_accuracy"]
-            for t, d in tasks.items()}
+def evaluate_all(model, tasks, split="test"):
+    """Every task's accuracy on ``split`` ('valid': its validation split, or its test split
+    when it has none)."""
+    scores = {}
+    for task, data in tasks.items():
+        own = split if split == "test" or data.has_valid else "test"
+        x, y = data.split(own)
+        scores[task] = evaluate(model, task, x, y, kind=data.kind, split=own)[f"{own}_accuracy"]
+    return scores
 
 
 def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
@@ -111,10 +117,14 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     method = make_method(config, model, tasks)
     plugins = [method] + make_callbacks(config) + list(callbacks)
     stages = config["continual"]["stages"]
-    progress_state = {"stage": 0, "stage_done": False, "matrix": [], "initial": None}
+    progress_state = {"stage": 0, "stage_done": False, "matrix": [], "initial": None,
+                      "valid_matrix": [], "initial_valid": None}
     if loaded is not None:
         progress_state = dict(loaded["trainer_state"]["continual"])
         progress_state.pop("previous_elapsed", None)  # format 1 kept it here too
+        if "valid_matrix" not in progress_state:  # before validation splits: valid is test
+            progress_state.update(valid_matrix=[list(r) for r in progress_state["matrix"]],
+                                  initial_valid=progress_state["initial"])
         if progress_state["stage_done"]:  # (mid-stage, the stage's trainer restores them)
             for plugin in plugins:
                 saved = loaded["plugin_states"].get(plugin_name(plugin))
@@ -123,8 +133,9 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         model.load_state_dict(loaded["model_state"])
     directory.begin(kept=None if loaded is None else
                     _rows_up_to(progress_state, loaded["step"]))
-    if progress_state["initial"] is None:
-        progress_state["initial"] = evaluate_all(model, tasks)  # b: at random initialisation
+    if progress_state["initial"] is None:  # b: at random initialisation
+        progress_state["initial"] = evaluate_all(model, tasks)
+        progress_state["initial_valid"] = evaluate_all(model, tasks, "valid")
 
     def save(trainer):
         return directory.save(trainer, tasks, {"continual": progress_state})
@@ -135,6 +146,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     for stage in range(progress_state["stage"], len(stages)):
         trainer = stage_trainer(config, tasks, model, plugins, stage, directory.metrics_path,
                                 progress)
+        trainer.checkpointer = directory.checkpointer(tasks, {"continual": progress_state})
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
         progress_state.update(stage=stage, stage_done=False)
@@ -143,11 +155,13 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         except DivergedError as error:
             directory.diverged(error)
         trainer.end_stage(stage, stage_tasks(config, stage))  # EWC's Fisher, LwF's teacher...
-        row = evaluate_all(model, tasks)
+        row, valid = evaluate_all(model, tasks), evaluate_all(model, tasks, "valid")
         progress_state["matrix"].append([row[t] for t in stages])
+        progress_state["valid_matrix"].append([valid[t] for t in stages])
         with open(directory.metrics_path, "a") as f:
             f.write(json.dumps({"run": "continual", "type": "matrix", "stage": stage,
-                                "task": stages[stage], "accuracy": row}) + "\n")
+                                "task": stages[stage], "accuracy": row,
+                                "valid_accuracy": valid}) + "\n")
         progress_state.update(stage=stage, stage_done=True)
         save(trainer)
         progress_state["stage"] = stage + 1
@@ -172,22 +186,28 @@ def _rows_up_to(progress_state, step):
 def _summary(config, directory, tasks, progress_state):
     """The accuracy matrix and its metrics (written as JSON and PNG too), and the summary."""
     out, stages = directory.out, config["continual"]["stages"]
-    R = np.array(progress_state["matrix"])
+    R, V = np.array(progress_state["matrix"]), np.array(progress_state["valid_matrix"])
     initial = [progress_state["initial"][t] for t in stages]
+    initial_valid = [progress_state["initial_valid"][t] for t in stages]
     metrics = continual_metrics.summarise(R, initial)
     matrix = {"tasks": stages, "scenario": config["continual"]["scenario"],
               "method": config["continual"]["method"], "matrix": R.tolist(),
-              "initial": initial, **metrics}
+              "initial": initial, **metrics,
+              "valid": dict(matrix=V.tolist(), initial=initial_valid,
+                            **continual_metrics.summarise(V, initial_valid))}
     write_text(out / "accuracy_matrix.json", json.dumps(matrix, indent=2))
     plots.accuracy_matrix(R, stages, out / "accuracy_matrix.png",
                           f"{config['continual']['method']}, {config['continual']['scenario']}-"
                           f"incremental: ACC {100 * metrics['average_accuracy']:.1f} %")
-    peaks = R.max(axis=0)
+    # a task's peak: its test accuracy after the stage where its validation accuracy was best
+    # (the choice made on validation, the value reported on test)
+    peaks = R[V.argmax(axis=0), np.arange(len(stages))]
     return {
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
         "continual": matrix, "wall_seconds": round(directory.elapsed(), 3),
         "tasks": {t: {"kind": "classification", "test_accuracy": float(R[-1, j]),
-                      "peak_accuracy": float(peaks[j]),
+                      "valid_accuracy": float(V[-1, j]),
+                      "peak_accuracy": float(peaks[j]), "peak_stage": int(V[:, j].argmax()),
                       "kept_of_peak": float(R[-1, j] / peaks[j]) if peaks[j] else None}
                   for j, t in enumerate(stages)},
         "checkpoint": {"path": str(directory.checkpoint_path),

@@ -25,7 +25,7 @@ from tinymtl.train import checkpoint
 from tinymtl.train.config import method_spec
 from tinymtl.train.metrics import predict_logits, task_summary
 from tinymtl.train.task_kinds import TASK_KINDS
-from tinymtl.train.trainer import Trainer
+from tinymtl.train.trainer import Trainer, plugin_name
 
 
 def resolve_epochs(config, tasks):
@@ -78,6 +78,12 @@ def roundtrip(model, config, tasks, path):
     return {"weights_bitwise_equal": bool(weights), "outputs_bitwise_equal": bool(outputs)}
 
 
+def callback_reports(trainer):
+    """{plugin: what it reports} of the plugins that report (early stopping: the step it
+    stopped at and the best step; the best checkpoint: its step and value)."""
+    return {plugin_name(p): p.report() for p in trainer.plugins if p.report() is not None}
+
+
 def reference_scores(data):
     """What guessing scores: chance accuracy, or the MAE of always predicting the training mean."""
     if data.kind == "regression":
@@ -88,11 +94,11 @@ def reference_scores(data):
             "baseline_accuracy": None}
 
 
-def compare_to_single_task(result, history, task, kind):
+def compare_to_single_task(result, history, task, kind, test=None):
     """The single-task baseline's numbers and the transfer (positive: multi-task is better):
-    baseline_<score>, baseline_<best> (e.g. baseline_peak_accuracy) and transfer."""
+    baseline_<score>, baseline_<best> (e.g. baseline_peak_accuracy) and transfer, on test."""
     kind = TASK_KINDS[kind]
-    single = task_summary(history, task, kind.name)
+    single = task_summary(history, task, kind.name, test)
     test = f"test_{kind.score}"
     return {f"baseline_{kind.score}": single[test], f"baseline_{kind.best}": single[kind.best],
             "transfer": kind.gain(result[test], single[test])}
@@ -114,6 +120,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     memory.check_step(config, model, tasks)
     directory.begin(kept=lambda r: r["run"] == "multitask" and r["step"] <= loaded["step"])
     trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks)
+    trainer.checkpointer = directory.checkpointer(tasks)
     if loaded is not None:
         trainer.load_state(loaded)
     try:
@@ -123,7 +130,9 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     multitask_seconds = directory.elapsed()
     checkpoint_bytes = directory.save(trainer, tasks)
 
-    results = {task: task_summary(trainer.history, task, data.kind) for task, data in tasks.items()}
+    test = trainer.test()  # once, at the end: reported, never chosen on
+    results = {task: task_summary(trainer.history, task, data.kind, test)
+               for task, data in tasks.items()}
     steps_per_task = {task: trainer.counters[task]["steps"] for task in tasks}
     baseline_started = time.perf_counter()
     for task, data in tasks.items():
@@ -131,10 +140,11 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         if config["baselines"] != "none":
             tokens = (trainer.counters[task]["tokens"]
                       if config["baselines"] == "token_controlled" else None)
-            _, history, counters = baselines.single_task(
+            _, history, counters, single_test = baselines.single_task(
                 config, task, data, steps_per_task[task], directory.metrics_path, progress,
                 tokens=tokens)
-            results[task].update(compare_to_single_task(results[task], history, task, data.kind),
+            results[task].update(compare_to_single_task(results[task], history, task, data.kind,
+                                                        single_test),
                                  baseline=config["baselines"],
                                  baseline_steps=counters["steps"],
                                  baseline_tokens=counters["tokens"])
@@ -169,5 +179,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         "gradients": gradients,
         "roundtrip": roundtrip_result,
         "checkpoint": {"path": str(directory.checkpoint_path), "bytes": checkpoint_bytes},
+        "stopped": trainer.stop_reason,
+        "callbacks": callback_reports(trainer),
         "data": {t: d.manifest for t, d in tasks.items()},
     })

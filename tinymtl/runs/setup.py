@@ -15,7 +15,9 @@ written up to the checkpoint; time counts on across a resume.
 """
 
 import json
+import os
 import pathlib
+import shutil
 import sys
 import time
 
@@ -54,6 +56,13 @@ class RunDirectory:
                   file=sys.stderr)
             resume = False
         self.loaded = checkpoint.load(self.checkpoint_path) if resume else None
+        if self.loaded is not None and self.loaded["format_version"] < 3 and \
+                not self.loaded["config"]["data"]["valid_fraction"]:
+            # written before validation splits: it trained on all its training data, and
+            # resumes so (its evaluations stay on test, as they were)
+            config["data"]["valid_fraction"] = 0.0
+            print(f"note: {self.checkpoint_path} was written before validation splits; the "
+                  f"run resumes without one (data.valid_fraction = 0)", file=sys.stderr)
         self.previous_elapsed = 0.0 if self.loaded is None else \
             self.loaded["trainer_state"].get("elapsed_seconds", 0.0)
         set_device(config["device"])
@@ -77,10 +86,29 @@ class RunDirectory:
         """Seconds of this run so far, the time before a resume included."""
         return self.previous_elapsed + time.perf_counter() - self.started
 
-    def save(self, trainer, tasks, extra_state=None):
-        """Checkpoint the trainer (``save_checkpoint``); returns the file's size."""
-        return save_checkpoint(self.checkpoint_path, trainer, self.config, tasks,
-                               self.elapsed(), extra_state)
+    def save(self, trainer, tasks, extra_state=None, name=None):
+        """Checkpoint the trainer (``save_checkpoint``) to checkpoint.h5, or to ``name`` in the
+        run directory (best.h5); returns the file's size. With ``training.keep_checkpoints``
+        = K > 1, checkpoint.h5 is also kept as checkpoints/step_<N>.h5, the last K of them."""
+        path = self.checkpoint_path if name is None else self.out / name
+        size = save_checkpoint(path, trainer, self.config, tasks, self.elapsed(), extra_state)
+        keep = self.config["training"]["keep_checkpoints"]
+        if name is None and keep > 1:
+            kept = self.out / "checkpoints"
+            kept.mkdir(exist_ok=True)
+            copy = kept / f"step_{trainer.step:09d}.h5"
+            if not copy.exists():
+                try:
+                    os.link(path, copy)  # the same file under a second name: no copy
+                except OSError:  # a file system without hard links
+                    shutil.copy2(path, copy)
+            for old in sorted(kept.glob("step_*.h5"))[:-keep]:
+                old.unlink()
+        return size
+
+    def checkpointer(self, tasks, extra_state=None):
+        """What a trainer calls to write a named checkpoint (``Trainer.save_checkpoint``)."""
+        return lambda trainer, name: self.save(trainer, tasks, extra_state, name)
 
     def finish(self, summary):
         write_text(self.out / "summary.json", json.dumps(summary, indent=2))
@@ -125,7 +153,8 @@ def load_tasks(config):
     (``memory.check_plan``: before any array is made)."""
     data, specs = config["data"], task_specs(config)
     memory.check_plan(config, specs, shares_one_head(config))
-    return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"])
+    return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"],
+                               data["valid_fraction"])
 
 
 def shares_one_head(config):

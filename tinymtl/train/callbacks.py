@@ -1,7 +1,9 @@
-"""Built-in callbacks: plugins that watch a run without changing what it learns.
+"""Built-in callbacks: plugins that watch a run and act on it between steps (never on the
+gradients): a loss-spike warning, early stopping and the best checkpoint, both chosen on the
+validation split.
 
-List them in a config (``callbacks: [loss_spike]`` or ``callbacks: [{method: loss_spike,
-factor: 5}]``) or pass them to ``Trainer(..., plugins=[LossSpike()])``.
+List them in a config (``callbacks: [loss_spike]`` or ``callbacks: [{method: early_stopping,
+patience: 3}]``) or pass them to ``Trainer(..., plugins=[EarlyStopping(patience=3)])``.
 """
 
 import collections
@@ -9,7 +11,8 @@ import statistics
 import sys
 
 from tinymtl.mtl.plugin import Plugin, register
-from tinymtl.options import Float, Int
+from tinymtl.options import Bool, Float, Int, Str
+from tinymtl.train.task_kinds import TASK_KINDS
 
 
 @register
@@ -47,10 +50,13 @@ class LossSpike(Plugin):
             if len(recent) >= self.min_steps:
                 median = statistics.median(recent)
                 if median > 0 and loss > self.factor * median:
-                    self.report(trainer, task, loss, median)
+                    self.spike(trainer, task, loss, median)
             recent.append(loss)
 
-    def report(self, trainer, task, loss, median):
+    def report(self):
+        return {"spikes": self.spikes}
+
+    def spike(self, trainer, task, loss, median):
         self.spikes += 1
         step = trainer.step + 1  # the step being taken (as the trainer's rows count)
         trainer.log({"run": trainer.label, "type": "loss_spike", "step": step,
@@ -70,3 +76,175 @@ class LossSpike(Plugin):
         self.recent = {task: collections.deque(values, maxlen=self.window)
                        for task, values in state["recent"].items()}
         self.spikes = int(state["spikes"])
+
+
+class Monitor:
+    """One number to choose by, read from an evaluation row (validation scores):
+
+        a task's name   that task's score (accuracy, or MAE: lower is better)
+        mean            the mean over tasks of each score, signed so that higher is better
+                        (accuracy, −MAE)
+        delta_m         LibMTL's Δm% against ``reference`` ({task: score}; default: the scores
+                        of the first evaluation), (100/T) Σ_t ± (M_t − M_t^ref) / M_t^ref
+
+    Larger is better for ``mean`` and ``delta_m``; a task's own score follows its kind.
+    ``improved(value, best)`` needs a gain of more than ``min_delta``."""
+
+    def __init__(self, monitor="mean", min_delta=0.0, reference=None):
+        self.monitor, self.min_delta, self.reference = monitor, min_delta, reference
+
+    @staticmethod
+    def scores(trainer, row):
+        """{task: (its score in the row, its TaskKind)}: validation where there is one."""
+        scores = {}
+        for task, values in row["tasks"].items():
+            kind = TASK_KINDS[trainer.tasks[task].kind]
+            key = next(k for k in (f"valid_{kind.score}", f"test_{kind.score}") if k in values)
+            scores[task] = (values[key], kind)
+        return scores
+
+    def value(self, trainer, row):
+        scores = self.scores(trainer, row)
+        if self.monitor in scores:
+            return scores[self.monitor][0]
+        if self.monitor == "mean":
+            return sum(v if k.higher_is_better else -v for v, k in scores.values()) / len(scores)
+        if self.reference is None:
+            self.reference = {t: v for t, (v, _) in scores.items()}
+        return 100 * sum((1 if k.higher_is_better else -1) * (v - self.reference[t])
+                         / self.reference[t] if self.reference[t] else 0.0
+                         for t, (v, k) in scores.items()) / len(scores)
+
+    def higher_is_better(self, trainer):
+        if self.monitor in trainer.tasks:
+            return TASK_KINDS[trainer.tasks[self.monitor].kind].higher_is_better
+        return True
+
+    def improved(self, trainer, value, best):
+        if best is None:
+            return True
+        gain = value - best if self.higher_is_better(trainer) else best - value
+        return gain > self.min_delta
+
+    def check(self, trainer):
+        if self.monitor not in ("mean", "delta_m") and self.monitor not in trainer.tasks:
+            raise ValueError(f"monitor = {self.monitor!r}: expected 'mean', 'delta_m' or one "
+                             f"of the tasks ({', '.join(sorted(trainer.tasks))})")
+
+
+MONITOR_OPTIONS = {
+    "monitor": Str(default="mean", help="what to watch on the validation split: a task's "
+                                        "name, mean (of the scores) or delta_m"),
+    "min_delta": Float(default=0.0, low=0.0, help="a smaller gain is no improvement"),
+}
+
+
+@register
+class EarlyStopping(Plugin):
+    """Stop when the validation score has not improved for ``patience`` evaluations.
+
+    After each evaluation (``training.eval_every``) the monitored value (``Monitor``) is
+    compared with the best so far: a gain above ``min_delta`` makes it the best (and, with
+    ``restore_best``, keeps a copy of the weights); otherwise the wait grows, and at
+    ``patience`` training stops. At the end the best weights are put back, so what is tested
+    and saved is the model of the best validation score. Its state (best value and step,
+    wait, the best weights) is in the checkpoint: a resumed run stops where it would have."""
+
+    name = "early_stopping"
+    OPTIONS = dict(MONITOR_OPTIONS, **{
+        "patience": Int(default=5, low=1, high=100_000,
+                        help="evaluations without improvement before stopping"),
+        "restore_best": Bool(default=True, help="end with the weights of the best evaluation"),
+    })
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.monitor_ = Monitor(self.monitor, self.min_delta)
+        self.best = self.best_step = self.stopped_step = self.best_weights = None
+        self.wait = 0
+
+    def setup(self, trainer):
+        self.monitor_.check(trainer)
+
+    def on_fit_start(self, trainer):
+        if trainer.step == 0:  # a fresh fit (a continual sequence's next stage): start over
+            self.best = self.best_step = self.stopped_step = self.best_weights = None
+            self.wait, self.monitor_.reference = 0, None
+
+    def on_evaluate(self, trainer, row):
+        value = self.monitor_.value(trainer, row)
+        if self.monitor_.improved(trainer, value, self.best):
+            self.best, self.best_step, self.wait = value, trainer.step, 0
+            if self.restore_best:
+                self.best_weights = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+            return
+        self.wait += 1
+        if self.wait >= self.patience and not trainer.should_stop:
+            self.stopped_step = trainer.step
+            trainer.stop(f"early stopping: {self.monitor} has not improved for {self.wait} "
+                         f"evaluations (best {self.best:.4g} at step {self.best_step})")
+
+    def on_fit_end(self, trainer):
+        if self.restore_best and self.best_weights is not None:
+            trainer.model.load_state_dict(self.best_weights)
+
+    def report(self):
+        """What the run's summary says of it."""
+        return {"monitor": self.monitor, "best": self.best, "best_step": self.best_step,
+                "stopped_at": self.stopped_step, "restored_best": bool(
+                    self.restore_best and self.best_weights is not None)}
+
+    def state_dict(self):
+        return {"best": self.best, "best_step": self.best_step, "wait": self.wait,
+                "stopped_step": self.stopped_step, "reference": self.monitor_.reference,
+                "best_weights": self.best_weights or {}}
+
+    def load_state_dict(self, state):
+        self.best, self.best_step, self.wait = state["best"], state["best_step"], state["wait"]
+        self.stopped_step, self.monitor_.reference = state["stopped_step"], state["reference"]
+        self.best_weights = dict(state["best_weights"]) or None
+
+
+@register
+class BestCheckpoint(Plugin):
+    """Keep the checkpoint of the best validation score: ``best.h5`` in the run directory,
+    written (atomically, like every checkpoint) after each evaluation that improves the
+    monitored value (``Monitor``). Choosing it never looks at the test split."""
+
+    name = "best_checkpoint"
+    OPTIONS = dict(MONITOR_OPTIONS, filename=Str(default="best.h5",
+                                                 help="its name in the run directory"))
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        if "/" in self.filename or not self.filename.endswith(".h5") or \
+                self.filename == "checkpoint.h5":
+            raise ValueError(f"{self.name}.filename = {self.filename!r}: expected a file name "
+                             f"ending in .h5, in the run directory, other than checkpoint.h5")
+        self.monitor_ = Monitor(self.monitor, self.min_delta)
+        self.best = self.best_step = None
+
+    def setup(self, trainer):
+        self.monitor_.check(trainer)
+
+    def on_fit_start(self, trainer):
+        if trainer.step == 0:  # a fresh fit (a continual sequence's next stage): start over
+            self.best = self.best_step = self.monitor_.reference = None
+
+    def on_evaluate(self, trainer, row):
+        value = self.monitor_.value(trainer, row)
+        if self.monitor_.improved(trainer, value, self.best):
+            self.best, self.best_step = value, trainer.step
+            trainer.save_checkpoint(self.filename)
+
+    def report(self):
+        return {"monitor": self.monitor, "best": self.best, "best_step": self.best_step,
+                "file": self.filename}
+
+    def state_dict(self):
+        return {"best": self.best, "best_step": self.best_step,
+                "reference": self.monitor_.reference}
+
+    def load_state_dict(self, state):
+        self.best, self.best_step = state["best"], state["best_step"]
+        self.monitor_.reference = state["reference"]

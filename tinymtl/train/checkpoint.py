@@ -24,6 +24,7 @@ Saving writes a temporary file beside the target, flushes it, then renames it ov
 a crash mid-save leaves the previous checkpoint intact.
 """
 
+import hashlib
 import json
 import pathlib
 import zlib
@@ -37,8 +38,44 @@ from tinymtl.errors import CheckpointError  # a missing, unreadable, foreign or 
 from tinymtl.files import atomic_write
 
 FORMAT = "tinymtl.checkpoint"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 PRIVATE_FORMAT = "tinymtl.private"
+
+# The seal (format 3): HDF5 lets a file start with a "user block" it never reads. We write the
+# sha256 of everything after it there, and check it before HDF5 parses a byte: a damaged file
+# is refused whole (the HDF5 library can crash on a corrupt file rather than raise).
+USERBLOCK = 512
+SEAL = b"tinymtl sealed hdf5\nsha256 "
+
+
+def _digest(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(USERBLOCK)
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest().encode()
+
+
+def seal(path):
+    """Write the sha256 of the file after its user block into the user block."""
+    block = SEAL + _digest(path) + b"\n"
+    with open(path, "r+b") as f:
+        f.write(block.ljust(USERBLOCK, b"\0"))
+
+
+def check_seal(path, what="checkpoint"):
+    """Refuse a sealed file whose bytes changed (CheckpointError naming it); True when it is
+    sealed and intact, False for an unsealed file (written before format 3)."""
+    with open(path, "rb") as f:
+        block = f.read(USERBLOCK)
+    if not block.startswith(SEAL):
+        return False
+    stored = block[len(SEAL):].split(b"\n", 1)[0]
+    if stored != _digest(path):
+        raise CheckpointError(f"{path}: its sha256 does not match the one written with it "
+                              f"(the file is damaged or truncated); expected an intact {what}")
+    return True
 
 
 def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rng_states=None,
@@ -46,7 +83,7 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
     """Write a checkpoint atomically; returns its size in bytes."""
     path = pathlib.Path(path)
     with atomic_write(path) as temporary:
-        with h5py.File(temporary, "w") as f:
+        with h5py.File(temporary, "w", userblock_size=USERBLOCK) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["tinymtl_version"] = __version__
@@ -68,6 +105,7 @@ def save(path, *, model_state, optimizer_state=None, lr_scheduler_state=None, rn
             data = f.create_group("data")
             for task, manifest in (manifests or {}).items():
                 data.create_group(task).attrs["manifest"] = json.dumps(manifest, sort_keys=True)
+        seal(temporary)
     return path.stat().st_size
 
 
@@ -161,7 +199,11 @@ def _read(path, fmt, what, read):
     if not path.exists():
         raise CheckpointError(f"{path}: {what} not found")
     try:
+        sealed = path.is_file() and check_seal(path, what)
         with h5py.File(path, "r") as f:
+            if not sealed and int(f.attrs.get("format_version", 0)) >= 3:
+                raise CheckpointError(f"{path}: its seal (the first {USERBLOCK} bytes) is "
+                                      f"damaged; expected an intact {what}")
             if f.attrs.get("format") != fmt:
                 raise CheckpointError(f"{path}: not a tinymtl {what} (no format attribute "
                                       f"{fmt!r})")
@@ -201,8 +243,12 @@ def _check_config(loaded):
 
     if not loaded["config"]:  # saved from the Python API without a config
         return loaded["config"]
+    raw = loaded["config"]
+    if loaded["format_version"] < 3 and isinstance(raw.get("data"), dict) and \
+            "valid_fraction" not in raw["data"]:  # runs before validation splits had none
+        raw = dict(raw, data=dict(raw["data"], valid_fraction=0.0))
     try:
-        config = validate(loaded["config"], source=f"{loaded['path']}: /config")
+        config = validate(raw, source=f"{loaded['path']}: /config")
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     stages = (config.get("continual") or {}).get("stages")
@@ -308,7 +354,7 @@ def save_private(path, private_state, tasks, model_config, source=None):
     the file's size in bytes."""
     path = pathlib.Path(path)
     with atomic_write(path) as temporary:
-        with h5py.File(temporary, "w") as f:
+        with h5py.File(temporary, "w", userblock_size=USERBLOCK) as f:
             f.attrs["format"] = PRIVATE_FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["tinymtl_version"] = __version__
@@ -318,6 +364,7 @@ def save_private(path, private_state, tasks, model_config, source=None):
             group = f.create_group("model")
             for name, value in private_state.items():
                 _write_array(group, name, value)
+        seal(temporary)
     return path.stat().st_size
 
 

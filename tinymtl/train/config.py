@@ -156,6 +156,7 @@ TASK = {  # what every task takes; each data source adds its own options (datase
     # defaults: 20000 and 2000 for generated text, all of it for real data
     "train_size": Int(low=10, high=MAX_EXAMPLES),
     "test_size": Int(low=10, high=MAX_EXAMPLES),
+    "valid_size": Int(low=0, high=MAX_EXAMPLES),  # carved from train (data.valid_fraction)
     "head": Choice(HEADS),      # default: linear on a feature vector, gap on a feature map
     "loss_weight": Float(default=1.0, low=0.0),
     "lr": Float(positive=True),  # this task's head's own rate (default: training.lr)
@@ -203,6 +204,7 @@ TRAINING = {
     "eval_every": Int(default=250, low=1, high=MAX_STEPS),
     "log_every": Int(default=50, low=1, high=MAX_STEPS),
     "checkpoint_every": Int(default=0, low=0, high=MAX_STEPS),
+    "keep_checkpoints": Int(default=1, low=1, high=1000),  # checkpoints/step_<N>.h5: last K
 }
 
 
@@ -226,6 +228,9 @@ SCHEMA = {
     "data": {
         "seed": Int(default=0, low=0),
         "max_length": Int(default=20, low=4, high=256),
+        # each task's validation split: this share of its training examples (0: none), unless
+        # the task sets valid_size; every choice a run makes looks at it, never at test
+        "valid_fraction": Float(default=0.1, low=0.0, high=0.5),
         "cache": Bool(default=True),
     },
     "tasks": None,  # TASK and every data source's options (``schema``)
@@ -301,6 +306,7 @@ def validate(raw, source="config"):
             if not method.accumulates and training["accumulate"] > 1:
                 raise ConfigError(f"training.{kind} = {name!r}: expected training.accumulate "
                                   f"= 1")
+        _check_callbacks(config)
         if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:
             raise ConfigError(f"model.kernel_size = {config['model']['kernel_size']}: expected "
                               f"an odd size (the conv encoder keeps the sequence length)")
@@ -365,13 +371,31 @@ def _check_tasks(config):
     modes = [p["mode"] for p in config["training"]["phases"] or []] + \
         [config["training"]["schedule"]]
     if "joint" in modes and len(config["tasks"]) > 1:
-        sets = {(s["generator"], s.get("train_size"), s.get("test_size"))
+        sets = {(s["generator"], s.get("train_size"), s.get("test_size"), s.get("valid_size"))
                 for s in config["tasks"].values()}
         if len(sets) != 1 or not datasets.SOURCES[next(iter(sets))[0]].shared_inputs:
             raise ConfigError("training.schedule: a joint schedule puts each batch through "
                               "every head, so it needs tasks that label the same examples; "
                               "expected tasks of one image set (shapes3, multi_mnist) with "
                               "the same sizes")
+
+
+def _check_callbacks(config):
+    """Each callback can be made from its options, and one that watches a validation score
+    (``monitor``) names a task of the config, 'mean' or 'delta_m'."""
+    from tinymtl.mtl.plugin import create
+
+    for k, spec in enumerate(config["callbacks"]):
+        where = f"callbacks[{k}]"
+        try:
+            create("callback", spec)
+        except ValueError as error:
+            raise ConfigError(f"{where}: {error}") from None
+        monitor = spec.get("monitor")
+        allowed = ["mean", "delta_m"] + list(config["tasks"])
+        if monitor is not None and monitor not in allowed:
+            raise ConfigError(f"{where}.monitor = {monitor!r}: expected one of "
+                              f"{', '.join(allowed)}")
 
 
 METHOD_KEYS = {"weighting": "training.weighting", "gradients": "training.gradients",

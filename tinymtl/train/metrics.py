@@ -1,9 +1,10 @@
 """Losses, evaluation and the per-task numbers a run reports, for every kind of task (the loss,
 score and direction of each kind are in ``task_kinds.TASK_KINDS``).
 
-forgetting = max(0, (peak - final) / peak): the share of its best test accuracy a task has lost
-by the end of training (0 when it ends at its peak). For regression it is the same share of the
-best (lowest) MAE gained back: max(0, (final - best) / final).
+forgetting = max(0, (peak - final) / peak): the share of its best validation accuracy a task
+has lost by the end of training (0 when it ends at its peak). For regression it is the same
+share of the best (lowest) MAE gained back: max(0, (final - best) / final). Choices look at the
+validation split only; the test split is evaluated once, at the end, and reported.
 """
 
 import numpy as np
@@ -42,30 +43,48 @@ def predict_logits(model, task, x, batch_size=1024):
     return np.concatenate(parts)
 
 
-def evaluate(model, task, x, y, batch_size=1024, kind="classification"):
-    """{'test_accuracy' | 'test_mae', 'test_loss'} of ``model`` on a held-out set."""
+def evaluate(model, task, x, y, batch_size=1024, kind="classification", split="test"):
+    """{'<split>_accuracy' | '<split>_mae', '<split>_loss'} of ``model`` on a held-out set
+    (``split``: 'valid' or 'test', the prefix of the keys)."""
     outputs = predict_logits(model, task, x, batch_size)
     loss = task_loss(kind, Tensor(outputs), y).item()
-    return {f"test_{TASK_KINDS[kind].score}": score_sum(kind, outputs, y) / len(y),
-            "test_loss": float(loss)}
+    return {f"{split}_{TASK_KINDS[kind].score}": score_sum(kind, outputs, y) / len(y),
+            f"{split}_loss": float(loss)}
 
 
 def forgetting(peak, final):
     return max(0.0, (peak - final) / peak) if peak > 0 else 0.0
 
 
-def task_summary(history, task, kind="classification"):
-    """Peak (best), final and forgetting of one task over a run's evaluation history:
-    {test_accuracy, peak_accuracy, forgetting} or {test_mae, best_mae, forgetting}."""
+def evaluated_split(row, task, kind):
+    """The split ``task`` was evaluated on in an evaluation row: 'valid', or 'test' for a task
+    without a validation split (and in runs written before there was one)."""
+    return "valid" if f"valid_{TASK_KINDS[kind].score}" in row["tasks"][task] else "test"
+
+
+def task_summary(history, task, kind="classification", test=None):
+    """One task over a run: its evaluations during training (``history``, on the validation
+    split) give the final and best value, the step of the best and the forgetting; ``test``
+    (the run's one test row, at the end) gives the test score reported. For classification:
+    {test_accuracy, valid_accuracy, peak_accuracy, best_step, forgetting} (regression: _mae,
+    best_mae). In a run without a validation split the evaluations are on test, as before."""
+    rows = [row for row in history if task in row["tasks"]]
+    split = evaluated_split(rows[-1], task, kind) if rows else "valid"
     kind = TASK_KINDS[kind]
-    test = f"test_{kind.score}"
-    values = [row["tasks"][task][test] for row in history if task in row["tasks"]]
+    key = f"{split}_{kind.score}"
+    values = [row["tasks"][task][key] for row in rows]
+    test_key = f"test_{kind.score}"
+    reported = test["tasks"][task][test_key] if test and task in test["tasks"] else None
     if not values:
-        return {test: None, kind.best: None, "forgetting": None}
+        return {test_key: reported, kind.best: None, "best_step": None, "forgetting": None}
     final = values[-1]
-    if kind.higher_is_better:
-        best = max(values)
-        return {test: final, kind.best: best, "forgetting": forgetting(best, final)}
-    best = min(values)
-    return {test: final, kind.best: best,
-            "forgetting": max(0.0, (final - best) / final) if final > 0 else 0.0}
+    best_at = max(range(len(values)), key=lambda k: (values[k] if kind.higher_is_better
+                                                     else -values[k], -k))
+    best = values[best_at]
+    lost = forgetting(best, final) if kind.higher_is_better else \
+        (max(0.0, (final - best) / final) if final > 0 else 0.0)
+    summary = {test_key: final if split == "test" else reported, kind.best: best,
+               "best_step": rows[best_at]["step"], "forgetting": lost}
+    if split == "valid":
+        summary[key] = final
+    return summary

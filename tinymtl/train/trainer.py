@@ -69,12 +69,14 @@ def _same_inputs(tasks):
                                       and np.array_equal(t.x_train, first)) for t in tasks[1:])
 
 
-def format_scores(tasks, prefix=""):
-    """'A: acc 0.951 C: mae 0.031' for a row's per-task results."""
+def format_scores(tasks, prefixes=("",)):
+    """'A: valid acc 0.951 C: valid mae 0.031' for a row's per-task results (each score's
+    key: the first of ``prefixes`` + score that the row has)."""
     parts = []
     for task, values in tasks.items():
         for kind in TASK_KINDS.values():
-            if f"{prefix}{kind.score}" in values:
+            prefix = next((p for p in prefixes if f"{p}{kind.score}" in values), None)
+            if prefix is not None:
                 parts.append(f"{task}: {prefix.replace('_', ' ')}{kind.abbreviation} "
                              f"{values[prefix + kind.score]:.3f}")
     return " ".join(parts)
@@ -166,8 +168,21 @@ class Trainer:
         self.counters = {task: {"steps": 0, "examples": 0, "tokens": 0} for task in tasks}
         self._running = {}
         self.skipped = self.consecutive_skips = 0  # steps dropped for a non-finite loss
+        self.should_stop = False  # a plugin (early stopping, a time budget) ends fit() early
+        self.stop_reason = None
+        self.checkpointer = None  # the run's saver: checkpointer(trainer, name) writes a file
 
-    # -- what plugins ask of the trainer ---------------------------------------------------------
+    # -- what plugins ask of the trainer --------------------------------------------------------
+    def stop(self, reason):
+        """End ``fit`` after this step (Lightning's ``trainer.should_stop``): ``reason`` goes in
+        the metrics and the summary."""
+        self.should_stop, self.stop_reason = True, reason
+
+    def save_checkpoint(self, name):
+        """Write the run's checkpoint under ``name`` (e.g. 'best.h5') in its directory; the
+        path, or None when the trainer runs without a run directory."""
+        return None if self.checkpointer is None else self.checkpointer(self, name)
+
     @property
     def weighting(self):
         """The loss weighting plugin (always one: ``Static`` unless another was given)."""
@@ -384,14 +399,28 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------
     def evaluate(self):
-        row = {"run": self.label, "type": "eval", "step": self.step,
-               "tasks": {task: dict(evaluate(self.model, task, data.x_test, data.y_test,
-                                             kind=data.kind),
-                                    trained_steps=self.counters[task]["steps"],
-                                    trained_tokens=self.counters[task]["tokens"])
-                         for task, data in self.tasks.items()}}
+        """Evaluate every task on its validation split (its test split if it has none): a
+        row of the history, which every choice (early stopping, the best checkpoint) reads."""
+        tasks = {}
+        for task, data in self.tasks.items():
+            split = "valid" if data.has_valid else "test"
+            x, y = data.split(split)
+            tasks[task] = dict(evaluate(self.model, task, x, y, kind=data.kind, split=split),
+                               trained_steps=self.counters[task]["steps"],
+                               trained_tokens=self.counters[task]["tokens"])
+        row = {"run": self.label, "type": "eval", "step": self.step, "tasks": tasks}
         self.history.append(row)
         self._call("on_evaluate", row)
+        self._write(row)
+        return row
+
+    def test(self):
+        """Evaluate every task on its test split, once, at the end (nothing chooses on it):
+        the ``test`` row, also in ``metrics.jsonl``."""
+        row = {"run": self.label, "type": "test", "step": self.step,
+               "tasks": {task: evaluate(self.model, task, data.x_test, data.y_test,
+                                        kind=data.kind, split="test")
+                         for task, data in self.tasks.items()}}
         self._write(row)
         return row
 
@@ -424,18 +453,24 @@ class Trainer:
         bar = ProgressBar(total, self.label, start=self.step, enabled=self.progress)
         every = self.training["checkpoint_every"]
         status = ""
-        while self.step < total:
+        while self.step < total and not self.should_stop:
             started = time.perf_counter()
             self.train_step()
             self.train_seconds += time.perf_counter() - started
             if self.step % self.training["log_every"] == 0 or self.step == total:
                 status = format_scores(self._log_train()["tasks"])
             if self.step % self.training["eval_every"] == 0 or self.step == total:
-                status = format_scores(self.evaluate()["tasks"], prefix="test_")
+                status = format_scores(self.evaluate()["tasks"], ("valid_", "test_"))
+            if self.should_stop and self.step % self.training["eval_every"] != 0 and \
+                    self.step != total:  # stopped between evaluations: end on one
+                status = format_scores(self.evaluate()["tasks"], ("valid_", "test_"))
             if on_checkpoint and every and self.step % every == 0 and self.step < total:
                 self._call("on_checkpoint")
                 on_checkpoint(self)
             bar.update(self.step, status)
+        if self.should_stop:
+            self._write({"run": self.label, "type": "stopped", "step": self.step,
+                         "reason": self.stop_reason})
         bar.close()
         self._call("on_fit_end")
         return self.history
@@ -452,6 +487,7 @@ class Trainer:
                 "train_seconds": self.train_seconds,
                 "counters": self.counters, "running": self._running,
                 "skipped": self.skipped, "consecutive_skips": self.consecutive_skips,
+                "should_stop": self.should_stop, "stop_reason": self.stop_reason,
                 "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
 
     def load_state_dict(self, state):
@@ -460,6 +496,8 @@ class Trainer:
         self.counters, self._running = state["counters"], state["running"]
         self.skipped = state.get("skipped", 0)  # (absent before the non-finite policy)
         self.consecutive_skips = state.get("consecutive_skips", 0)
+        self.should_stop = state.get("should_stop", False)  # (absent before early stopping)
+        self.stop_reason = state.get("stop_reason")
         for task, sampler in self.samplers.items():
             sampler.load_state_dict(state["samplers"][task])
 
