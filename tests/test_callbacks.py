@@ -214,4 +214,44 @@ def test_keep_checkpoints_keeps_the_last_k(tmp_path, data_dir):
     run_with(tmp_path, "keep", training={"steps": 100, "eval_every": 50,
                                          "checkpoint_every": 20, "keep_checkpoints": 2})
     kept = sorted(p.name for p in (tmp_path / "keep" / "checkpoints").iterdir())
-    assert kept == ["step_000000080.h5", "step_000000100.h5"]
+    assert kept == ["multitask_step_000000080.h5", "multitask_step_000000100.h5"]
+
+
+def test_a_time_budget_pauses_with_a_checkpoint_that_resumes_bit_for_bit(tmp_path, data_dir):
+    import numpy as np
+
+    from tinymtl.train import checkpoint
+
+    training = {"steps": 60, "eval_every": 20}
+    whole = run_with(tmp_path, "whole", training=training)
+    path = write_config(tmp_path / "slot.yaml",
+                        tiny_config(training=dict(training, max_time="0.000001s")))
+    paused = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "slot"),
+                                       "--quiet"])
+    assert paused.exit_code == 0, paused.output
+    summary = json.loads((tmp_path / "slot" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["step"] == 1
+    assert summary["stopped"].startswith("time budget: ")
+    assert f"Continue with: tinymtl run {tmp_path / 'slot' / 'config.yaml'}" in paused.output
+    # the next slot: the same config without a budget (max_time is not part of the identity)
+    resumed = run_with(tmp_path, "slot", resume=True, training=training)
+    assert resumed["tasks"]["math"]["test_accuracy"] == whole["tasks"]["math"]["test_accuracy"]
+    a = checkpoint.load(tmp_path / "whole" / "checkpoint.h5")["model_state"]
+    b = checkpoint.load(tmp_path / "slot" / "checkpoint.h5")["model_state"]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("value, seconds", [(90, 90.0), ("90s", 90.0), ("45m", 2700.0),
+                                            ("1.5h", 5400.0), ("2d", 172800.0)])
+def test_durations_read_as_people_write_them(value, seconds):
+    from tinymtl.options import Duration
+
+    assert Duration().check(value, "training.max_time") == seconds
+
+
+@pytest.mark.parametrize("value", ["45", "m", "-5m", "nanm", 0, True, "45 minutes"])
+def test_bad_durations_are_refused(value):
+    from tinymtl.options import ConfigError, Duration
+
+    with pytest.raises(ConfigError, match="expected a duration"):
+        Duration().check(value, "training.max_time")

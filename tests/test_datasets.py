@@ -99,3 +99,34 @@ def test_a_damaged_cache_is_rebuilt_never_trusted(damage, data_dir):
     assert again.x_train.tobytes() == first.x_train.tobytes()
     assert again.y_train.tobytes() == first.y_train.tobytes()
     assert cache.load(path) is not None  # rebuilt and cached again
+
+
+def test_carving_never_mixes_up_two_tasks_whose_arrays_were_freed():
+    """The carve cache is keyed by id(x_train); a freed array's id can be reused by the next
+    task's: the cache keeps each array alive, so the next task gets its own examples. (Found
+    by the smoke runs: split MNIST resumed on other weights.)"""
+    import numpy as np
+
+    from tinymtl.datasets import TaskData, carve_validation
+
+    carved = {}
+    for value in range(20):
+        x = np.full((50, 4), value, dtype=np.float32)
+        data = TaskData(name=f"t{value}", classes=["a", "b"], x_train=x,
+                        y_train=np.zeros(50, dtype=np.int64), x_test=x[:5], y_test=np.zeros(5))
+        del x
+        split = carve_validation(data, 5, seed=0, carved=carved)
+        del data
+        assert (split.x_train == value).all() and (split.x_valid == value).all()
+        assert len(split.y_valid) == 5 and len(split.y_train) == 45
+
+
+def test_no_validation_string_is_a_training_string(data_dir):
+    from tinymtl.datasets import load_tasks
+
+    specs = {t: {"generator": t, "train_size": 3000, "test_size": 300}
+             for t in ("kindergarten", "math")}
+    for data in load_tasks(specs, valid_fraction=0.1).values():
+        assert 290 <= len(data.y_valid) <= 330 and len(data.y_train) + len(data.y_valid) == 3000
+        assert not set(data.text_valid) & set(data.text_train)
+        assert data.manifest["valid_size"] == len(data.y_valid)

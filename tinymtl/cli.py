@@ -102,9 +102,13 @@ def main(debug):
               help="Run N consecutive seeds (into OUT/seed_<s>/) and report mean ± std, "
                    "labelling each task's transfer against seed noise.")
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
+@click.option("--smoke", is_flag=True, help="Run every code path of the config (training, "
+                                            "evaluation, checkpoint, resume, predict) on a "
+                                            "shrunk copy, in seconds (into OUT, default "
+                                            "runs/<name>_smoke).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_guarded
-def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
+def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
     """Train the experiment a YAML config describes and write its run directory.
 
     A comparison file (a ``compare:`` section: a base config, strategies, seeds) runs every
@@ -116,6 +120,8 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
     from tinymtl.train import config as config_module
 
     raw = config_module.read_yaml(config_path)
+    if smoke:
+        return _smoke(config_path, raw, out_dir, overrides, seed, quiet)
     if "compare" in raw:
         if seed is not None or seeds > 1 or resume or overrides:
             _fail("a comparison file sets its own seeds and overrides; --seed, --seeds, --set "
@@ -137,6 +143,10 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, quiet):
         return
     with _naming(config_path):
         summary = run_config(config, out_dir, resume=resume, progress=not quiet)
+    if summary.get("complete") is False:
+        click.echo(f"paused at step {summary['step']} ({summary['stopped']}); the checkpoint "
+                   f"is saved. Continue with: {summary['resume']}")
+        return
     click.echo(tables.continual(summary) if "continual" in summary else tables.multitask(summary))
 
 
@@ -168,6 +178,31 @@ def check(config_path, overrides):
                f"{format_bytes(sum(parts.values()))} ("
                + ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items())
                + ")" + (f" of {format_bytes(available)} available" if available else ""))
+
+
+def _smoke(config_path, raw, out_dir, overrides, seed, quiet):
+    import pathlib
+
+    from tinymtl.runs import compare, smoke
+    from tinymtl.train import config as config_module
+
+    if "compare" in raw:
+        comparison = compare.load(config_path, raw)
+        out = pathlib.Path(out_dir or pathlib.Path("runs") / f"{comparison['name']}_smoke")
+        reports = smoke.run_comparison(comparison, out, progress=not quiet)
+    else:
+        config = config_module.load(config_path, raw, overrides)
+        if seed is not None:
+            config["seed"] = seed
+        out = pathlib.Path(out_dir or pathlib.Path("runs") / f"{config['name']}_smoke")
+        with _naming(config_path):
+            reports = {config["name"]: smoke.run(config, out, progress=not quiet)}
+    for name, report in reports.items():
+        click.echo(f"smoke {name}: ok in {report['seconds']:.1f} s — trained "
+                   f"{', '.join(report['tasks'])} for {report['steps']} steps, evaluated, "
+                   f"checkpointed ({', '.join(report['checkpoints'])}), resumed from "
+                   f"{report['resumed_from']} to bitwise the same weights, predicted "
+                   f"{report['predictions']} inputs (in {out})")
 
 
 @contextlib.contextmanager

@@ -61,6 +61,30 @@ class Float(Int):
         return "a number > 0" if self.positive else _range_text("a number", self.low, self.high)
 
 
+class Duration(Field):
+    """A length of time in seconds, written as a number (seconds) or with a unit: 90, '90s',
+    '45m', '1.5h', '2d'. Checked to a positive, finite number of seconds (a float)."""
+
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def check(self, value, where):
+        seconds = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        elif isinstance(value, str) and value.strip()[-1:] in self.UNITS:
+            try:
+                seconds = float(value.strip()[:-1]) * self.UNITS[value.strip()[-1]]
+            except ValueError:
+                seconds = None
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            raise ConfigError(f"{where} = {value!r}: expected a duration, seconds or a number "
+                              f"with s, m, h or d (e.g. 45m)")
+        return seconds
+
+    def kind(self):
+        return "a duration (seconds, or e.g. 45m, 2h)"
+
+
 class Bool(Field):
     def check(self, value, where):
         if not isinstance(value, bool):

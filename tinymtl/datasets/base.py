@@ -127,8 +127,8 @@ def carve_validation(data, size, seed, carved=None):
                         f"examples out of {n}; expected fewer (data.valid_fraction or "
                         f"tasks.{data.name}.valid_size)")
     carved = {} if carved is None else carved
-    key = id(data.x_train)
-    if key not in carved:
+    key = id(data.x_train)  # (the array is kept in the entry: its id cannot be reused)
+    if key not in carved or carved[key][0] is not data.x_train:
         rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, n,
                                                                          VALID_STREAM])))
         if data.text_train:
@@ -145,8 +145,8 @@ def carve_validation(data, size, seed, carved=None):
             chosen = rng.permutation(n)[:size]
         valid = np.zeros(n, dtype=bool)
         valid[chosen] = True
-        carved[key] = (valid, data.x_train[~valid], data.x_train[valid])
-    valid, x_train, x_valid = carved[key]
+        carved[key] = (data.x_train, valid, data.x_train[~valid], data.x_train[valid])
+    _, valid, x_train, x_valid = carved[key]
     train_index, valid_index = np.flatnonzero(~valid), np.flatnonzero(valid)
     return dataclasses.replace(
         data, x_train=x_train, y_train=data.y_train[~valid], x_valid=x_valid,

@@ -11,8 +11,11 @@ def _percent(value):
 
 def multitask(summary):
     """The table ``tinymtl run`` prints: per-task results, baselines, round trip, size, time.
-    Classification tasks show accuracy in %, regression tasks their mean absolute error."""
-    lines = [f"{'task':<14} {'metric':<10} {'test':>7} {'best':>7} {'forget%':>7} "
+    Classification tasks show accuracy in %, regression tasks their mean absolute error.
+    ``test`` (and single, transfer, linear) are on the test split, evaluated once at the end;
+    ``valid``, the best validation value during training, and forgetting (from it) on the
+    validation split."""
+    lines = [f"{'task':<14} {'metric':<10} {'test':>7} {'valid':>7} {'forget%':>7} "
              f"{'single':>7} {'transfer':>8} {'linear':>7}"]
     for task, result in summary["tasks"].items():
         kind = TASK_KINDS[result.get("kind", "classification")]

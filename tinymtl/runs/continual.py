@@ -154,6 +154,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
             trainer.fit(on_checkpoint=save)
         except DivergedError as error:
             directory.diverged(error)
+        if trainer.should_stop and not trainer.stop_final:  # paused mid-stage (time budget)
+            return directory.paused(trainer, tasks, {"continual": progress_state})
         trainer.end_stage(stage, stage_tasks(config, stage))  # EWC's Fisher, LwF's teacher...
         row, valid = evaluate_all(model, tasks), evaluate_all(model, tasks, "valid")
         progress_state["matrix"].append([row[t] for t in stages])

@@ -127,6 +127,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         trainer.fit(on_checkpoint=lambda t: directory.save(t, tasks))
     except DivergedError as error:
         directory.diverged(error)
+    if trainer.should_stop and not trainer.stop_final:  # paused (time budget): resumable
+        return directory.paused(trainer, tasks)
     multitask_seconds = directory.elapsed()
     checkpoint_bytes = directory.save(trainer, tasks)
 

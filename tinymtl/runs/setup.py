@@ -89,20 +89,22 @@ class RunDirectory:
     def save(self, trainer, tasks, extra_state=None, name=None):
         """Checkpoint the trainer (``save_checkpoint``) to checkpoint.h5, or to ``name`` in the
         run directory (best.h5); returns the file's size. With ``training.keep_checkpoints``
-        = K > 1, checkpoint.h5 is also kept as checkpoints/step_<N>.h5, the last K of them."""
+        = K > 1, checkpoint.h5 is also kept as checkpoints/<label>_step_<N>.h5 (label:
+        multitask, or a continual run's stage<i>), the last K written."""
         path = self.checkpoint_path if name is None else self.out / name
         size = save_checkpoint(path, trainer, self.config, tasks, self.elapsed(), extra_state)
         keep = self.config["training"]["keep_checkpoints"]
         if name is None and keep > 1:
             kept = self.out / "checkpoints"
             kept.mkdir(exist_ok=True)
-            copy = kept / f"step_{trainer.step:09d}.h5"
-            if not copy.exists():
-                try:
-                    os.link(path, copy)  # the same file under a second name: no copy
-                except OSError:  # a file system without hard links
-                    shutil.copy2(path, copy)
-            for old in sorted(kept.glob("step_*.h5"))[:-keep]:
+            copy = kept / f"{trainer.label}_step_{trainer.step:09d}.h5"
+            copy.unlink(missing_ok=True)
+            try:
+                os.link(path, copy)  # the same file under a second name: no copy
+            except OSError:  # a file system without hard links
+                shutil.copy2(path, copy)
+            written = sorted(kept.glob("*_step_*.h5"), key=lambda p: p.stat().st_mtime_ns)
+            for old in written[:-keep]:
                 old.unlink()
         return size
 
@@ -113,6 +115,18 @@ class RunDirectory:
     def finish(self, summary):
         write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         return summary
+
+    def paused(self, trainer, tasks, extra_state=None):
+        """A run paused by its time budget: checkpointed where it stopped, summary.json says
+        so and how to go on (``complete``: false); no test evaluation yet (that is once, at
+        the end)."""
+        self.save(trainer, tasks, extra_state)
+        command = f"tinymtl run {self.out / 'config.yaml'} --out {self.out} --resume"
+        return self.finish({"config": self.config, "seed": self.config["seed"],
+                            "complete": False, "stopped": trainer.stop_reason,
+                            "step": trainer.step, "wall_seconds": round(self.elapsed(), 3),
+                            "resume": command,
+                            "checkpoint": {"path": str(self.checkpoint_path)}})
 
     def diverged(self, error):
         """A run stopped on a non-finite value: summary.json says where and why (the metrics
@@ -247,5 +261,11 @@ def keep_rows(path, kept):
 
 
 def make_callbacks(config):
-    """The plugins a config's ``callbacks`` list names."""
-    return [create("callback", spec) for spec in config["callbacks"]]
+    """The plugins a config's ``callbacks`` list names, and a ``time_budget`` when
+    ``training.max_time`` is set."""
+    callbacks = [create("callback", spec) for spec in config["callbacks"]]
+    if config["training"].get("max_time") and not any(
+            spec["method"] == "time_budget" for spec in config["callbacks"]):
+        callbacks.append(create("callback", {"method": "time_budget",
+                                             "max_time": config["training"]["max_time"]}))
+    return callbacks

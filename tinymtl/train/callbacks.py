@@ -9,9 +9,10 @@ patience: 3}]``) or pass them to ``Trainer(..., plugins=[EarlyStopping(patience=
 import collections
 import statistics
 import sys
+import time
 
 from tinymtl.mtl.plugin import Plugin, register
-from tinymtl.options import Bool, Float, Int, Str
+from tinymtl.options import Bool, Duration, Float, Int, Str
 from tinymtl.train.task_kinds import TASK_KINDS
 
 
@@ -248,3 +249,27 @@ class BestCheckpoint(Plugin):
     def load_state_dict(self, state):
         self.best, self.best_step = state["best"], state["best_step"]
         self.monitor_.reference = state["reference"]
+
+
+@register
+class TimeBudget(Plugin):
+    """Pause training cleanly when this process has trained for ``max_time`` (a job's time
+    slot): at a step boundary, after an evaluation, with a checkpoint from which
+    ``tinymtl run CONFIG --resume`` continues bit for bit (with a fresh budget). Set it as
+    ``training.max_time: 45m`` or as a callback."""
+
+    name = "time_budget"
+    OPTIONS = {"max_time": Duration(required=True, help="how long this process may train")}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.started = None
+
+    def on_fit_start(self, trainer):
+        self.started = time.monotonic()
+
+    def on_after_optimizer_step(self, trainer, losses):
+        used = time.monotonic() - self.started
+        if used >= self.max_time and not trainer.should_stop:
+            trainer.stop(f"time budget: {used:.0f} s of training.max_time = "
+                         f"{self.max_time:.0f} s used", final=False)

@@ -23,8 +23,8 @@ import re
 
 import yaml
 
-from tinymtl.options import (Bool, Choice, ConfigError, Field, Float, Int, ListOf, MapOf, Str,
-                             check_section)
+from tinymtl.options import (Bool, Choice, ConfigError, Duration, Field, Float, Int, ListOf,
+                             MapOf, Str, check_section)
 
 from tinymtl import datasets
 from tinymtl.mtl import continual, surgery, weighting  # noqa: F401  (register their methods)
@@ -205,6 +205,7 @@ TRAINING = {
     "log_every": Int(default=50, low=1, high=MAX_STEPS),
     "checkpoint_every": Int(default=0, low=0, high=MAX_STEPS),
     "keep_checkpoints": Int(default=1, low=1, high=1000),  # checkpoints/step_<N>.h5: last K
+    "max_time": Duration(),  # e.g. 45m: pause (checkpointed, resumable) when it is used up
 }
 
 
@@ -425,9 +426,12 @@ def same_config(saved, config):
     def resolved(c):
         plain = json.loads(json.dumps(c))
         try:
-            return dict(validate(copy.deepcopy(plain)), name=plain.get("name"))
+            config = dict(validate(copy.deepcopy(plain)), name=plain.get("name"))
         except ConfigError:
             return plain
+        # a job's time slot changes nothing a run computes: resuming with another is fine
+        config["training"] = dict(config["training"], max_time=None)
+        return config
 
     return resolved(saved) == resolved(config)
 

@@ -169,14 +169,16 @@ class Trainer:
         self._running = {}
         self.skipped = self.consecutive_skips = 0  # steps dropped for a non-finite loss
         self.should_stop = False  # a plugin (early stopping, a time budget) ends fit() early
-        self.stop_reason = None
+        self.stop_reason, self.stop_final = None, True
         self.checkpointer = None  # the run's saver: checkpointer(trainer, name) writes a file
 
     # -- what plugins ask of the trainer --------------------------------------------------------
-    def stop(self, reason):
+    def stop(self, reason, final=True):
         """End ``fit`` after this step (Lightning's ``trainer.should_stop``): ``reason`` goes in
-        the metrics and the summary."""
-        self.should_stop, self.stop_reason = True, reason
+        the metrics and the summary. ``final``: training is over (early stopping); otherwise
+        it is only paused (a time budget): the checkpoint does not keep the stop, and
+        ``--resume`` goes on training."""
+        self.should_stop, self.stop_reason, self.stop_final = True, reason, final
 
     def save_checkpoint(self, name):
         """Write the run's checkpoint under ``name`` (e.g. 'best.h5') in its directory; the
@@ -461,8 +463,9 @@ class Trainer:
                 status = format_scores(self._log_train()["tasks"])
             if self.step % self.training["eval_every"] == 0 or self.step == total:
                 status = format_scores(self.evaluate()["tasks"], ("valid_", "test_"))
-            if self.should_stop and self.step % self.training["eval_every"] != 0 and \
-                    self.step != total:  # stopped between evaluations: end on one
+            if self.should_stop and self.stop_final and self.step != total and \
+                    self.step % self.training["eval_every"] != 0:  # over between evaluations:
+                # end on one (a pause does not: the resumed run's history is the same)
                 status = format_scores(self.evaluate()["tasks"], ("valid_", "test_"))
             if on_checkpoint and every and self.step % every == 0 and self.step < total:
                 self._call("on_checkpoint")
@@ -487,7 +490,8 @@ class Trainer:
                 "train_seconds": self.train_seconds,
                 "counters": self.counters, "running": self._running,
                 "skipped": self.skipped, "consecutive_skips": self.consecutive_skips,
-                "should_stop": self.should_stop, "stop_reason": self.stop_reason,
+                "should_stop": self.should_stop and self.stop_final,
+                "stop_reason": self.stop_reason if self.stop_final else None,
                 "samplers": {t: s.state_dict() for t, s in self.samplers.items()}}
 
     def load_state_dict(self, state):

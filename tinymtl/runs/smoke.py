@@ -1,0 +1,87 @@
+"""``tinymtl run CONFIG --smoke``: every code path of a config, in seconds.
+
+The same config, shrunk (``shrink``: ~100 training examples per task, batches of at most 16,
+20 steps per stage or phase, an evaluation and a checkpoint every 10 steps, the last two
+checkpoints kept), is run
+to the end: each task's training step, its evaluations, checkpoints, the test evaluation, the
+baselines, plots and summary. Then it is run again from its mid-run checkpoint
+(``--resume``), and must end on bitwise the same weights; then its checkpoint is loaded as
+``tinymtl eval`` and ``predict`` load it, and each task answers a few test inputs. A
+comparison file smokes each strategy once (one seed). CI smokes every file in ``examples/``.
+"""
+
+import copy
+import shutil
+import time
+
+import numpy as np
+
+from tinymtl.train import checkpoint
+
+SIZES = {"train_size": 100, "test_size": 40}
+STEPS, EVERY, BATCH = 20, 10, 16
+
+
+def shrink(config):
+    """``config`` made small: a few examples, steps, evaluations and checkpoints."""
+    config = copy.deepcopy(config)
+    for spec in config["tasks"].values():
+        spec.update(SIZES)
+        spec.pop("valid_size", None)
+    training = config["training"]
+    phases = training.get("phases")
+    if phases:
+        for phase in phases:
+            phase["steps"] = STEPS
+    training.update(steps=STEPS * max(len(phases or []), 1), epochs=None, eval_every=EVERY,
+                    batch_size=min(training["batch_size"], BATCH),
+                    log_every=EVERY // 2, checkpoint_every=EVERY, keep_checkpoints=2,
+                    warmup_steps=min(training["warmup_steps"], 2), max_time=None)
+    continual = config.get("continual") or {}
+    if continual.get("fisher_samples"):
+        continual["fisher_samples"] = min(continual["fisher_samples"], 20)
+    if continual.get("size"):
+        continual["size"] = min(continual["size"], 50)
+    config["data"]["cache"] = False
+    return config
+
+
+def run(config, out_dir, progress=False):
+    """Smoke ``config`` (a validated run config) in ``out_dir``; returns a report: what ran,
+    and the seconds it took. Raises AssertionError naming the path that failed."""
+    from tinymtl.runs import run as run_config
+    from tinymtl.runs.setup import model_from_checkpoint
+    from tinymtl.train.metrics import predict_logits
+
+    started = time.perf_counter()
+    small = shrink(config)
+    out = out_dir / "whole"
+    summary = run_config(small, out, progress=progress)
+    kept = sorted((out / "checkpoints").glob("*_step_*.h5"), key=lambda p: p.stat().st_mtime_ns)
+    assert kept, f"{out}: no mid-run checkpoint was kept"
+    middle = kept[0]
+    legs = out_dir / "resumed"
+    legs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(middle, legs / "checkpoint.h5")
+    run_config(small, legs, resume=True, progress=progress)
+    whole = checkpoint.load(out / "checkpoint.h5")["model_state"]
+    again = checkpoint.load(legs / "checkpoint.h5")["model_state"]
+    assert whole.keys() == again.keys() and all(
+        np.array_equal(whole[k], again[k]) for k in whole), \
+        f"resumed from {middle.name}, the run ended on other weights"
+    _, tasks, model = model_from_checkpoint(checkpoint.load(out / "checkpoint.h5"))
+    answered = 0
+    for task, data in tasks.items():
+        outputs = predict_logits(model, task, data.x_test[:3])
+        assert np.isfinite(outputs).all(), f"{task}: predictions are not finite"
+        answered += len(outputs)
+    return {"steps": small["training"]["steps"], "tasks": sorted(tasks),
+            "checkpoints": [p.name for p in kept], "resumed_from": middle.name,
+            "predictions": answered, "complete": summary.get("complete", True),
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def run_comparison(comparison, out_dir, progress=False):
+    """Smoke each strategy of a comparison once (its first seed)."""
+    return {name: run(config, out_dir / name, progress)
+            for name, config in comparison["strategies"].items()}
