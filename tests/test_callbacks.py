@@ -255,3 +255,37 @@ def test_bad_durations_are_refused(value):
 
     with pytest.raises(ConfigError, match="expected a duration"):
         Duration().check(value, "training.max_time")
+
+
+def test_the_memory_monitor_samples_and_warns_once_on_memory_that_only_grows(monkeypatch,
+                                                                             capsys):
+    from tinymtl.train import callbacks
+
+    readings = iter([100, 90, 95, 100, 105, 110, 300, 400, 500, 600, 700])
+    monkeypatch.setattr(callbacks, "process_memory", lambda: {
+        "rss": next(readings) * 2 ** 20, "peak_rss": 800 * 2 ** 20})
+    rows = []
+    trainer = types.SimpleNamespace(label="multitask", step=0, log=rows.append)
+    monitor = callbacks.MemoryMonitor(every=2, window=3, leak_mib=150)
+    for step in range(22):
+        trainer.step = step
+        monitor.on_after_optimizer_step(trainer, {})
+    assert [r["step"] for r in rows] == list(range(2, 23, 2))
+    assert rows[0] == {"run": "multitask", "type": "memory", "step": 2, "rss_mib": 100.0,
+                       "peak_rss_mib": 800.0}
+    # at step 12, 95 → 100 → 105 → 110 only grew by 15 MiB; at step 14, 100 → 105 → 110 →
+    # 300 grew by 200: the one warning (not repeated as it goes on growing)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "grew at each of the last 3 samples, by 200 MiB" in err[0]
+    assert err[0].startswith("warning: step 14 (multitask)")
+    assert monitor.report() == {"rss_mib": 700.0, "peak_rss_mib": 800.0, "leak_warning": True}
+
+
+def test_the_memory_monitor_in_a_run_writes_rows_and_a_summary(tmp_path, data_dir):
+    summary = run_with(tmp_path, "mem", training={"steps": 20, "eval_every": 10},
+                       callbacks=[{"method": "memory_monitor", "every": 5}])
+    rows = [json.loads(line) for line in (tmp_path / "mem" / "metrics.jsonl").open()]
+    memory = [r for r in rows if r["type"] == "memory"]
+    assert [r["step"] for r in memory] == [5, 10, 15, 20]
+    assert all(0 < r["rss_mib"] <= r["peak_rss_mib"] for r in memory)
+    assert summary["callbacks"]["memory_monitor"]["rss_mib"] == memory[-1]["rss_mib"]

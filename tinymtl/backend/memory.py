@@ -59,3 +59,24 @@ def format_bytes(count):
         if abs(count) < 1024 or unit == "TiB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
+
+
+def process_memory():
+    """This process's memory now: {'rss': resident bytes, 'peak_rss': the most it has held}
+    (Linux's /proc/self/statm and getrusage; elsewhere what ``resource`` tells), and on a GPU
+    {'gpu_pool': bytes CuPy's pool holds}."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    rss = peak
+    try:
+        with open("/proc/self/statm") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    usage = {"rss": rss, "peak_rss": max(peak, rss)}
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        usage["gpu_pool"] = int(cupy.get_default_memory_pool().total_bytes())
+    return usage

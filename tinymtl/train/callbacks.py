@@ -11,6 +11,7 @@ import statistics
 import sys
 import time
 
+from tinymtl.backend.memory import process_memory
 from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.options import Bool, Duration, Float, Int, Str
 from tinymtl.train.task_kinds import TASK_KINDS
@@ -273,3 +274,50 @@ class TimeBudget(Plugin):
         if used >= self.max_time and not trainer.should_stop:
             trainer.stop(f"time budget: {used:.0f} s of training.max_time = "
                          f"{self.max_time:.0f} s used", final=False)
+
+
+@register
+class MemoryMonitor(Plugin):
+    """Every ``every`` steps: the process's resident memory, its peak and (on a GPU) CuPy's
+    pool, as a ``metrics.jsonl`` row ``{"type": "memory", ...}`` and in the summary. A leak
+    shows as memory that only grows: when each of the last ``window`` samples is above the one
+    before and together they grew by more than ``leak_mib``, one warning line says so."""
+
+    name = "memory_monitor"
+    OPTIONS = {
+        "every": Int(default=50, low=1, high=10 ** 9, help="steps between samples"),
+        "window": Int(default=10, low=2, high=10_000, help="samples a leak must grow over"),
+        "leak_mib": Float(default=64.0, low=0.0, help="growth over the window that warns"),
+    }
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.samples, self.last, self.warned = [], None, False
+
+    def on_after_optimizer_step(self, trainer, losses):
+        if (trainer.step + 1) % self.every:
+            return
+        self.last = usage = process_memory()
+        self.samples = (self.samples + [usage["rss"]])[-(self.window + 1):]
+        trainer.log({"run": trainer.label, "type": "memory", "step": trainer.step + 1,
+                     **{f"{k}_mib": round(v / 2 ** 20, 1) for k, v in usage.items()}})
+        growing = len(self.samples) > self.window and all(
+            b > a for a, b in zip(self.samples, self.samples[1:]))
+        grown = (self.samples[-1] - self.samples[0]) / 2 ** 20
+        if growing and grown > self.leak_mib and not self.warned:
+            self.warned = True
+            print(f"warning: step {trainer.step + 1} ({trainer.label}): resident memory grew "
+                  f"at each of the last {self.window} samples, by {grown:.0f} MiB in all (a "
+                  f"leak?)", file=sys.stderr)
+
+    def report(self):
+        if self.last is None:
+            return None
+        return dict({f"{k}_mib": round(v / 2 ** 20, 1) for k, v in self.last.items()},
+                    leak_warning=self.warned)
+
+    def state_dict(self):
+        return {"samples": list(self.samples), "warned": self.warned}
+
+    def load_state_dict(self, state):
+        self.samples, self.warned = list(state["samples"]), bool(state["warned"])
