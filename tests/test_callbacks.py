@@ -289,3 +289,32 @@ def test_the_memory_monitor_in_a_run_writes_rows_and_a_summary(tmp_path, data_di
     assert [r["step"] for r in memory] == [5, 10, 15, 20]
     assert all(0 < r["rss_mib"] <= r["peak_rss_mib"] for r in memory)
     assert summary["callbacks"]["memory_monitor"]["rss_mib"] == memory[-1]["rss_mib"]
+
+
+def test_quick_evaluations_use_one_fixed_subsample_and_the_last_is_full(tmp_path, data_dir):
+    """training.eval_size: each evaluation during training scores the same seeded subsample
+    of a task's validation split; the run's last evaluation scores all of it."""
+    summary = run_with(tmp_path, "quick", training={"steps": 30, "eval_every": 10,
+                                                    "eval_size": 50})
+    rows = [json.loads(line) for line in (tmp_path / "quick" / "metrics.jsonl").open()
+            if '"eval"' in line]
+    assert [r["step"] for r in rows] == [10, 20, 30]
+    assert [r.get("examples") for r in rows] == [{"kindergarten": 50, "math": 50}] * 2 + [None]
+    # a score on 50 examples is a multiple of 1/50; the full split (150) need not be
+    for row in rows[:2]:
+        assert all((50 * v["valid_accuracy"]).is_integer() for v in row["tasks"].values())
+    valid_size = summary["data"]["math"]["valid_size"]
+    assert valid_size > 50
+    assert summary["tasks"]["math"]["valid_accuracy"] == rows[-1]["tasks"]["math"][
+        "valid_accuracy"]
+
+
+def test_the_quick_subsample_is_the_same_at_every_evaluation_and_seeded():
+    from tinymtl.train.trainer import Trainer
+
+    trainer = types.SimpleNamespace(training={"eval_size": 5}, seed=3)
+    first = Trainer._quick_subset(trainer, 0, 100)
+    assert len(first) == 5 and list(first) == sorted(set(first))
+    assert (Trainer._quick_subset(trainer, 0, 100) == first).all()
+    assert not (Trainer._quick_subset(trainer, 1, 100) == first).all()  # each task its own
+    assert Trainer._quick_subset(trainer, 0, 5) is None  # no smaller than the split: all

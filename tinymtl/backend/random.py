@@ -93,6 +93,7 @@ STREAMS = {
     "continual_replay": 7_000,  # continual sequence: the replay reservoir's draws
     "continual_fisher": 8_000,  # continual sequence: stage s's Fisher examples (and labels): + s
     "rlw": 9_000,              # Trainer: random loss weighting's draws
+    "quick_eval": 10_000,      # Trainer: task k's fixed validation subsample (eval_size): + k
 }
 CONTINUAL_STAGE_SEED = 1_000  # continual sequence: stage s trains with seed + 1000 (s + 1)
 

@@ -202,6 +202,9 @@ TRAINING = {
     "max_skips": Int(default=10, low=1),   # or drop the step (at most this many in a row)
     "check_every": Int(default=10, low=1, high=MAX_STEPS),  # steps between checks of weights
     "eval_every": Int(default=250, low=1, high=MAX_STEPS),
+    # evaluations during training on a fixed, seeded subsample of this many validation
+    # examples per task (0: all); the last one of a run is always on all of them
+    "eval_size": Int(default=0, low=0, high=MAX_EXAMPLES),
     "log_every": Int(default=50, low=1, high=MAX_STEPS),
     "checkpoint_every": Int(default=0, low=0, high=MAX_STEPS),
     "keep_checkpoints": Int(default=1, low=1, high=1000),  # checkpoints/step_<N>.h5: last K

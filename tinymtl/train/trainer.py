@@ -400,17 +400,34 @@ class Trainer:
             running[2] += len(y)
 
     # -- the loop ----------------------------------------------------------------------------------
-    def evaluate(self):
+    def _quick_subset(self, k, n):
+        """Task k's quick-evaluation examples: ``training.eval_size`` of its n, drawn once
+        from its own seeded stream (the same at every evaluation, and after a resume)."""
+        size = self.training.get("eval_size") or 0
+        if not size or size >= n:
+            return None
+        return np.sort(stream(self.seed, "quick_eval", k).permutation(n)[:size])
+
+    def evaluate(self, full=True):
         """Evaluate every task on its validation split (its test split if it has none): a
-        row of the history, which every choice (early stopping, the best checkpoint) reads."""
-        tasks = {}
-        for task, data in self.tasks.items():
+        row of the history, which every choice (early stopping, the best checkpoint) reads.
+        Unless ``full``, on the fixed subsample ``training.eval_size`` (a quick evaluation;
+        the last evaluation of a fit is always full)."""
+        tasks, sizes = {}, {}
+        for k, (task, data) in enumerate(sorted(self.tasks.items())):
             split = "valid" if data.has_valid else "test"
             x, y = data.split(split)
+            subset = None if full else self._quick_subset(k, len(y))
+            if subset is not None:
+                x, y = x[subset], y[subset]
+            sizes[task] = len(y)
             tasks[task] = dict(evaluate(self.model, task, x, y, kind=data.kind, split=split),
                                trained_steps=self.counters[task]["steps"],
                                trained_tokens=self.counters[task]["tokens"])
+        tasks = {task: tasks[task] for task in self.tasks}  # in the tasks' own order
         row = {"run": self.label, "type": "eval", "step": self.step, "tasks": tasks}
+        if not full and self.training.get("eval_size"):
+            row["examples"] = sizes
         self.history.append(row)
         self._call("on_evaluate", row)
         self._write(row)
@@ -462,7 +479,8 @@ class Trainer:
             if self.step % self.training["log_every"] == 0 or self.step == total:
                 status = format_scores(self._log_train()["tasks"])
             if self.step % self.training["eval_every"] == 0 or self.step == total:
-                status = format_scores(self.evaluate()["tasks"], ("valid_", "test_"))
+                status = format_scores(self.evaluate(full=self.step == total)["tasks"],
+                                       ("valid_", "test_"))
             if self.should_stop and self.stop_final and self.step != total and \
                     self.step % self.training["eval_every"] != 0:  # over between evaluations:
                 # end on one (a pause does not: the resumed run's history is the same)
