@@ -33,3 +33,11 @@ def test_every_example_smokes(example, fake_mnist, tmp_path):
     assert lines and all(line.startswith("smoke ") and ": ok in " in line for line in lines), \
         result.output
     assert all("_step_000000010.h5 to bitwise the same weights" in line for line in lines)
+
+
+def test_smoke_takes_no_resume_or_seeds(tmp_path):
+    example = EXAMPLES[0]
+    for flags in (["--resume"], ["--seeds", "2"]):
+        result = CliRunner().invoke(main, ["run", str(example), "--smoke", *flags])
+        assert result.exit_code == 2 and result.output.startswith("error: --smoke runs")
+        assert len(result.output.strip().splitlines()) == 1

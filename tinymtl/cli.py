@@ -121,6 +121,9 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
 
     raw = config_module.read_yaml(config_path)
     if smoke:
+        if resume or seeds > 1:
+            _fail("--smoke runs a shrunk copy of the config once (and resumes it itself); "
+                  "expected no --resume or --seeds with it", 2)
         return _smoke(config_path, raw, out_dir, overrides, seed, quiet)
     if "compare" in raw:
         if seed is not None or seeds > 1 or resume or overrides:
