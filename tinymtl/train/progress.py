@@ -1,47 +1,44 @@
-"""A progress bar on stderr: step, speed, ETA and a short status (e.g. per-task loss/accuracy).
+"""The progress bar on stderr: tqdm's (step, speed, ETA), with the run's status (per-task
+loss/accuracy) beside it.
 
-On a terminal it redraws one line; otherwise (logs, CI) it prints a line every 10 %.
+On a terminal tqdm redraws one line, fitted to the terminal's width; otherwise (logs, CI) a
+line in tqdm's format is printed every 10 %, instead of a line of carriage returns.
 """
 
 import sys
 import time
 
+from tqdm import tqdm
 
-def _clock(seconds):
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+LOG_FORMAT = "{desc} {n_fmt}/{total_fmt} {rate_fmt} elapsed {elapsed} eta {remaining}"
 
 
 class ProgressBar:
-    def __init__(self, total, label="", start=0, stream=None, enabled=True, width=24):
-        self.total, self.label, self.start_step = total, label, start
+    def __init__(self, total, label="", start=0, stream=None, enabled=True):
         self.stream = stream or sys.stderr
-        self.enabled, self.width = enabled, width
+        self.total, self.label, self.start, self.enabled = total, label, start, enabled
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.started = time.perf_counter()
-        self.last_decile = -1
+        self.started, self.last_decile = time.perf_counter(), -1
+        self.bar = tqdm(total=total, initial=start, desc=label, unit="step", file=self.stream,
+                        dynamic_ncols=True, disable=not (enabled and self.interactive))
 
     def update(self, step, status=""):
         if not self.enabled:
             return
-        done = step - self.start_step
-        elapsed = time.perf_counter() - self.started
-        speed = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - step) / speed if speed > 0 else 0.0
-        fraction = step / self.total if self.total else 1.0
-        filled = int(self.width * fraction)
-        bar = "#" * filled + "-" * (self.width - filled)
-        line = (f"{self.label} [{bar}] {step}/{self.total} {speed:6.1f} step/s "
-                f"elapsed {_clock(elapsed)} eta {_clock(eta)} {status}")
         if self.interactive:
-            self.stream.write("\r" + line[:200].ljust(120))
-            self.stream.flush()
-        elif int(fraction * 10) > self.last_decile or step == self.total:
+            self.bar.set_postfix_str(status, refresh=False)
+            self.bar.update(step - self.bar.n)
+            return
+        fraction = step / self.total if self.total else 1.0
+        if int(fraction * 10) > self.last_decile or step == self.total:
             self.last_decile = int(fraction * 10)
-            self.stream.write(line + "\n")
+            elapsed = time.perf_counter() - self.started
+            rate = (step - self.start) / elapsed if elapsed > 0 else None
+            line = tqdm.format_meter(step, self.total, elapsed, prefix=self.label,
+                                     unit="step", rate=rate, bar_format=LOG_FORMAT,
+                                     initial=self.start)
+            self.stream.write(f"{line} {status}".rstrip() + "\n")
             self.stream.flush()
 
     def close(self):
-        if self.enabled and self.interactive:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close()

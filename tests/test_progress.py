@@ -1,0 +1,43 @@
+"""The progress bar: tqdm's on a terminal, a line every 10 % in logs."""
+
+import io
+
+from tinymtl.train.progress import ProgressBar
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_in_a_log_it_prints_a_line_every_tenth_with_speed_eta_and_status():
+    log = io.StringIO()
+    bar = ProgressBar(200, "multitask", stream=log)
+    for step in range(1, 201):
+        bar.update(step, "math: valid acc 0.5")
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and "\r" not in log.getvalue()  # the first step, then each 10 %
+    assert lines[-1].startswith("multitask 200/200 ")
+    assert all("step/s" in line and " eta " in line and line.endswith("math: valid acc 0.5")
+               for line in lines)
+
+
+def test_on_a_terminal_it_redraws_one_line_with_the_status():
+    terminal = Terminal()
+    bar = ProgressBar(50, "stage0", stream=terminal)
+    for step in range(1, 51):
+        bar.update(step, "a: valid acc 0.9")
+    bar.close()
+    text = terminal.getvalue()
+    assert "\r" in text and text.count("\n") <= 1  # redrawn in place, one line at the end
+    assert "50/50" in text and "a: valid acc 0.9" in text and "stage0" in text
+
+
+def test_disabled_it_prints_nothing():
+    for stream in (io.StringIO(), Terminal()):
+        bar = ProgressBar(10, "x", stream=stream, enabled=False)
+        for step in range(1, 11):
+            bar.update(step, "s")
+        bar.close()
+        assert stream.getvalue() == ""
