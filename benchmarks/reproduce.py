@@ -50,6 +50,12 @@ TOKENS = ["tinymtl", "run", "examples/kindergarten_math.yaml", "--seeds", "3", "
 SHAPES3 = ["tinymtl", "run", "examples/shapes3.yaml", "--quiet"]
 SHAPES3_WELL_POSED = ["tinymtl", "run", "examples/shapes3_well_posed.yaml", "--quiet"]
 
+def _flagship(what, path, value):
+    """A figure of the flagship run's summary.json printed in the README."""
+    return {"name": f"flagship {what}", "doc": "README.md", "speed": "slow",
+            "command": FLAGSHIP, "path": path, "value": value}
+
+
 FIGURES = [
     # fast: README examples, compared with the output the README prints
     {"name": "readme intro example output", "doc": "README.md", "speed": "fast",
@@ -57,20 +63,15 @@ FIGURES = [
     {"name": "readme plugin example output", "doc": "README.md", "speed": "fast",
      "snippet": ("## From Python: a run with your own plugin", 0)},
     # slow: minutes each
-    {"name": "flagship kindergarten accuracy", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "tasks.kindergarten.test_accuracy", "value": 97.4},
-    {"name": "flagship math accuracy", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "tasks.math.test_accuracy", "value": 99.7},
-    {"name": "flagship kindergarten single-task", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "tasks.kindergarten.baseline_accuracy", "value": 98.7},
-    {"name": "flagship math single-task", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "tasks.math.baseline_accuracy", "value": 99.9},
-    {"name": "flagship kindergarten linear", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "tasks.kindergarten.linear_accuracy", "value": 20.5},
-    {"name": "flagship math linear", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "tasks.math.linear_accuracy", "value": 16.8},
-    {"name": "flagship round trip bitwise", "doc": "README.md", "speed": "slow",
-     "command": FLAGSHIP, "path": "roundtrip.weights_bitwise_equal", "value": True},
+    *(_flagship(f"{task} {what}", f"tasks.{task}.{key}", value)
+      for task, what, key, value in (
+          ("kindergarten", "accuracy", "test_accuracy", 97.4),
+          ("math", "accuracy", "test_accuracy", 99.7),
+          ("kindergarten", "single-task", "baseline_accuracy", 98.7),
+          ("math", "single-task", "baseline_accuracy", 99.9),
+          ("kindergarten", "linear", "linear_accuracy", 20.5),
+          ("math", "linear", "linear_accuracy", 16.8))),
+    _flagship("round trip bitwise", "roundtrip.weights_bitwise_equal", True),
     {"name": "sequential kindergarten peak", "doc": "README.md", "speed": "slow",
      "command": SEQUENTIAL, "path": "tasks.kindergarten.peak_accuracy", "value": 99.4},
     {"name": "sequential kindergarten final", "doc": "README.md", "speed": "slow",

@@ -100,12 +100,12 @@ def test_early_stopping_fires_after_patience_evaluations_without_improvement():
     # best 0.5 at step 20; 0.505 is not a gain above min_delta; the second miss stops at 40
     evaluations(trainer, stopper, [0.4, 0.5, 0.505, 0.45])
     assert trainer.should_stop and stopper.stopped_step == 40
-    assert (stopper.best, stopper.best_step) == (0.5, 20)
+    assert (stopper.report()["best"], stopper.report()["best_step"]) == (0.5, 20)
     assert "has not improved for 2 evaluations" in trainer.stop_reason
     trainer = stub_trainer()
     never = EarlyStopping(patience=2, monitor="a")
     evaluations(trainer, never, [0.4, 0.5, 0.4, 0.6, 0.5, 0.7])  # a gain before each 2nd miss
-    assert not trainer.should_stop and never.best_step == 60
+    assert not trainer.should_stop and never.report()["best_step"] == 60
 
 
 def test_the_best_checkpoint_is_written_at_each_improvement_only():

@@ -177,10 +177,9 @@ def check(config_path, overrides):
         parts = memory.check_plan(config, setup.task_specs(config),
                                   setup.shares_one_head(config))
     available = available_bytes(config["device"])
-    click.echo(f"{config_path}: valid; before the first batch it needs about "
-               f"{format_bytes(sum(parts.values()))} ("
-               + ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items())
-               + ")" + (f" of {format_bytes(available)} available" if available else ""))
+    click.echo(f"{config_path}: valid; before the first batch it needs "
+               f"{memory.describe(parts)}"
+               + (f" of {format_bytes(available)} available" if available else ""))
 
 
 def _smoke(config_path, raw, out_dir, overrides, seed, quiet):

@@ -48,6 +48,7 @@ def load_tasks(specs, max_length=20, seed=0, use_cache=True, valid_fraction=0.0)
     return tasks
 
 
-__all__ = ["TaskData", "carve_validation", "DataSource", "SOURCES", "source", "load_task", "load_tasks", "encode",
+__all__ = ["TaskData", "carve_validation", "DataSource", "SOURCES", "source", "load_task",
+           "load_tasks", "encode",
            "decode", "VOCAB_SIZE", "cache_dir", "array_digest", "GENERATOR_VERSION",
            "TEXT_SIZES", "generate_text_task", "load_or_generate"]

@@ -46,6 +46,12 @@ class TaskData:
     def has_valid(self):
         return self.y_valid is not None and len(self.y_valid) > 0
 
+    @property
+    def eval_split(self):
+        """The split evaluations during training (and every choice) use: 'valid', or 'test'
+        for a task without a validation split."""
+        return "valid" if self.has_valid else "test"
+
     def split(self, name):
         """(x, y) of the split ``name``: 'train', 'valid' or 'test'."""
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")

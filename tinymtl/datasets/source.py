@@ -73,8 +73,7 @@ class TextSource(DataSource):
         self.name, self.sample, self.classes = name, sample, list(classes)
 
     def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
-        train_size = spec.get("train_size") or TEXT_SIZES[0]
-        test_size = spec.get("test_size") or TEXT_SIZES[1]
+        train_size, test_size = self.sizes(spec)
         key = {"name": task, "generator": self.name, "version": GENERATOR_VERSION, "seed": seed,
                "train_size": train_size, "test_size": test_size, "max_length": max_length}
         return load_or_generate(key, lambda: generate_text_task(
@@ -82,8 +81,12 @@ class TextSource(DataSource):
 
     def plan(self, spec, max_length=20, where="tasks"):
         return DataPlan((max_length,), 8 * max_length + 8,  # int64 character ids and label
-                        spec.get("train_size") or TEXT_SIZES[0],
-                        spec.get("test_size") or TEXT_SIZES[1], len(self.classes))
+                        *self.sizes(spec), len(self.classes))
+
+    @staticmethod
+    def sizes(spec):
+        """The (train, test) sizes a task spec asks for, the defaults filled in."""
+        return spec.get("train_size") or TEXT_SIZES[0], spec.get("test_size") or TEXT_SIZES[1]
 
 
 class ImageSetSource(DataSource):
@@ -104,7 +107,7 @@ class ImageSetSource(DataSource):
 
     def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
         shared = {} if shared is None else shared
-        key = (self.name, spec.get("train_size"), spec.get("test_size"))
+        key = self.shared_key(spec)
         if key not in shared:
             shared[key] = self.module.image_set(*key[1:], seed, use_cache)
         return self.module.task(task, spec["target"], *shared[key],
@@ -117,7 +120,11 @@ class ImageSetSource(DataSource):
         example_bytes = 4 * int(np.prod(shape)) + self.module.LABEL_BYTES
         return DataPlan(shape, example_bytes, train_size, test_size,
                         self.module.OUTPUTS[spec["target"]],
-                        shared=(self.name, spec.get("train_size"), spec.get("test_size")))
+                        shared=self.shared_key(spec))
+
+    def shared_key(self, spec):
+        """Tasks of one config whose specs give the same key label one image set."""
+        return (self.name, spec.get("train_size"), spec.get("test_size"))
 
     def check(self, spec, where):
         if spec.get("well_posed") is not None and spec["target"] != "orientation":

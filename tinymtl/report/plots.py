@@ -3,6 +3,7 @@
 import matplotlib
 import numpy as np
 
+from tinymtl.train.metrics import evaluated_split
 from tinymtl.train.task_kinds import TASK_KINDS
 
 matplotlib.use("Agg")
@@ -15,7 +16,6 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
     examples for images): multi-task vs its baseline, so a token-controlled baseline ends
     where the multi-task curve ends."""
     kind = TASK_KINDS[kind]
-    score = f"test_{kind.score}"
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
     tasks_trained = {t for r in rows if r["run"] == "multitask" and r["type"] == "train"
                      for t in r["tasks"]}  # (events, e.g. loss spikes, are rows too)
@@ -29,8 +29,8 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
         else:
             name = "multi-task" if len(tasks_trained) > 1 else "model"
         if evals:  # x axis: tokens this task consumed, so both runs line up
-            accuracies = [r["tasks"][task].get(f"valid_{kind.score}",
-                                                r["tasks"][task].get(score)) for r in evals]
+            accuracies = [r["tasks"][task][f"{evaluated_split(r, task, kind.name)}_"
+                                            f"{kind.score}"] for r in evals]
             lowest = min(lowest, *accuracies)
             accuracy_axis.plot([_tokens(r["tasks"][task]) for r in evals], accuracies,
                                style, marker="." if len(evals) < 10 else None, label=name)

@@ -99,7 +99,7 @@ def evaluate_all(model, tasks, split="test"):
     when it has none)."""
     scores = {}
     for task, data in tasks.items():
-        own = split if split == "test" or data.has_valid else "test"
+        own = data.eval_split if split == "valid" else "test"
         x, y = data.split(own)
         scores[task] = evaluate(model, task, x, y, kind=data.kind, split=own)[f"{own}_accuracy"]
     return scores

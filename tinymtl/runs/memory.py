@@ -91,15 +91,18 @@ def step(config, model, tasks):
             "activations": 2 * example * config["training"]["batch_size"]}
 
 
-def _refuse_if_short(parts, config):
-    needed = sum(parts.values())
-    available = available_bytes(config.get("device", "cpu"))
-    if available is None or needed <= available:
-        return parts
+def describe(parts):
+    """'about 15.5 MiB (data 7.0 MiB, weights 2.1 MiB, ...)' for an estimate's parts."""
     detail = ", ".join(f"{name} {format_bytes(size)}" for name, size in parts.items() if size)
-    raise ConfigError(
-        f"memory: this run needs about {format_bytes(needed)} ({detail}) "
-        f"but {format_bytes(available)} is available; expected smaller {SIZE_KEYS}")
+    return f"about {format_bytes(sum(parts.values()))} ({detail})"
+
+
+def _refuse_if_short(parts, config):
+    available = available_bytes(config.get("device", "cpu"))
+    if available is None or sum(parts.values()) <= available:
+        return parts
+    raise ConfigError(f"memory: this run needs {describe(parts)} but "
+                      f"{format_bytes(available)} is available; expected smaller {SIZE_KEYS}")
 
 
 def check_plan(config, specs, shared_head=False):

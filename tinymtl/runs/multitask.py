@@ -81,7 +81,8 @@ def roundtrip(model, config, tasks, path):
 def callback_reports(trainer):
     """{plugin: what it reports} of the plugins that report (early stopping: the step it
     stopped at and the best step; the best checkpoint: its step and value)."""
-    return {plugin_name(p): p.report() for p in trainer.plugins if p.report() is not None}
+    reports = {plugin_name(p): p.report() for p in trainer.plugins}
+    return {name: report for name, report in reports.items() if report is not None}
 
 
 def reference_scores(data):

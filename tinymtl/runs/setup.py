@@ -38,8 +38,9 @@ class RunDirectory:
     """One run's folder (``out_dir``, default runs/<config name>) and its life cycle:
     ``RunDirectory(config, out_dir, resume)`` removes what a save killed half-way left (the
     temporary files of ``files.atomic_write``), reads the checkpoint to resume from (none yet:
-    a fresh run, with a note on stderr) and sets the device; ``check_resume()`` refuses a checkpoint of another config; ``begin(kept)`` writes
-    the config and clears the metrics (or keeps the rows ``kept(row)`` accepts, on resume);
+    a fresh run, with a note on stderr) and sets the device; ``check_resume()`` refuses a
+    checkpoint of another config; ``begin(kept)`` writes the config and clears the metrics
+    (or keeps the rows ``kept(row)`` accepts, on resume);
     ``save(trainer, tasks)`` checkpoints; ``elapsed()`` counts on across resumes;
     ``finish(summary)`` writes summary.json."""
 
@@ -103,8 +104,7 @@ class RunDirectory:
                 os.link(path, copy)  # the same file under a second name: no copy
             except OSError:  # a file system without hard links
                 shutil.copy2(path, copy)
-            written = sorted(kept.glob("*_step_*.h5"), key=lambda p: p.stat().st_mtime_ns)
-            for old in written[:-keep]:
+            for old in kept_checkpoints(self.out)[:-keep]:
                 old.unlink()
         return size
 
@@ -136,6 +136,12 @@ class RunDirectory:
                      "checkpoint": {"path": str(self.checkpoint_path),
                                     "exists": self.checkpoint_path.exists()}})
         raise error
+
+
+def kept_checkpoints(out):
+    """The checkpoints ``training.keep_checkpoints`` kept in run directory ``out``, in the
+    order they were written."""
+    return sorted((out / "checkpoints").glob("*_step_*.h5"), key=lambda p: p.stat().st_mtime_ns)
 
 
 def save_checkpoint(path, trainer, config, tasks, elapsed, extra_state=None):

@@ -49,34 +49,41 @@ def shrink(config):
     return config
 
 
+def _require(holds, message):
+    """A smoke check (raised even under ``python -O``): a failure is a bug in tinymtl."""
+    if not holds:
+        raise AssertionError(message)
+
+
 def run(config, out_dir, progress=False):
     """Smoke ``config`` (a validated run config) in ``out_dir``; returns a report: what ran,
     and the seconds it took. Raises AssertionError naming the path that failed."""
     from tinymtl.runs import run as run_config
-    from tinymtl.runs.setup import model_from_checkpoint
+    from tinymtl.runs.setup import kept_checkpoints, model_from_checkpoint
     from tinymtl.train.metrics import predict_logits
 
     started = time.perf_counter()
     small = shrink(config)
     out = out_dir / "whole"
     summary = run_config(small, out, progress=progress)
-    kept = sorted((out / "checkpoints").glob("*_step_*.h5"), key=lambda p: p.stat().st_mtime_ns)
-    assert kept, f"{out}: no mid-run checkpoint was kept"
+    kept = kept_checkpoints(out)
+    _require(kept, f"{out}: no mid-run checkpoint was kept")
     middle = kept[0]
     legs = out_dir / "resumed"
     legs.mkdir(parents=True, exist_ok=True)
     shutil.copy(middle, legs / "checkpoint.h5")
     run_config(small, legs, resume=True, progress=progress)
-    whole = checkpoint.load(out / "checkpoint.h5")["model_state"]
+    final = checkpoint.load(out / "checkpoint.h5")
+    whole = final["model_state"]
     again = checkpoint.load(legs / "checkpoint.h5")["model_state"]
-    assert whole.keys() == again.keys() and all(
-        np.array_equal(whole[k], again[k]) for k in whole), \
-        f"resumed from {middle.name}, the run ended on other weights"
-    _, tasks, model = model_from_checkpoint(checkpoint.load(out / "checkpoint.h5"))
+    _require(whole.keys() == again.keys() and all(
+        np.array_equal(whole[k], again[k]) for k in whole),
+        f"resumed from {middle.name}, the run ended on other weights")
+    _, tasks, model = model_from_checkpoint(final)
     answered = 0
     for task, data in tasks.items():
         outputs = predict_logits(model, task, data.x_test[:3])
-        assert np.isfinite(outputs).all(), f"{task}: predictions are not finite"
+        _require(np.isfinite(outputs).all(), f"{task}: predictions are not finite")
         answered += len(outputs)
     return {"steps": small["training"]["steps"], "tasks": sorted(tasks),
             "checkpoints": [p.name for p in kept], "resumed_from": middle.name,

@@ -14,6 +14,7 @@ import time
 from tinymtl.backend.memory import process_memory
 from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.options import Bool, Duration, Float, Int, Str
+from tinymtl.train.metrics import evaluated_split
 from tinymtl.train.task_kinds import TASK_KINDS
 
 
@@ -81,7 +82,8 @@ class LossSpike(Plugin):
 
 
 class Monitor:
-    """One number to choose by, read from an evaluation row (validation scores):
+    """One number to choose by, read from an evaluation row (validation scores), and the
+    best of it so far (``observe``):
 
         a task's name   that task's score (accuracy, or MAE: lower is better)
         mean            the mean over tasks of each score, signed so that higher is better
@@ -89,11 +91,25 @@ class Monitor:
         delta_m         LibMTL's Δm% against ``reference`` ({task: score}; default: the scores
                         of the first evaluation), (100/T) Σ_t ± (M_t − M_t^ref) / M_t^ref
 
-    Larger is better for ``mean`` and ``delta_m``; a task's own score follows its kind.
-    ``improved(value, best)`` needs a gain of more than ``min_delta``."""
+    Larger is better for ``mean`` and ``delta_m``; a task's own score follows its kind. An
+    improvement is a gain of more than ``min_delta`` over the best so far."""
 
-    def __init__(self, monitor="mean", min_delta=0.0, reference=None):
-        self.monitor, self.min_delta, self.reference = monitor, min_delta, reference
+    def __init__(self, monitor="mean", min_delta=0.0):
+        self.monitor, self.min_delta = monitor, min_delta
+        self.reset()
+
+    def reset(self):
+        """Forget the best (a fresh fit: a continual sequence's next stage)."""
+        self.best = self.best_step = self.reference = None
+
+    def observe(self, trainer, row):
+        """Read the row's value; True (and it becomes the best, at this step) if it improves
+        on the best so far."""
+        value = self.value(trainer, row)
+        if not self.improved(trainer, value, self.best):
+            return False
+        self.best, self.best_step = value, trainer.step
+        return True
 
     @staticmethod
     def scores(trainer, row):
@@ -101,8 +117,8 @@ class Monitor:
         scores = {}
         for task, values in row["tasks"].items():
             kind = TASK_KINDS[trainer.tasks[task].kind]
-            key = next(k for k in (f"valid_{kind.score}", f"test_{kind.score}") if k in values)
-            scores[task] = (values[key], kind)
+            split = evaluated_split(row, task, kind.name)
+            scores[task] = (values[f"{split}_{kind.score}"], kind)
         return scores
 
     def value(self, trainer, row):
@@ -133,6 +149,13 @@ class Monitor:
             raise ValueError(f"monitor = {self.monitor!r}: expected 'mean', 'delta_m' or one "
                              f"of the tasks ({', '.join(sorted(trainer.tasks))})")
 
+    def state_dict(self):
+        return {"best": self.best, "best_step": self.best_step, "reference": self.reference}
+
+    def load_state_dict(self, state):
+        self.best, self.best_step = state["best"], state["best_step"]
+        self.reference = state["reference"]
+
 
 MONITOR_OPTIONS = {
     "monitor": Str(default="mean", help="what to watch on the validation split: a task's "
@@ -161,22 +184,22 @@ class EarlyStopping(Plugin):
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.monitor_ = Monitor(self.monitor, self.min_delta)
-        self.best = self.best_step = self.stopped_step = self.best_weights = None
+        self.watch = Monitor(self.monitor, self.min_delta)
+        self.stopped_step = self.best_weights = None
         self.wait = 0
 
     def setup(self, trainer):
-        self.monitor_.check(trainer)
+        self.watch.check(trainer)
 
     def on_fit_start(self, trainer):
         if trainer.step == 0:  # a fresh fit (a continual sequence's next stage): start over
-            self.best = self.best_step = self.stopped_step = self.best_weights = None
-            self.wait, self.monitor_.reference = 0, None
+            self.watch.reset()
+            self.stopped_step = self.best_weights = None
+            self.wait = 0
 
     def on_evaluate(self, trainer, row):
-        value = self.monitor_.value(trainer, row)
-        if self.monitor_.improved(trainer, value, self.best):
-            self.best, self.best_step, self.wait = value, trainer.step, 0
+        if self.watch.observe(trainer, row):
+            self.wait = 0
             if self.restore_best:
                 self.best_weights = {k: v.copy() for k, v in trainer.model.state_dict().items()}
             return
@@ -184,7 +207,8 @@ class EarlyStopping(Plugin):
         if self.wait >= self.patience and not trainer.should_stop:
             self.stopped_step = trainer.step
             trainer.stop(f"early stopping: {self.monitor} has not improved for {self.wait} "
-                         f"evaluations (best {self.best:.4g} at step {self.best_step})")
+                         f"evaluations (best {self.watch.best:.4g} at step "
+                         f"{self.watch.best_step})")
 
     def on_fit_end(self, trainer):
         if self.restore_best and self.best_weights is not None:
@@ -192,18 +216,17 @@ class EarlyStopping(Plugin):
 
     def report(self):
         """What the run's summary says of it."""
-        return {"monitor": self.monitor, "best": self.best, "best_step": self.best_step,
-                "stopped_at": self.stopped_step, "restored_best": bool(
-                    self.restore_best and self.best_weights is not None)}
+        return {"monitor": self.monitor, "best": self.watch.best,
+                "best_step": self.watch.best_step, "stopped_at": self.stopped_step,
+                "restored_best": bool(self.restore_best and self.best_weights is not None)}
 
     def state_dict(self):
-        return {"best": self.best, "best_step": self.best_step, "wait": self.wait,
-                "stopped_step": self.stopped_step, "reference": self.monitor_.reference,
-                "best_weights": self.best_weights or {}}
+        return dict(self.watch.state_dict(), wait=self.wait, stopped_step=self.stopped_step,
+                    best_weights=self.best_weights or {})
 
     def load_state_dict(self, state):
-        self.best, self.best_step, self.wait = state["best"], state["best_step"], state["wait"]
-        self.stopped_step, self.monitor_.reference = state["stopped_step"], state["reference"]
+        self.watch.load_state_dict(state)
+        self.wait, self.stopped_step = state["wait"], state["stopped_step"]
         self.best_weights = dict(state["best_weights"]) or None
 
 
@@ -223,33 +246,28 @@ class BestCheckpoint(Plugin):
                 self.filename == "checkpoint.h5":
             raise ValueError(f"{self.name}.filename = {self.filename!r}: expected a file name "
                              f"ending in .h5, in the run directory, other than checkpoint.h5")
-        self.monitor_ = Monitor(self.monitor, self.min_delta)
-        self.best = self.best_step = None
+        self.watch = Monitor(self.monitor, self.min_delta)
 
     def setup(self, trainer):
-        self.monitor_.check(trainer)
+        self.watch.check(trainer)
 
     def on_fit_start(self, trainer):
         if trainer.step == 0:  # a fresh fit (a continual sequence's next stage): start over
-            self.best = self.best_step = self.monitor_.reference = None
+            self.watch.reset()
 
     def on_evaluate(self, trainer, row):
-        value = self.monitor_.value(trainer, row)
-        if self.monitor_.improved(trainer, value, self.best):
-            self.best, self.best_step = value, trainer.step
+        if self.watch.observe(trainer, row):
             trainer.save_checkpoint(self.filename)
 
     def report(self):
-        return {"monitor": self.monitor, "best": self.best, "best_step": self.best_step,
-                "file": self.filename}
+        return {"monitor": self.monitor, "best": self.watch.best,
+                "best_step": self.watch.best_step, "file": self.filename}
 
     def state_dict(self):
-        return {"best": self.best, "best_step": self.best_step,
-                "reference": self.monitor_.reference}
+        return self.watch.state_dict()
 
     def load_state_dict(self, state):
-        self.best, self.best_step = state["best"], state["best_step"]
-        self.monitor_.reference = state["reference"]
+        self.watch.load_state_dict(state)
 
 
 @register
@@ -300,7 +318,7 @@ class MemoryMonitor(Plugin):
         self.last = usage = process_memory()
         self.samples = (self.samples + [usage["rss"]])[-(self.window + 1):]
         trainer.log({"run": trainer.label, "type": "memory", "step": trainer.step + 1,
-                     **{f"{k}_mib": round(v / 2 ** 20, 1) for k, v in usage.items()}})
+                     **_in_mib(usage)})
         growing = len(self.samples) > self.window and all(
             b > a for a, b in zip(self.samples, self.samples[1:]))
         grown = (self.samples[-1] - self.samples[0]) / 2 ** 20
@@ -313,11 +331,15 @@ class MemoryMonitor(Plugin):
     def report(self):
         if self.last is None:
             return None
-        return dict({f"{k}_mib": round(v / 2 ** 20, 1) for k, v in self.last.items()},
-                    leak_warning=self.warned)
+        return dict(_in_mib(self.last), leak_warning=self.warned)
 
     def state_dict(self):
         return {"samples": list(self.samples), "warned": self.warned}
 
     def load_state_dict(self, state):
         self.samples, self.warned = list(state["samples"]), bool(state["warned"])
+
+
+def _in_mib(usage):
+    """{'rss_mib': 123.4, ...} for ``process_memory()``'s bytes."""
+    return {f"{key}_mib": round(value / 2 ** 20, 1) for key, value in usage.items()}

@@ -414,17 +414,17 @@ class Trainer:
         Unless ``full``, on the fixed subsample ``training.eval_size`` (a quick evaluation;
         the last evaluation of a fit is always full)."""
         tasks, sizes = {}, {}
-        for k, (task, data) in enumerate(sorted(self.tasks.items())):
-            split = "valid" if data.has_valid else "test"
-            x, y = data.split(split)
-            subset = None if full else self._quick_subset(k, len(y))
+        order = {task: k for k, task in enumerate(sorted(self.tasks))}  # (the streams' k)
+        for task, data in self.tasks.items():
+            x, y = data.split(data.eval_split)
+            subset = None if full else self._quick_subset(order[task], len(y))
             if subset is not None:
                 x, y = x[subset], y[subset]
             sizes[task] = len(y)
-            tasks[task] = dict(evaluate(self.model, task, x, y, kind=data.kind, split=split),
+            tasks[task] = dict(evaluate(self.model, task, x, y, kind=data.kind,
+                                        split=data.eval_split),
                                trained_steps=self.counters[task]["steps"],
                                trained_tokens=self.counters[task]["tokens"])
-        tasks = {task: tasks[task] for task in self.tasks}  # in the tasks' own order
         row = {"run": self.label, "type": "eval", "step": self.step, "tasks": tasks}
         if not full and self.training.get("eval_size"):
             row["examples"] = sizes
@@ -478,13 +478,13 @@ class Trainer:
             self.train_seconds += time.perf_counter() - started
             if self.step % self.training["log_every"] == 0 or self.step == total:
                 status = format_scores(self._log_train()["tasks"])
-            if self.step % self.training["eval_every"] == 0 or self.step == total:
-                status = format_scores(self.evaluate(full=self.step == total)["tasks"],
+            due = self.step % self.training["eval_every"] == 0 or self.step == total
+            # stopped for good between evaluations: end on a full one (a pause does not, so
+            # that the resumed run's history is the one an uninterrupted run would have)
+            ended = not due and self.should_stop and self.stop_final
+            if due or ended:
+                status = format_scores(self.evaluate(full=self.step == total or ended)["tasks"],
                                        ("valid_", "test_"))
-            if self.should_stop and self.stop_final and self.step != total and \
-                    self.step % self.training["eval_every"] != 0:  # over between evaluations:
-                # end on one (a pause does not: the resumed run's history is the same)
-                status = format_scores(self.evaluate()["tasks"], ("valid_", "test_"))
             if on_checkpoint and every and self.step % every == 0 and self.step < total:
                 self._call("on_checkpoint")
                 on_checkpoint(self)
