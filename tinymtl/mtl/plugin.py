@@ -20,6 +20,8 @@ the training loop, overriding only those it needs. The trainer calls them in thi
         on_evaluate(trainer, row)            after each evaluation (the eval row)
         on_checkpoint(trainer)               just before a checkpoint is written
     on_fit_end(trainer)
+    on_log(trainer, row)                     any row written to ``metrics.jsonl`` (train, eval,
+                                             test, a plugin's own): to send it elsewhere
     on_stage_end(trainer, stage, tasks)      a continual sequence closed stage ``stage``
 
 Each plugin's state is one ``state_dict()``: a nested dict of JSON values and NumPy arrays
@@ -56,6 +58,12 @@ class Plugin:
         values = check_section(self.OPTIONS, options, self.name or type(self).__name__)
         for key, value in values.items():
             setattr(self, key, value)
+
+    @classmethod
+    def missing(cls):
+        """What the plugin needs that is not installed (an optional extra), in words, or
+        None: a config naming it is refused when it is checked, not in the middle of a run."""
+        return None
 
     def options(self):
         """{option: value}: what ``__init__`` was given, defaults filled in."""
@@ -116,6 +124,9 @@ class Plugin:
         pass
 
     def on_fit_end(self, trainer):
+        pass
+
+    def on_log(self, trainer, row):
         pass
 
     def on_stage_end(self, trainer, stage, tasks):
@@ -183,6 +194,9 @@ def resolve(kind, value, where, flat=None, flat_where=""):
     if not isinstance(name, str) or name not in available:
         raise ConfigError(f"{shown} = {name!r}: expected one of {', '.join(available)}")
     cls = available[name]
+    missing = cls.missing()
+    if missing:
+        raise ConfigError(f"{shown} = {name!r}: {missing}")
     options = {k: v for k, v in value.items() if k != "method"}
     unknown = sorted(set(options) - set(cls.OPTIONS))
     if unknown:

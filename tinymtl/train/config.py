@@ -32,7 +32,7 @@ from tinymtl.mtl.architectures import ARCHITECTURES
 from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.plugin import aliases, methods, resolve
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
-from tinymtl.train import callbacks  # noqa: F401  (registers the built-in callbacks)
+from tinymtl.train import callbacks, tensorboard  # noqa: F401  (register the built-in callbacks)
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
 

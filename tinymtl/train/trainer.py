@@ -461,6 +461,7 @@ class Trainer:
         self._write(row)
 
     def _write(self, row):
+        self._call("on_log", row)
         if self.metrics_file is not None:
             with open(self.metrics_file, "a") as f:
                 f.write(json.dumps(row) + "\n")
