@@ -6,6 +6,7 @@ once crashed at build time)."""
 
 import copy
 
+import numpy as np
 import pytest
 
 from tinymtl.options import ConfigError
@@ -73,6 +74,38 @@ def bases():
             "digits": digits, "pairs": pairs}
 
 
+def own_data_bases(directory, text):
+    """Configs of a user's own files (``datasets.files``), written into ``directory``: one per
+    source, so that naming each generator trains (their ``kind`` values are each smoked in
+    ``tests/test_own_data.py``)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    np.savez(directory / "data.npz", x_train=rng.normal(size=(60, 4)).astype(np.float32),
+             y_train=np.arange(60) % 3, x_test=rng.normal(size=(20, 4)).astype(np.float32),
+             y_test=np.arange(20) % 3)
+    for split in ("train", "test"):
+        (directory / f"{split}.tsv").write_text("".join(f"{k} plus 1\t{k % 2}\n"
+                                                         for k in range(30)))
+        for name in ("a", "b"):
+            (directory / "img" / split / name).mkdir(parents=True)
+            for k in range(6):
+                Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(
+                    directory / "img" / split / name / f"{k}.png")
+    configs = {}
+    for name, spec, model in [
+            ("arrays", {"path": str(directory / "data.npz")}, {"encoder": "mlp", "hidden": [8]}),
+            ("tsv", {"train": str(directory / "train.tsv"), "test": str(directory / "test.tsv")},
+             text["model"]),
+            ("image_folder", {"root": str(directory / "img"), "channels": 1},
+             {"encoder": "cnn", "channels": [4], "features": 8})]:
+        config = copy.deepcopy(text)
+        config["tasks"] = {"t": dict(spec, generator=name)}
+        config["model"] = model
+        configs[name] = config
+    return configs
+
+
 def with_value(raw, key, value):
     """``raw`` with ``key`` (dotted; ``*``: every task or phase; ``@source``: only tasks of
     that source) set to ``value``, or None when the key does not apply to this config."""
@@ -109,13 +142,16 @@ def test_every_accepted_value_builds_and_trains(tmp_path, data_dir):
 
     (tmp_path / "idx").mkdir()
     fetch_fake_mnist(tmp_path / "idx", train=80, test=20, cycle_labels=True)
+    (tmp_path / "own").mkdir()
+    all_bases = bases()
+    all_bases.update(own_data_bases(tmp_path / "own", all_bases["text"]))
     unused, crashed = [], []
     for key, choices in enumerated_keys():
         for value in choices:
             if (key, value) == ("device", "cuda"):
                 continue  # no GPU here (the CLI test covers the missing-CuPy error)
             ran = False
-            for kind, base in bases().items():
+            for kind, base in all_bases.items():
                 raw = with_value(base, key, value)
                 if raw is None:
                     continue

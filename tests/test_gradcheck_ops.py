@@ -236,6 +236,9 @@ LOSSES = {
     "triplet": lambda x: F.triplet_margin_loss(x[0:2], x[2:4], x[[1, 0]], margin=2.0),
     "cosine_embedding": lambda x: F.cosine_embedding_loss(x[0:2], x[2:4], np.array([1, -1]),
                                                           margin=-0.9),
+    "batch_hard_triplet": lambda x: F.batch_hard_triplet_loss(x, np.array([0, 1, 0, 1]),
+                                                              margin=1.5),
+    "normalize": lambda x: F.normalize(x, dim=1) * tm.tensor(np.arange(16.0).reshape(4, 4)),
 }
 
 

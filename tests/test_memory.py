@@ -137,9 +137,14 @@ def test_more_mnist_examples_than_there_are_is_refused_before_loading():
     from tinymtl.datasets import mnist
     from tinymtl.errors import DataError
 
-    with pytest.raises(DataError, match=r"tasks.a.train_size = 70000: MNIST has only 60000"):
-        mnist.SOURCE.plan({"train_size": 70000}, where="tasks.a")
-    with pytest.raises(DataError, match=r"MNIST of digits \[0, 1\] has only 12665"):
+    with pytest.raises(DataError, match=r"tasks.a.train_size = 60000: MNIST \(its official "
+                                        r"validation set kept apart\) has only 50000"):
+        mnist.SOURCE.plan({"train_size": 60000}, where="tasks.a")
+    with pytest.raises(DataError, match=r"MNIST of digits \[0, 1\] .* has only 10610"):
         mnist.SOURCE.plan({"digits": [0, 1], "train_size": 13000}, where="tasks.a")
     plan = mnist.SOURCE.plan({"digits": [0, 1]})
-    assert (plan.train_size, plan.test_size, plan.outputs) == (12665, 2115, 2)
+    assert (plan.train_size, plan.test_size, plan.outputs) == (10610, 2115, 2)
+    # the per-digit counts of training and the official validation set make MNIST's 60k
+    assert [a + b for a, b in zip(mnist.DIGIT_COUNTS[0], mnist.VALID_DIGIT_COUNTS)] == \
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert sum(mnist.VALID_DIGIT_COUNTS) == mnist.OFFICIAL_VALID

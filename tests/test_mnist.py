@@ -104,3 +104,27 @@ def test_permuted_mnist_shuffles_every_image_by_one_fixed_permutation(tmp_path, 
         # each image's pixels stay contiguous, so a batch gather reads whole rows
         assert permuted.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(first.y_train, plain.y_train)
+
+
+def test_the_whole_training_set_keeps_its_official_validation_split(tmp_path, data_dir,
+                                                                    monkeypatch):
+    """All of MNIST's training images: the last OFFICIAL_VALID are the validation split (not
+    carved), also after choosing digits or permuting pixels (here on a fake 64-image MNIST,
+    with the constants scaled down to it)."""
+    from tinymtl.datasets import load_tasks
+
+    fetch_fake_mnist(tmp_path, train=64, test=32)
+    monkeypatch.setattr(mnist, "TRAINING_IMAGES", 64)
+    monkeypatch.setattr(mnist, "OFFICIAL_VALID", 16)
+    whole = mnist.load()
+    assert (len(whole.y_train), len(whole.y_valid), len(whole.y_test)) == (48, 16, 32)
+    data = load_tasks({"digits": {"generator": "mnist"}}, valid_fraction=0.5)["digits"]
+    np.testing.assert_array_equal(data.x_valid, whole.x_valid)  # not carved again
+    np.testing.assert_array_equal(data.x_train, whole.x_train)
+    split = mnist.load(digits=[3, 7])
+    keep = np.isin(whole.y_valid, [3, 7])
+    np.testing.assert_array_equal(split.x_valid, whole.x_valid[keep])
+    permuted = mnist.load(permutation=5)
+    order = np.random.default_rng(5).permutation(784)
+    np.testing.assert_array_equal(permuted.x_valid.reshape(16, -1),
+                                  whole.x_valid.reshape(16, -1)[:, order])

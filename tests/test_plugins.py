@@ -69,9 +69,9 @@ def test_hooks_run_in_the_order_of_the_loop(data_dir):
     trainer.fit(on_checkpoint=lambda t: saved.append(t.step))
     trainer.end_stage(0, ["math"])
     step = ["on_step_start", "loss_terms", "on_before_optimizer_step",
-            "on_after_optimizer_step", "on_train_log"]
+            "on_after_optimizer_step", "on_train_log", "on_log"]  # (on_log: the row written)
     assert recorder.calls == (["on_fit_start"] + step + ["on_checkpoint"] + step
-                              + ["on_evaluate", "on_fit_end", "on_stage_end"])
+                              + ["on_evaluate", "on_log", "on_fit_end", "on_stage_end"])
     assert saved == [1]  # a checkpoint every step but the last (the run saves that itself)
     # the loss weighting runs first: later plugins see its terms, w_t L_t with w = 1/2
     assert [sorted(t) for t in seen_terms] == [["kindergarten", "math"]] * 2

@@ -136,7 +136,28 @@ CASES = {
         lambda a, b: F.cosine_embedding_loss(a, b, np.array([1, -1, 1, -1]), margin=-0.5),
         lambda a, b: TF.cosine_embedding_loss(a, b, torch.tensor([1, -1, 1, -1]), margin=-0.5),
         [(4, 5), (4, 5)]),
+    "normalize": (lambda x: F.normalize(x, dim=1), lambda x: TF.normalize(x, dim=1), [(4, 5)]),
+    "batch_hard_triplet": (
+        lambda x: F.batch_hard_triplet_loss(x, np.array(BATCH_LABELS), margin=0.5),
+        lambda x: torch_batch_hard_triplet(x, torch.tensor(BATCH_LABELS), margin=0.5),
+        [(6, 5)]),
 }
+
+
+BATCH_LABELS = [0, 1, 0, 2, 1, 2]
+
+
+def torch_batch_hard_triplet(x, labels, margin):
+    """Hermans et al.'s batch-hard triplet loss written with torch: cdist, masks, then
+    TF.triplet_margin_loss on each anchor's farthest positive and nearest negative."""
+    unit = TF.normalize(x, dim=1)
+    distances = torch.cdist(unit, unit).detach()
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~torch.eye(len(labels), dtype=torch.bool)
+    hardest_positive = distances.masked_fill(~positive, -1.0).argmax(1)
+    hardest_negative = distances.masked_fill(same, float("inf")).argmin(1)
+    return TF.triplet_margin_loss(unit, unit[hardest_positive], unit[hardest_negative],
+                                  margin=margin)
 
 
 def _inputs(specs):

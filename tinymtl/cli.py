@@ -243,19 +243,22 @@ def evaluate_command(checkpoint_path, task, as_json, private_path):
     """Held-out accuracy of a checkpoint, without training."""
     from tinymtl.runs.setup import load_private
     from tinymtl.train.metrics import evaluate
+    from tinymtl.train.task_kinds import TASK_KINDS
 
     config, tasks, model = _load(checkpoint_path)
     _check_task(task, tasks)
     if private_path:
         load_private(model, private_path)
-    results = {t: evaluate(model, t, d.x_test, d.y_test, kind=d.kind) for t, d in tasks.items()
-               if task in (None, t)}
+    results = {t: evaluate(model, t, d.x_test, d.y_test, kind=d.kind, detail=True)
+               for t, d in tasks.items() if task in (None, t)}
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     for t, r in results.items():
-        score = (f"MAE {r['test_mae']:.4f}" if "test_mae" in r
-                 else f"accuracy {100 * r['test_accuracy']:6.2f} %")
+        kind = TASK_KINDS[tasks[t].kind]
+        value = kind.scale * r["test_" + kind.score]
+        score = f"{kind.description} {value:.{kind.mean_decimals}f}" + \
+            (" %" if kind.scale == 100 else "")
         click.echo(f"{t:<14} {score}   loss {r['test_loss']:.4f}   "
                    f"({len(tasks[t].y_test)} held-out items)")
 
@@ -315,11 +318,19 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
         if item_task is None:
             _fail("--task is required for inputs given as arguments", 2)
         _check_task(item_task, tasks)
+        if tasks[item_task].kind not in ("classification", "regression"):
+            _fail(f"task {item_task!r} is a {tasks[item_task].kind} task, and predict answers "
+                  f"classification and regression; use `tinymtl eval`", 2)
         if tasks[item_task].x_test.dtype.kind not in "iu":
             _fail(f"task {item_task!r} reads images, and predict reads text; use "
                   f"`tinymtl eval` or `tinymtl diagnose` for image tasks", 2)
     for item_task, text in items:
         logits = predict_logits(model, item_task, encode([text], config["data"]["max_length"]))
+        if tasks[item_task].kind == "regression":
+            value = float(logits[0, 0])
+            click.echo(json.dumps({"task": item_task, "input": text, "answer": value})
+                       if as_json else f"{item_task}\t{text}\t{value:.4g}")
+            continue
         probs = softmax(logits)[0]
         answer = tasks[item_task].classes[int(probs.argmax())]
         if as_json:

@@ -1,5 +1,6 @@
-"""Task data: procedural generators, image sets that several tasks label, and real data fetched
-once, all through one protocol (``source.DataSource``) and cached deterministically with a
+"""Task data: procedural generators, image sets that several tasks label, real data fetched
+once, and a user's own files (``files``: NPZ/HDF5 arrays, TSV text, image folders), all through
+one protocol (``source.DataSource``) and cached deterministically with a
 manifest.
 
 ``SOURCES`` lists every source by the name a config gives it (``tasks.<task>.generator``); the
@@ -8,14 +9,15 @@ config schema (each source's task options) and ``tinymtl data fetch`` (the sourc
 tasks over one image set share its arrays; ``load_task`` loads one.
 """
 
-from tinymtl.datasets import arithmetic, kindergarten, mnist, multi_mnist, shapes3
+from tinymtl.datasets import arithmetic, files, kindergarten, mnist, multi_mnist, shapes3
 from tinymtl.datasets.base import TaskData, array_digest, carve_validation, generate_text_task
 from tinymtl.datasets.source import GENERATOR_VERSION, TEXT_SIZES, DataSource
 from tinymtl.datasets.cache import cache_dir, load_or_generate
 from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
-SOURCES = {module.SOURCE.name: module.SOURCE
-           for module in (kindergarten, arithmetic, mnist, multi_mnist, shapes3)}
+SOURCES = {source.name: source for source in (
+    kindergarten.SOURCE, arithmetic.SOURCE, mnist.SOURCE, multi_mnist.SOURCE, shapes3.SOURCE,
+    files.ARRAYS, files.TSV, files.IMAGE_FOLDER)}
 
 
 def source(name):

@@ -21,9 +21,11 @@ from tinymtl.datasets.text import encode
 
 @dataclasses.dataclass
 class TaskData:
-    """One task's splits. ``kind`` is ``classification`` (integer labels, one output per class)
-    or ``regression`` (float targets, one output). ``*_attributes`` hold per-example facts
-    beyond the label (e.g. each image's shape class), for diagnostics."""
+    """One task's splits. ``kind`` (``train.task_kinds``): ``classification`` (integer labels,
+    one output per class), ``multilabel`` ({0, 1} per label), ``regression`` (float targets,
+    one output each) or ``embedding`` (integer labels, ``embedding_dim`` outputs).
+    ``*_attributes`` hold per-example facts beyond the label (e.g. each image's shape class),
+    for diagnostics."""
 
     name: str
     classes: list
@@ -41,6 +43,7 @@ class TaskData:
     y_valid: np.ndarray = None
     text_valid: list = dataclasses.field(default_factory=list)
     valid_attributes: dict = dataclasses.field(default_factory=dict)
+    embedding_dim: int = 32  # the head's width for an embedding task
 
     @property
     def has_valid(self):
@@ -62,8 +65,13 @@ class TaskData:
 
     @property
     def num_outputs(self):
-        """Width of the task's head: one logit per class, or one number for regression."""
-        return 1 if self.kind == "regression" else len(self.classes)
+        """Width of the task's head: one logit per class (per label, multilabel), one number
+        per regression target, or the embedding's dimension."""
+        if self.kind == "embedding":
+            return self.embedding_dim
+        if self.kind == "regression":
+            return 1 if self.y_train.ndim == 1 else self.y_train.shape[1]
+        return len(self.classes)
 
     def token_counts(self, x):
         """Each example's tokens, the unit of token accounting: characters (non-padding ids)

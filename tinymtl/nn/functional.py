@@ -156,6 +156,44 @@ def cosine_similarity(x1, x2, dim=-1, eps=1e-8):
     return sum((x1 / clamped_norm(x1)) * (x2 / clamped_norm(x2)), dim=dim)
 
 
+def normalize(input, p=2.0, dim=1, eps=1e-12):
+    """x / max(‖x‖_p, eps) along ``dim`` (PyTorch's F.normalize): unit vectors, an all-zero
+    row left at zero."""
+    norm = sum(abs(input) ** p, dim=dim, keepdim=True) ** (1.0 / p) if p != 2.0 else \
+        sqrt(maximum(sum(input * input, dim=dim, keepdim=True), eps * eps))
+    return input / maximum(norm, eps)
+
+
+def batch_hard_triplet_loss(embeddings, labels, margin=0.2, eps=1e-6):
+    """The batch-hard triplet loss (Hermans, Beyer & Leibe 2017, "In Defense of the Triplet
+    Loss"): each example of the batch is an anchor a, with its hardest positive (the farthest
+    example of its label) and hardest negative (the nearest of another label),
+
+        L = mean_a max(0, d(a, p_hard(a)) − d(a, n_hard(a)) + margin),   d = ‖·‖₂,
+
+    over the unit-normalised embeddings (so distances lie in [0, 2]). Which examples are the
+    hardest is chosen on the values (NumPy, no gradient: a max has no gradient through its
+    choice), then the loss is PyTorch's ``triplet_margin_loss`` on the chosen triplets.
+    Anchors without a positive or a negative in the batch are left out; a batch with none
+    gives a zero loss (still connected to the embeddings, so backward runs)."""
+    unit = normalize(embeddings, dim=1)
+    values = unit.data
+    xp = embeddings.xp
+    labels = xp.asarray(_values(labels))
+    squares = (values * values).sum(1)
+    distances = squares[:, None] + squares[None, :] - 2 * values @ values.T  # ‖a − b‖²
+    same = labels[:, None] == labels[None, :]
+    other = ~xp.eye(len(labels), dtype=bool)
+    positive, negative = same & other, ~same
+    anchors = xp.flatnonzero(positive.any(1) & negative.any(1))
+    if len(anchors) == 0:
+        return sum(embeddings) * 0.0
+    hardest_positive = xp.where(positive, distances, -xp.inf)[anchors].argmax(1)
+    hardest_negative = xp.where(negative, distances, xp.inf)[anchors].argmin(1)
+    return triplet_margin_loss(unit[anchors], unit[hardest_positive], unit[hardest_negative],
+                               margin=margin, eps=eps)
+
+
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """1 - cos(x1, x2) where y = 1;  max(0, cos(x1, x2) - margin) where y = -1."""
     cos = cosine_similarity(input1, input2)

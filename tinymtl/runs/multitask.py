@@ -12,6 +12,8 @@ uninterrupted run with the same config and seed.
 
 import time
 
+import numpy as np
+
 import tinymtl
 from tinymtl.errors import DivergedError
 from tinymtl.mtl import make_schedule
@@ -86,13 +88,24 @@ def callback_reports(trainer):
 
 
 def reference_scores(data):
-    """What guessing scores: chance accuracy, or the MAE of always predicting the training mean."""
+    """What guessing scores: chance accuracy (classification), the MAE of always predicting
+    the training mean (regression), the recall@1 of a random ranking (embedding: the chance
+    that another example shares the query's label); with the single-task baseline's slot."""
+    baseline = {f"baseline_{TASK_KINDS[data.kind].score}": None}
     if data.kind == "regression":
-        mean = float(data.y_train.mean())
+        mean = data.y_train.mean(0)  # (per target)
         return {"baseline_mae": None,
                 "mean_predictor_mae": float(abs(data.y_test - mean).mean())}
+    if data.kind == "multilabel":
+        return {"num_labels": data.num_classes, **baseline}
+    if data.kind == "embedding":
+        counts = np.bincount(data.y_test).astype(np.float64)
+        n = counts.sum()
+        return {"num_classes": data.num_classes,
+                "chance_recall_at_1": float((counts * (counts - 1)).sum() / (n * (n - 1))),
+                **baseline}
     return {"num_classes": data.num_classes, "chance_accuracy": 1 / data.num_classes,
-            "baseline_accuracy": None}
+            **baseline}
 
 
 def compare_to_single_task(result, history, task, kind, test=None):

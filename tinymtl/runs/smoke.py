@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from tinymtl import datasets
 from tinymtl.train import checkpoint
 
 SIZES = {"train_size": 100, "test_size": 40}
@@ -26,7 +27,9 @@ def shrink(config):
     """``config`` made small: a few examples, steps, evaluations and checkpoints."""
     config = copy.deepcopy(config)
     for spec in config["tasks"].values():
-        spec.update(SIZES)
+        plan = datasets.source(spec["generator"]).plan(spec, config["data"]["max_length"])
+        spec.update(train_size=min(SIZES["train_size"], plan.train_size),  # (a small file's
+                    test_size=min(SIZES["test_size"], plan.test_size))     # own, at most)
         spec.pop("valid_size", None)
     training = config["training"]
     phases = training.get("phases")

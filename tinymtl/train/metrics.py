@@ -21,8 +21,9 @@ def task_loss(kind, outputs, y):
 
 
 def score_sum(kind, outputs, y):
-    """Σ over the batch of the task's score: correct answers, or absolute errors."""
-    return TASK_KINDS[kind].score_sum(outputs, y)
+    """The task's score on a batch times its size (``TaskKind.batch_score_sum``): what the
+    running mean of a training log adds up."""
+    return TASK_KINDS[kind].batch_score_sum(outputs, y)
 
 
 def softmax(logits):
@@ -43,13 +44,24 @@ def predict_logits(model, task, x, batch_size=1024):
     return np.concatenate(parts)
 
 
-def evaluate(model, task, x, y, batch_size=1024, kind="classification", split="test"):
-    """{'<split>_accuracy' | '<split>_mae', '<split>_loss'} of ``model`` on a held-out set
-    (``split``: 'valid' or 'test', the prefix of the keys)."""
+def evaluate(model, task, x, y, batch_size=1024, kind="classification", split="test",
+             detail=False):
+    """{'<split>_<score>', '<split>_loss', '<split>_<metric>' ...} of ``model`` on a held-out
+    set: the kind's headline score first (accuracy, MAE, ...), its loss, then its other
+    metrics (``task_kinds``; ``split``: 'valid' or 'test', the prefix of the keys; ``detail``:
+    per class values and the confusion matrix too, as the test row has them)."""
     outputs = predict_logits(model, task, x, batch_size)
-    loss = task_loss(kind, Tensor(outputs), y).item()
-    return {f"{split}_{TASK_KINDS[kind].score}": score_sum(kind, outputs, y) / len(y),
-            f"{split}_loss": float(loss)}
+    if TASK_KINDS[kind].pairwise:  # (a loss within batches: the mean over batches of its size)
+        parts = range(0, len(y), batch_size)
+        loss = sum(task_loss(kind, Tensor(outputs[k:k + batch_size]), y[k:k + batch_size]).item()
+                   * len(y[k:k + batch_size]) for k in parts) / len(y)
+    else:
+        loss = task_loss(kind, Tensor(outputs), y).item()
+    metrics = TASK_KINDS[kind].evaluate(outputs, y, detail=detail)
+    headline = TASK_KINDS[kind].score
+    row = {f"{split}_{headline}": metrics.pop(headline), f"{split}_loss": float(loss)}
+    row.update({f"{split}_{name}": value for name, value in metrics.items()})
+    return row
 
 
 def forgetting(peak, final):
@@ -87,4 +99,6 @@ def task_summary(history, task, kind="classification", test=None):
                "best_step": rows[best_at]["step"], "forgetting": lost}
     if split == "valid":
         summary[key] = final
+    if test and task in test["tasks"]:  # the test row's other metrics (F1, AUROC, R², ...)
+        summary.update({k: v for k, v in test["tasks"][task].items() if k not in summary})
     return summary

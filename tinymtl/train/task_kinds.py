@@ -1,12 +1,23 @@
 """Task kinds: the one table of what differs between kinds of task — the loss they train on, the
-score they report, which direction of it is better, and how it is shown.
+score they report (the headline, which every choice and table uses), the other metrics of each
+evaluation, which direction is better, and how a score is shown.
 
-    kind             loss            score                        better   shown as
-    classification   cross-entropy   accuracy (share correct)     higher   percent, 98.8
-    regression       MSE             mean absolute error, MAE     lower    as is, 0.0214
+    kind            loss                    score (headline)     better  also reported
+    classification  cross-entropy           accuracy             higher  macro and weighted F1,
+                                                                         one-vs-rest AUROC;
+                                                                         per class P/R/F1 and
+                                                                         the confusion (test)
+    multilabel      binary cross-entropy    micro F1             higher  macro F1, subset and
+                    per label                                            Hamming accuracy, AUROC
+    regression      MSE                     MAE                  lower   RMSE, R²
+    embedding       batch-hard triplet      recall@1             higher  recall@5, mAP
+                    (margin 0.2, unit       (leave-one-out
+                    vectors)                retrieval by cosine)
 
-Every part that trains, summarises, compares or draws a task asks its kind here (by the
-``TaskData.kind`` name), so a new kind is one more row.
+Labels: class ids (N,) for classification and embedding, {0, 1} (N, L) for multilabel,
+targets (N,) or (N, D) for regression. The metrics are ``scores.py``'s. Every part that
+trains, summarises, compares or draws a task asks its kind here (by the ``TaskData.kind``
+name), so a new kind is one more row.
 """
 
 import dataclasses
@@ -17,14 +28,28 @@ import numpy as np
 import tinymtl.nn.functional as F
 from tinymtl.autograd import Tensor
 from tinymtl.backend import to_numpy
+from tinymtl.train import scores
+
+TRIPLET_MARGIN = 0.2  # of the embedding kind's loss, between unit vectors (distances in [0, 2])
 
 
 def _cross_entropy(outputs, y):
     return F.cross_entropy(outputs, y)
 
 
+def _binary_cross_entropy(outputs, y):
+    return F.binary_cross_entropy_with_logits(outputs, Tensor(np.asarray(y, np.float32)
+                                                              .reshape(outputs.shape)))
+
+
 def _squared_error(outputs, y):
-    return F.mse_loss(outputs.reshape(-1), Tensor(y))
+    if y.ndim == 1:
+        return F.mse_loss(outputs.reshape(-1), Tensor(y))
+    return F.mse_loss(outputs, Tensor(y.astype(outputs.dtype, copy=False)))
+
+
+def _triplet(outputs, y):
+    return F.batch_hard_triplet_loss(outputs, y, margin=TRIPLET_MARGIN)
 
 
 def _correct(outputs, y):
@@ -32,7 +57,12 @@ def _correct(outputs, y):
 
 
 def _absolute_error(outputs, y):
-    return float(np.abs(to_numpy(outputs).reshape(-1) - y).sum())
+    """Σ over the batch of each example's absolute error (its mean over outputs)."""
+    if y.ndim == 1:
+        return float(np.abs(to_numpy(outputs).reshape(-1) - y).sum())
+    return float(np.abs(to_numpy(outputs) - y).mean(1).sum())
+
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +74,8 @@ class TaskKind:
     name: str
     loss: Callable           # (outputs Tensor, labels array) -> the batch's mean loss, a Tensor
     loss_name: str
-    score_sum: Callable      # (outputs, labels) -> the score summed over the batch
+    score_sum: Callable      # (outputs, labels) -> the score summed over the batch, or None
+    metrics: Callable        # (outputs, labels, detail) -> {metric: value}, ``scores.py``
     score: str
     abbreviation: str        # the score in a progress bar: acc | mae
     best: str
@@ -55,6 +86,25 @@ class TaskKind:
     scale: float
     decimals: int
     mean_decimals: int
+    pairwise: bool = False   # its loss compares the examples of a batch with each other
+
+    def batch_score_sum(self, outputs, y):
+        """The score of a batch times its size, what a running mean over batches adds up:
+        ``score_sum`` where the score is a sum over examples (correct answers, absolute
+        errors), else the batch's own score (an F1, a recall@1 within the batch) × its size."""
+        if self.score_sum is not None:
+            return self.score_sum(outputs, y)
+        value = self.metrics(to_numpy(outputs), y)[self.score]
+        return 0.0 if value is None else value * len(y)
+
+    def evaluate(self, outputs, y, detail=False):
+        """{metric: value} of outputs (NumPy) against labels, the headline ``score`` among
+        them (exactly Σ/N where the score is a sum over examples); ``detail`` adds per-class
+        values and the confusion matrix."""
+        metrics = self.metrics(outputs, y, detail=detail)
+        if self.score_sum is not None:
+            metrics[self.score] = self.score_sum(outputs, y) / len(y)
+        return metrics
 
     def show(self, value):
         """A value as tables show it: '98.8' (accuracy, in %), '0.0214' (MAE), '-' for none."""
@@ -78,12 +128,25 @@ class TaskKind:
 TASK_KINDS = {
     "classification": TaskKind(
         name="classification", loss=_cross_entropy, loss_name="cross-entropy",
-        score_sum=_correct, score="accuracy", abbreviation="acc", best="peak_accuracy", higher_is_better=True,
+        score_sum=_correct, metrics=scores.classification_scores,
+        score="accuracy", abbreviation="acc", best="peak_accuracy", higher_is_better=True,
         description="accuracy", label="accuracy %", short_label="acc. %", scale=100, decimals=1, mean_decimals=2),
+    "multilabel": TaskKind(
+        name="multilabel", loss=_binary_cross_entropy, loss_name="binary cross-entropy",
+        score_sum=None, metrics=scores.multilabel_scores,
+        score="micro_f1", abbreviation="F1", best="best_micro_f1", higher_is_better=True,
+        description="micro-averaged F1", label="micro F1 %", short_label="F1 %", scale=100, decimals=1, mean_decimals=2),
     "regression": TaskKind(
         name="regression", loss=_squared_error, loss_name="MSE",
-        score_sum=_absolute_error, score="mae", abbreviation="mae", best="best_mae", higher_is_better=False,
+        score_sum=_absolute_error, metrics=scores.regression_scores,
+        score="mae", abbreviation="mae", best="best_mae", higher_is_better=False,
         description="mean absolute error", label="MAE", short_label="MAE", scale=1, decimals=4, mean_decimals=4),
+    "embedding": TaskKind(
+        name="embedding", loss=_triplet, loss_name="batch-hard triplet",
+        score_sum=None, metrics=scores.retrieval_scores,
+        score="recall_at_1", abbreviation="R@1", best="best_recall_at_1", higher_is_better=True,
+        description="recall@1 of leave-one-out retrieval", label="recall@1 %", short_label="R@1 %", scale=100, decimals=1,
+        mean_decimals=2, pairwise=True),
 }
 
 

@@ -438,7 +438,7 @@ class Trainer:
         the ``test`` row, also in ``metrics.jsonl``."""
         row = {"run": self.label, "type": "test", "step": self.step,
                "tasks": {task: evaluate(self.model, task, data.x_test, data.y_test,
-                                        kind=data.kind, split="test")
+                                        kind=data.kind, split="test", detail=True)
                          for task, data in self.tasks.items()}}
         self._write(row)
         return row
