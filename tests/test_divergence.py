@@ -81,3 +81,27 @@ def test_nan_and_inf_in_gradients_or_weights_are_caught(data_dir):
     parameter.data[...] = np.inf  # inf weights: the loss itself goes non-finite
     with np.errstate(all="ignore"), pytest.raises(DivergedError, match="is (nan|inf)"):
         trainer.train_step()  # (NumPy's overflow warnings are silenced, as the CLI does)
+
+
+def test_the_policy_is_a_plugin_the_python_api_can_pass(data_dir):
+    """``NonFinitePolicy`` given to the Trainer overrides the config's ``training`` keys; the
+    one the config sets is the same class, built from them."""
+    from tinymtl.runs.multitask import make_trainer
+    from tinymtl.runs.setup import build, load_tasks
+    from tinymtl.train.nonfinite import NonFinitePolicy
+
+    config = small_config(training={"steps": 6, "on_nonfinite": "stop", "check_every": 4})
+    tasks = load_tasks(config)
+    from_config = make_trainer(config, tasks, build(config, tasks), progress=False)
+    assert isinstance(from_config.nonfinite, NonFinitePolicy)
+    assert (from_config.nonfinite.policy, from_config.nonfinite.check_every) == ("stop", 4)
+    given = NonFinitePolicy(policy="skip", max_skips=1)
+    trainer = make_trainer(config, tasks, build(config, tasks), progress=False,
+                           callbacks=[given])
+    assert trainer.nonfinite is given
+    original = trainer._task_loss
+    trainer._task_loss = lambda task, outputs, y: original(task, outputs, y) * float("nan")
+    assert np.isnan(trainer.train_step()) and trainer.skipped == 1  # skipped, not stopped
+    with pytest.raises(DivergedError, match=r"2 steps in a row were skipped \(training.max_skips"
+                                            r" = 1\)"):
+        trainer.train_step()

@@ -33,6 +33,7 @@ from tinymtl.mtl.heads import HEADS
 from tinymtl.mtl.plugin import aliases, methods, resolve
 from tinymtl.mtl.sampling import METHODS as SAMPLING_METHODS
 from tinymtl.train import callbacks, tensorboard  # noqa: F401  (register the built-in callbacks)
+from tinymtl.train.nonfinite import NonFinitePolicy
 from tinymtl.mtl.schedules import MODES, SCHEDULES
 
 
@@ -198,9 +199,10 @@ TRAINING = {
     "lr_schedule": Choice(("constant", "cosine", "step"), default="cosine"),
     "warmup_steps": Int(default=0, low=0, high=MAX_STEPS),
     "grad_clip": Float(default=0.0, low=0.0),
-    "on_nonfinite": Choice(("stop", "skip"), default="stop"),  # a NaN/inf loss: stop the run,
-    "max_skips": Int(default=10, low=1),   # or drop the step (at most this many in a row)
-    "check_every": Int(default=10, low=1, high=MAX_STEPS),  # steps between checks of weights
+    # what a NaN/inf loss or gradient does: NonFinitePolicy's options (train/nonfinite.py)
+    "on_nonfinite": NonFinitePolicy.OPTIONS["policy"],
+    "max_skips": NonFinitePolicy.OPTIONS["max_skips"],
+    "check_every": NonFinitePolicy.OPTIONS["check_every"],
     "eval_every": Int(default=250, low=1, high=MAX_STEPS),
     # evaluations during training on a fixed, seeded subsample of this many validation
     # examples per task (0: all); the last one of a run is always on all of them

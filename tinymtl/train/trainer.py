@@ -26,7 +26,7 @@ import numpy as np
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, default_generator, stream
 from tinymtl.datasets.sampler import EpochSampler
-from tinymtl.errors import CheckpointError, DivergedError, one_line
+from tinymtl.errors import CheckpointError, one_line
 from tinymtl.mtl.plugin import Batch
 from tinymtl.mtl.sampling import TaskSampler
 from tinymtl.mtl.weighting import LossWeighting, Static
@@ -36,6 +36,7 @@ from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, S
                                         StepLR)
 from tinymtl.train.checkpoint import restore_model
 from tinymtl.train.metrics import evaluate, score_sum, task_loss
+from tinymtl.train.nonfinite import NonFinitePolicy
 from tinymtl.train.progress import ProgressBar
 from tinymtl.train.task_kinds import TASK_KINDS
 
@@ -142,6 +143,8 @@ class Trainer:
                 raise ValueError(f"the joint schedule needs tasks that label the same inputs; "
                                  f"{', '.join(phase.tasks)} have different training inputs")
         self.plugins = order_plugins(list(plugins))
+        self.nonfinite = next((p for p in self.plugins if isinstance(p, NonFinitePolicy)),
+                              None) or NonFinitePolicy.from_training(training)
         for plugin in self.plugins:
             if not plugin.accumulates and training["accumulate"] > 1:
                 raise ValueError(f"{plugin_name(plugin)} works on one batch's gradients; "
@@ -268,7 +271,7 @@ class Trainer:
             for task, *_, task_loss_value in per_task:
                 task_losses[task] += task_loss_value.item() / micro_batches
             self._count(per_task)
-        checking = (self.step + 1) % self.training["check_every"] == 0
+        checking = self.nonfinite.checks(self)
         if checking:
             bad = self._first_nonfinite("gradient", lambda p: p.grad)
             if bad:
@@ -286,10 +289,10 @@ class Trainer:
         if checking:
             bad = self._first_nonfinite("weight", lambda p: p.data)
             if bad:  # after an update there is nothing to skip: stop whatever the policy
-                raise self._diverged(bad, "its weights are no longer finite")
+                raise self.nonfinite.diverged(self, bad, "its weights are no longer finite")
         return total
 
-    # -- non-finite values (``training.on_nonfinite``) ----------------------------------------------
+    # -- non-finite values: found here, the policy decides (``nonfinite.NonFinitePolicy``) ---------
     @staticmethod
     def _culprit(per_task, terms):
         """What made the step's loss non-finite: a task's loss, or another loss term."""
@@ -310,35 +313,18 @@ class Trainer:
         return None
 
     def _nonfinite(self, culprit):
-        """A non-finite value before the update. ``stop``: end the run (DivergedError, the
-        weights and the last checkpoint as they were). ``skip``: drop the step (no update; the
-        schedule moves on) and count it; more than ``max_skips`` in a row stop the run."""
+        """A non-finite value before the update: logged, then the policy (``nonfinite.py``)
+        stops the run (DivergedError; the weights and last checkpoint as they were) or counts
+        a skip and has the step dropped: no update, the schedule moves on."""
         what, value = culprit
         row = {"run": self.label, "type": "nonfinite", "step": self.step + 1, "what": what,
-               "value": repr(value), "policy": self.training["on_nonfinite"]}
+               "value": repr(value), "policy": self.nonfinite.policy}
         self._write(row)
-        if self.training["on_nonfinite"] == "stop":
-            raise self._diverged(culprit, "training.on_nonfinite is stop")
-        self.skipped += 1
-        self.consecutive_skips += 1
-        if self.consecutive_skips > self.training["max_skips"]:
-            raise self._diverged(culprit, f"{self.consecutive_skips} steps in a row were "
-                                          f"skipped (training.max_skips = "
-                                          f"{self.training['max_skips']})")
+        self.nonfinite.on_nonfinite(self, culprit)
         self.optimizer.zero_grad()
         self.lr_scheduler.step()
         self.step += 1
         return float("nan")
-
-    def _diverged(self, culprit, why):
-        what, value = culprit
-        error = DivergedError(
-            f"training diverged at step {self.step + 1} ({self.label}): {what} is {value!r} "
-            f"and {why}; the last checkpoint is as it was. Lower training.lr, set "
-            f"training.grad_clip, or training.on_nonfinite: skip")
-        error.event = {"step": self.step + 1, "run": self.label, "what": what,
-                       "value": repr(value), "why": why}
-        return error
 
     def _budget_spent(self, tasks):
         return any(t in self._budget_cut or self.counters[t]["tokens"] >= self.token_budget[t]
