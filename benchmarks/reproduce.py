@@ -48,6 +48,7 @@ KTM = ["tinymtl", "run", "examples/kindergarten_then_math.yaml", "--quiet", "--s
 TOKENS = ["tinymtl", "run", "examples/kindergarten_math.yaml", "--seeds", "3", "--set",
           "baselines=token_controlled", "--quiet"]
 SHAPES3 = ["tinymtl", "run", "examples/shapes3.yaml", "--quiet"]
+GRAPH_MOTIFS = ["tinymtl", "run", "examples/graph_motifs.yaml", "--quiet"]
 SHAPES3_WELL_POSED = ["tinymtl", "run", "examples/shapes3_well_posed.yaml", "--quiet"]
 
 def _flagship(what, path, value):
@@ -107,6 +108,11 @@ FIGURES = [
                                  "--quiet"],
      "result": "comparison.json", "path": "strategies.cagrad.delta_m.0", "value": -0.03,
      "scale": 1, "decimals": 2},
+    {"name": "graph motifs: motif accuracy", "doc": "docs/graphs.md", "speed": "slow",
+     "command": GRAPH_MOTIFS, "path": "tasks.motif.test_accuracy", "value": 96.0},
+    {"name": "graph motifs: count MAE", "doc": "docs/graphs.md", "speed": "slow",
+     "command": GRAPH_MOTIFS, "path": "tasks.count.test_mae", "value": 0.0783, "scale": 1,
+     "decimals": 4},
     # longer: 6-7 minutes a run (shapes3), or MNIST from `tinymtl data fetch mnist` first
     {"name": "shapes3 shape accuracy", "doc": "README.md", "speed": "all",
      "command": SHAPES3, "path": "tasks.A.test_accuracy", "value": 99.8},

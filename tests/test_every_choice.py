@@ -70,8 +70,13 @@ def bases():
     pairs["model"] = {"encoder": "cnn", "channels": [4], "features": 16}
     pairs.pop("continual")
     pairs["training"]["schedule"] = "joint"
+    graphs = copy.deepcopy(text)
+    graphs["tasks"] = {"M": {"generator": "motifs", "target": "motif", **SMALL},
+                       "C": {"generator": "motifs", "target": "count", **SMALL}}
+    graphs["model"] = {"encoder": "gat", "hidden": [8], "heads": 2}
+    graphs["training"]["schedule"] = "joint"
     return {"text": text, "mixed": mixed, "sequence": sequence, "images": images,
-            "digits": digits, "pairs": pairs}
+            "digits": digits, "pairs": pairs, "graphs": graphs}
 
 
 def own_data_bases(directory, text):

@@ -9,8 +9,8 @@ PACKAGE = ROOT / "tinymtl"
 
 # bottom to top (README "How it is built"); a module may import its own layer or lower ones
 # (report, plots and tables, reads results: the run protocols use it to write theirs)
-LAYERS = ["errors", "options", "files", "backend", "autograd", "nn", "optim", "datasets", "mtl", "train",
-          "report", "runs", "cli"]
+LAYERS = ["errors", "options", "files", "backend", "autograd", "nn", "optim", "graph", "datasets",
+          "mtl", "train", "report", "runs", "cli"]
 
 
 def module_name(path):

@@ -91,3 +91,38 @@ def test_adam_kernel_matches_reference(device, decoupled):
     kernel_module(device).adam_update(*got, *hyper)
     for name, g, e in zip(("param", "grad", "exp_avg", "exp_avg_sq"), got, expected):
         np.testing.assert_allclose(to_numpy(g), e, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_segment_kernels_match_reference(device, dtype):
+    """Per-node max (with the first edge attaining it), softmax and its backward, over
+    unsorted edges with an empty segment, on (E, H) and (E, H, C) rows."""
+    rng = np.random.default_rng(3)
+    K = kernel_module(device)
+    index = rng.integers(0, 6, 40)
+    index[index == 3] = 4  # node 3 has no edges
+    for shape in [(40, 2), (40, 2, 3)]:
+        values = (rng.standard_normal(shape) * 10).astype(dtype)
+        values[5] = values[9]  # a tie: the first edge wins
+        out, argmax = K.segment_max(to_device(values, device), to_device(index, device), 6)
+        expected, expected_arg = numpy_ref.segment_max(values, index, 6)
+        np.testing.assert_array_equal(to_numpy(out), expected)
+        np.testing.assert_array_equal(to_numpy(argmax), expected_arg)
+        alpha = K.segment_softmax(to_device(values, device), to_device(index, device), 6)
+        np.testing.assert_allclose(to_numpy(alpha), numpy_ref.segment_softmax(values, index, 6),
+                                   rtol=1e-5, atol=1e-7)
+        grad = rng.standard_normal(shape).astype(dtype)
+        reference_alpha = numpy_ref.segment_softmax(values, index, 6)
+        np.testing.assert_allclose(
+            to_numpy(K.segment_softmax_backward(to_device(reference_alpha, device),
+                                                to_device(grad, device),
+                                                to_device(index, device), 6)),
+            numpy_ref.segment_softmax_backward(reference_alpha, grad, index, 6),
+            rtol=1e-5, atol=1e-6)
+    values = rng.standard_normal((40, 2, 3)).astype(dtype)  # (E, H, C) messages summed per node
+    rows = to_device(np.zeros((6, 2, 3), dtype), device)
+    K.scatter_add(rows, to_device(index, device), to_device(values, device))
+    expected = np.zeros((6, 2, 3), dtype)
+    numpy_ref.scatter_add(expected, index, values)
+    np.testing.assert_allclose(to_numpy(rows), expected, rtol=1e-6)

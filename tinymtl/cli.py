@@ -322,8 +322,9 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
             _fail(f"task {item_task!r} is a {tasks[item_task].kind} task, and predict answers "
                   f"classification and regression; use `tinymtl eval`", 2)
         if tasks[item_task].x_test.dtype.kind not in "iu":
-            _fail(f"task {item_task!r} reads images, and predict reads text; use "
-                  f"`tinymtl eval` or `tinymtl diagnose` for image tasks", 2)
+            what = "graphs" if hasattr(tasks[item_task].x_test, "collate") else "images"
+            _fail(f"task {item_task!r} reads {what}, and predict reads text; use "
+                  f"`tinymtl eval` (or `tinymtl diagnose` for image tasks)", 2)
     for item_task, text in items:
         logits = predict_logits(model, item_task, encode([text], config["data"]["max_length"]))
         if tasks[item_task].kind == "regression":

@@ -9,7 +9,9 @@ config schema (each source's task options) and ``tinymtl data fetch`` (the sourc
 tasks over one image set share its arrays; ``load_task`` loads one.
 """
 
-from tinymtl.datasets import arithmetic, files, kindergarten, mnist, multi_mnist, shapes3
+from tinymtl.datasets import (
+    arithmetic, files, kindergarten, mnist, motifs, multi_mnist, shapes3,
+)
 from tinymtl.datasets.base import TaskData, array_digest, carve_validation, generate_text_task
 from tinymtl.datasets.source import GENERATOR_VERSION, TEXT_SIZES, DataSource
 from tinymtl.datasets.cache import cache_dir, load_or_generate
@@ -17,7 +19,7 @@ from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
 SOURCES = {source.name: source for source in (
     kindergarten.SOURCE, arithmetic.SOURCE, mnist.SOURCE, multi_mnist.SOURCE, shapes3.SOURCE,
-    files.ARRAYS, files.TSV, files.IMAGE_FOLDER)}
+    motifs.SOURCE, files.ARRAYS, files.TSV, files.IMAGE_FOLDER)}
 
 
 def source(name):

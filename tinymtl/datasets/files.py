@@ -185,8 +185,9 @@ class ArraysSource(DataSource):
             raise DataError(f"{path}: {one_line(str(error))}; expected plain numeric "
                             f"arrays") from None
         except (OSError, zipfile.BadZipFile, KeyError) as error:
-            raise DataError(f"{path}: cannot be read as {'NPZ' if path.endswith('.npz') else 'HDF5'} "
-                            f"({one_line(str(error))})") from None
+            kind = "NPZ" if path.endswith(".npz") else "HDF5"
+            raise DataError(f"{path}: cannot be read as {kind} ({one_line(str(error))})") \
+                from None
 
     def _shapes(self, path):
         """{key: (shape, dtype)} without reading the arrays (a memory plan)."""

@@ -35,6 +35,7 @@ import numpy as np
 
 from tinymtl.autograd import Tensor, grad, no_grad
 from tinymtl.backend.random import stream
+from tinymtl.mtl.model import model_input
 from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.nn import functional as F
 from tinymtl.options import Choice, Float, Int
@@ -53,7 +54,7 @@ def diagonal_fisher(model, task, x, y=None, parameters=None, generator=None):
         named = [(n, p) for n, p in named if n in parameters]
     fisher = {n: np.zeros(p.shape, dtype=np.float64) for n, p in named}
     for k in range(len(x)):
-        logits = model(Tensor(x[k:k + 1]), task)
+        logits = model(model_input(x[k:k + 1]), task)
         if y is None:
             probabilities = np.exp(logits.log_softmax(dim=-1).numpy()[0].astype(np.float64))
             label = int(generator.choice(len(probabilities), p=probabilities / probabilities.sum()))
@@ -440,9 +441,9 @@ class LwF(ContinualMethod):
         used) and once for the teacher; only the heads run per earlier task."""
         terms, heads = {}, set()
         if features is None:
-            features = model.features(Tensor(x))
+            features = model.features(model_input(x))
         with no_grad():
-            teacher_features = self.teacher.features(Tensor(x))
+            teacher_features = self.teacher.features(model_input(x))
         for task in self.learned:
             head = model.head_of[task]
             if head in heads:

@@ -7,7 +7,8 @@
 expert backbones (``mtl.architectures``).
 
 One model, one process, any task: ``model(x, "math")`` and ``model(x, "kindergarten")`` use the
-same backbone weights — "task switching" is just choosing the head.
+same backbone weights — "task switching" is just choosing the head. ``x`` is a Tensor, or a
+task's raw inputs (an array, or a ``GraphSet`` of graphs): ``model_input`` makes them one.
 
 Two ways to keep a task from shaping the shared features:
 
@@ -20,12 +21,31 @@ Two ways to keep a task from shaping the shared features:
 import numpy as np
 
 from tinymtl import nn
-from tinymtl.autograd import no_grad
+from tinymtl.autograd import Tensor, no_grad
 from tinymtl.datasets import VOCAB_SIZE
+from tinymtl.graph import Graph, GraphEncoder, GraphSet
 from tinymtl.mtl.architectures import ARCHITECTURES, Adapter, Experts, Gate
 from tinymtl.mtl.heads import make_head
 
 PRIVATE = ("heads", "adapters", "gates")  # the task-private submodules, by attribute name
+
+
+def concatenate_inputs(parts):
+    """Several batches of inputs as one (a mixed batch): arrays stacked, or graph sets
+    joined."""
+    if isinstance(parts[0], GraphSet):
+        return GraphSet.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def model_input(x):
+    """What a backbone reads, from a batch of a task's inputs: a Tensor of an array (text
+    ids, pixels), or one collated ``Graph`` of a ``GraphSet``'s graphs."""
+    if isinstance(x, (Tensor, Graph)):
+        return x
+    if isinstance(x, GraphSet):
+        return x.collate()
+    return Tensor(x)
 
 
 class MultiTaskModel(nn.Module):
@@ -56,6 +76,7 @@ class MultiTaskModel(nn.Module):
         return self
 
     def features(self, x):
+        x = model_input(x)
         if self.freeze_backbone:
             with no_grad():
                 return self.backbone(x)
@@ -130,6 +151,10 @@ def build_backbone(model_config, input_shape):
             VOCAB_SIZE, input_shape[0], embedding_dim=model_config["embedding_dim"],
             channels=tuple(model_config["channels"]), kernel_size=model_config["kernel_size"],
             out_features=model_config["features"], pooling=model_config["pooling"])
+    if model_config["encoder"] == "gat":
+        return GraphEncoder(input_shape[0], tuple(model_config["hidden"]),
+                            heads=model_config["heads"], pooling=model_config["graph_pooling"],
+                            dropout=model_config["dropout"])
     # (it averages over positions: ``model.pooling`` is the conv encoder's)
     return nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0], dim=model_config["embedding_dim"],
                                    out_features=model_config["features"])

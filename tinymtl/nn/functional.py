@@ -16,6 +16,9 @@ from tinymtl.autograd.ops.pooling import avg_pool2d, global_avg_pool2d, max_pool
 from tinymtl.autograd.ops.reduction import (  # noqa: F401
     amax, amin, log_softmax, logsumexp, mean, softmax, sum, var,
 )
+from tinymtl.autograd.ops.segment import (  # noqa: F401
+    index_select, segment_max, segment_mean, segment_softmax, segment_sum,
+)
 from tinymtl.autograd.ops.shape import (  # noqa: F401
     cat, flatten, gather, permute, reshape, stack, transpose,
 )

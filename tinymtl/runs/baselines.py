@@ -22,7 +22,9 @@ import tinymtl.nn as nn
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
+from tinymtl.graph import GraphSet, global_add_pool
 from tinymtl.mtl import build_model, make_schedule
+from tinymtl.mtl.model import model_input
 from tinymtl.optim import Adam
 from tinymtl.train.metrics import evaluate, task_loss
 from tinymtl.train.task_kinds import TASK_KINDS
@@ -94,10 +96,24 @@ class LinearPixels(nn.Module):
         return self.linear(self.flatten(images))
 
 
+class LinearPooled(nn.Module):
+    """logits = W · Σ_{nodes of the graph} x_node + b: a linear model of a graph's summed node
+    features (for graph inputs, what a linear model of the raw input can be)."""
+
+    def __init__(self, features, outputs):
+        super().__init__()
+        self.linear = nn.Linear(features, outputs)
+
+    def forward(self, graph, task=None):
+        return self.linear(global_add_pool(Tensor(graph.x), graph.batch, graph.num_graphs))
+
+
 def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
     """Held-out score (accuracy, or MAE for regression) of a linear model of the raw input,
     and its training score: {'test_accuracy', 'train_accuracy'} or {'test_mae', 'train_mae'}."""
-    if data.x_train.dtype.kind in "iu":
+    if isinstance(data.x_train, GraphSet):
+        model = LinearPooled(data.x_train.shape[1], data.num_outputs)
+    elif data.x_train.dtype.kind in "iu":
         model = LinearOneHot(data.x_train.shape[1], data.num_outputs)
     else:
         model = LinearPixels(int(np.prod(data.x_train.shape[1:])), data.num_outputs)
@@ -107,7 +123,8 @@ def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
     for _ in range(steps):
         index = rng.integers(0, len(data.y_train), batch_size)
         optimizer.zero_grad()
-        task_loss(data.kind, model(Tensor(data.x_train[index])), data.y_train[index]).backward()
+        task_loss(data.kind, model(model_input(data.x_train[index])),
+                  data.y_train[index]).backward()
         optimizer.step()
     score = f"test_{TASK_KINDS[data.kind].score}"
     train = evaluate(model, None, data.x_train, data.y_train, kind=data.kind)[score]

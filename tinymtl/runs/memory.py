@@ -24,11 +24,12 @@ Both raise a one-line ConfigError with the estimate and what it would take to fi
 """
 
 from tinymtl import datasets
-from tinymtl.autograd import Tensor, enable_grad, graph_bytes
+from tinymtl.autograd import enable_grad, graph_bytes
 from tinymtl.backend import get_default_dtype
 from tinymtl.backend.memory import available_bytes, format_bytes
 from tinymtl.errors import ConfigError
 from tinymtl.mtl import build_model
+from tinymtl.mtl.model import model_input
 from tinymtl.mtl.plugin import create
 from tinymtl.nn.init import empty_weights
 from tinymtl.train.config import method_spec
@@ -80,7 +81,7 @@ def step(config, model, tasks):
     try:
         for task, data in tasks.items():
             with enable_grad():
-                output = model(Tensor(data.x_train[:1]), task)
+                output = model(model_input(data.x_train[:1]), task)
             per_example[task] = graph_bytes(output)
             del output
     finally:

@@ -244,8 +244,10 @@ SCHEMA = {
         "architecture": Choice(ARCHITECTURES, default="hard"),  # what is shared: mtl.architectures
         "adapter_hidden": Int(default=64, low=1, high=MAX_WIDTH),  # adapters' bottleneck
         "experts": Int(default=4, low=2, high=64),        # mmoe: how many expert backbones
-        "encoder": Choice(("conv", "attention", "cnn", "mlp"), default="conv"),
-        "hidden": ListOf(Int(low=1, high=MAX_WIDTH), default=[400, 400]),  # mlp encoder's widths
+        "encoder": Choice(("conv", "attention", "cnn", "mlp", "gat"), default="conv"),
+        "hidden": ListOf(Int(low=1, high=MAX_WIDTH), default=[400, 400]),  # mlp, gat: widths
+        "heads": Int(default=4, low=1, high=64),  # gat encoder: attention heads per layer
+        "graph_pooling": Choice(("sum", "mean", "max", "attention"), default="mean"),  # gat
         "embedding_dim": Int(default=32, low=1, high=MAX_WIDTH),
         "channels": ListOf(Int(low=1, high=MAX_WIDTH), default=[64, 64]),
         "kernel_size": Int(default=3, low=1, high=64),
@@ -339,7 +341,8 @@ def _check_continual(config, tasks):
                           "(one head over all digits)")
 
 
-ENCODER_INPUTS = {"conv": "text", "attention": "text", "cnn": "images", "mlp": "images"}
+ENCODER_INPUTS = {"conv": "text", "attention": "text", "cnn": "images", "mlp": "images",
+                  "gat": "graphs"}
 
 
 def _check_tasks(config):
@@ -354,7 +357,9 @@ def _check_tasks(config):
         source = datasets.SOURCES[spec["generator"]]
         for key in sorted(set(takers) - set(source.OPTIONS)):
             if spec.get(key) is not None:
-                sources = " and ".join(takers[key])
+                names = takers[key]
+                sources = names[0] if len(names) == 1 else \
+                    f"{', '.join(names[:-1])} and {names[-1]}"
                 plural = len(takers[key]) > 1
                 raise ConfigError(f"{where}.{key}: only the {sources} source{'s' if plural else ''}"
                                   f" take{'' if plural else 's'} it; {spec['generator']!r} does not")

@@ -23,10 +23,10 @@ import time
 
 import numpy as np
 
-from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, default_generator, stream
 from tinymtl.datasets.sampler import EpochSampler
 from tinymtl.errors import CheckpointError, one_line
+from tinymtl.mtl.model import concatenate_inputs
 from tinymtl.mtl.plugin import Batch
 from tinymtl.mtl.sampling import TaskSampler
 from tinymtl.mtl.weighting import LossWeighting, Static
@@ -347,7 +347,7 @@ class Trainer:
         if mode == "alternating":
             (task,) = tasks
             x, y = self._batch(task, batch_size)
-            features = self.model.features(Tensor(x))
+            features = self.model.features(x)
             outputs = self.model.forward_heads(features, task)
             loss = self._task_loss(task, outputs, y)
             batch = Batch(mode, tasks, x, y, features)
@@ -361,9 +361,9 @@ class Trainer:
             sizes = [batch_size // len(tasks) + (k < batch_size % len(tasks))
                      for k in range(len(tasks))]
             batches = [self._batch(task, size) for task, size in zip(tasks, sizes)]
-            x = np.concatenate([x for x, _ in batches])
+            x = concatenate_inputs([x for x, _ in batches])
             shares = [size / batch_size for size in sizes]
-        features = self.model.features(Tensor(x))
+        features = self.model.features(x)
         losses, start, per_task = {}, 0, []
         for task, (x_task, y), share in zip(tasks, batches, shares):
             rows = features if mode == "joint" else features[start:start + len(y)]

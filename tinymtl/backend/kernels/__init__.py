@@ -6,7 +6,7 @@
 
 Ops never branch on the device: they ask ``kernels_for(array)`` for the module and call it.
 Every module provides: im2col, col2im, max_pool2d_forward, max_pool2d_backward, log_softmax,
-adam_update, scatter_add, erf.
+adam_update, scatter_add, segment_max, segment_softmax, segment_softmax_backward, erf.
 """
 
 import numpy as np
@@ -15,7 +15,8 @@ from tinymtl.backend.kernels import numba_cpu, numpy_ref
 
 KERNEL_NAMES = (
     "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "log_softmax",
-    "adam_update", "scatter_add", "erf",
+    "adam_update", "scatter_add", "segment_max", "segment_softmax", "segment_softmax_backward",
+    "erf",
 )
 
 

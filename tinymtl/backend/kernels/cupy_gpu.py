@@ -148,6 +148,57 @@ def scatter_add(target, index, values):
     cupyx.scatter_add(target, index, values)
 
 
+# -- segments: one thread per (node, feature) walks the node's edges in edge order (a CSR
+# built by a stable sort), so no atomics are needed and the result is deterministic
+_segment_kernel = cupy.ElementwiseKernel(
+    "raw T values, raw int64 order, raw int64 ptr, int64 features, int32 mode",
+    "T out, int64 arg",
+    """
+    long long n = i / features, f = i % features;
+    T acc = 0; long long best = -1;
+    for (long long k = ptr[n]; k < ptr[n + 1]; ++k) {
+        long long e = order[k];
+        T v = values[e * features + f];
+        if (mode == 0) { acc += v; }
+        else if (best < 0 || v > acc) { acc = v; best = e; }
+    }
+    out = acc; arg = best;
+    """,
+    "tinymtl_segment_reduce",
+)
+
+
+def _segments(values, index, num_segments, mode):
+    rows = cupy.ascontiguousarray(values).reshape(len(values), -1)
+    index = index.astype(cupy.int64, copy=False)
+    order = cupy.argsort(index, kind="stable")
+    ptr = cupy.searchsorted(index[order], cupy.arange(num_segments + 1))
+    out = cupy.empty((num_segments, rows.shape[1]), dtype=values.dtype)
+    arg = cupy.empty(out.shape, dtype=cupy.int64)
+    _segment_kernel(rows, order, ptr, rows.shape[1], mode, out, arg)
+    return out, arg
+
+
+def segment_max(values, index, num_segments):
+    out, arg = _segments(values, index, num_segments, 1)
+    shape = (num_segments,) + values.shape[1:]
+    return out.reshape(shape), arg.reshape(shape)
+
+
+def segment_softmax(scores, index, num_segments):
+    top, _ = _segments(scores, index, num_segments, 1)
+    shifted = cupy.exp(scores.reshape(len(scores), -1) - top[index])
+    total, _ = _segments(shifted, index, num_segments, 0)
+    return (shifted / total[index]).reshape(scores.shape)
+
+
+def segment_softmax_backward(alpha, grad, index, num_segments):
+    rows = alpha.reshape(len(alpha), -1)
+    product = rows * grad.reshape(rows.shape)
+    weighted, _ = _segments(product, index, num_segments, 0)
+    return (rows * (grad.reshape(rows.shape) - weighted[index])).reshape(alpha.shape)
+
+
 def erf(x):
     return cupyx.scipy.special.erf(x)
 

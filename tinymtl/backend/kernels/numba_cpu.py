@@ -220,14 +220,86 @@ def _scatter_add_rows(target, index, values):
 def scatter_add(target, index, values):
     """target[index] += values with repeats accumulated.
 
-    Whole rows picked by a 1-D integer index (embedding gradients) take a compiled loop:
-    for r: target[index[r], :] += values[r, :]. Any other index goes to NumPy's ``add.at``.
+    Whole rows picked by a 1-D integer index (embedding gradients, a graph's messages) take a
+    compiled loop: for r: target[index[r], ...] += values[r, ...]. Any other index goes to
+    NumPy's ``add.at``.
     """
     if (isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "iu"
-            and target.ndim == 2 and values.shape == (len(index), target.shape[1])):
-        _scatter_add_rows(target, index, np.ascontiguousarray(values, dtype=target.dtype))
+            and target.ndim >= 2 and target.flags.c_contiguous
+            and values.shape == (len(index),) + target.shape[1:]):
+        _scatter_add_rows(target.reshape(len(target), -1), index,
+                          np.ascontiguousarray(values, dtype=target.dtype).reshape(
+                              len(index), -1))
     else:
         np.add.at(target, index, values)
+
+
+# --------------------------------------------------------------------------------------------
+# segments: the edges e with index[e] == n, reduced per node n, in edge order (deterministic)
+
+
+@njit(cache=True)
+def _segment_max(rows, index, out, argmax):
+    for e in range(rows.shape[0]):
+        n = index[e]
+        for f in range(rows.shape[1]):
+            if argmax[n, f] < 0 or rows[e, f] > out[n, f]:
+                out[n, f] = rows[e, f]
+                argmax[n, f] = e
+
+
+def segment_max(values, index, num_segments):
+    """(out, argmax): for e: if e is the first or values[e] > out[index[e]]: take it. A segment
+    with no e keeps 0 and argmax −1."""
+    rows = np.ascontiguousarray(values).reshape(len(values), -1)
+    out = np.zeros((num_segments, rows.shape[1]), dtype=values.dtype)
+    argmax = np.full(out.shape, -1, dtype=np.int64)
+    _segment_max(rows, index, out, argmax)
+    shape = (num_segments,) + values.shape[1:]
+    return out.reshape(shape), argmax.reshape(shape)
+
+
+@njit(cache=True)
+def _segment_softmax(rows, index, top, total, alpha):
+    for e in range(rows.shape[0]):
+        n = index[e]
+        for f in range(rows.shape[1]):
+            alpha[e, f] = math.exp(rows[e, f] - top[n, f])
+            total[n, f] += alpha[e, f]
+    for e in range(rows.shape[0]):
+        n = index[e]
+        for f in range(rows.shape[1]):
+            alpha[e, f] /= total[n, f]
+
+
+def segment_softmax(scores, index, num_segments):
+    """for e: α[e] = exp(s[e] − max_n); total[n] += α[e];  then for e: α[e] /= total[n]."""
+    rows = np.ascontiguousarray(scores).reshape(len(scores), -1)
+    top, _ = segment_max(rows, index, num_segments)
+    alpha = np.empty_like(rows)
+    _segment_softmax(rows, index, top, np.zeros_like(top), alpha)
+    return alpha.reshape(scores.shape)
+
+
+@njit(cache=True)
+def _segment_softmax_backward(alpha, grad, index, weighted, out):
+    for e in range(alpha.shape[0]):
+        n = index[e]
+        for f in range(alpha.shape[1]):
+            weighted[n, f] += alpha[e, f] * grad[e, f]
+    for e in range(alpha.shape[0]):
+        n = index[e]
+        for f in range(alpha.shape[1]):
+            out[e, f] = alpha[e, f] * (grad[e, f] - weighted[n, f])
+
+
+def segment_softmax_backward(alpha, grad, index, num_segments):
+    """for e: S[n] += α[e] g[e];  then for e: ds[e] = α[e] (g[e] − S[n])."""
+    a = np.ascontiguousarray(alpha).reshape(len(alpha), -1)
+    g = np.ascontiguousarray(grad, dtype=alpha.dtype).reshape(a.shape)
+    out = np.empty_like(a)
+    _segment_softmax_backward(a, g, index, np.zeros((num_segments, a.shape[1]), a.dtype), out)
+    return out.reshape(alpha.shape)
 
 
 @vectorize(["float32(float32)", "float64(float64)"], cache=True)

@@ -104,6 +104,45 @@ def scatter_add(target, index, values):
     np.add.at(target, index, values)
 
 
+# -- segments: the edges e that point at node n (index[e] == n), reduced per node ------------
+def _rows(values):
+    """values (E, ...) as (E, F): every trailing axis is one feature axis."""
+    return values.reshape(len(values), -1)
+
+
+def segment_max(values, index, num_segments):
+    """(out, argmax): out[n] = max over e with index[e] == n of values[e] (per feature), and
+    the first e that attains it; a segment with no e gets 0 and argmax −1."""
+    rows = _rows(values)
+    out = np.full((num_segments, rows.shape[1]), -np.inf, dtype=values.dtype)
+    np.maximum.at(out, index, rows)
+    attains = rows == out[index]
+    first = np.full(out.shape, len(rows), dtype=np.int64)
+    edges = np.broadcast_to(np.arange(len(rows))[:, None], rows.shape)
+    np.minimum.at(first, index, np.where(attains, edges, len(rows)))
+    empty = first == len(rows)
+    out[empty], first[empty] = 0, -1
+    return out.reshape((num_segments,) + values.shape[1:]), first.reshape(
+        (num_segments,) + values.shape[1:])
+
+
+def segment_softmax(scores, index, num_segments):
+    """α[e] = exp(s[e] − m[n]) / Σ_{e' → n} exp(s[e'] − m[n]) with n = index[e] and m[n] the
+    segment's max (subtracted so no exp overflows: the ratio does not change)."""
+    top, _ = segment_max(scores, index, num_segments)
+    shifted = np.exp(scores - top[index])
+    total = np.zeros(top.shape, dtype=scores.dtype)
+    np.add.at(total, index, shifted)
+    return shifted / total[index]
+
+
+def segment_softmax_backward(alpha, grad, index, num_segments):
+    """dL/ds[e] = α[e] (g[e] − Σ_{e' → n} α[e'] g[e']): the softmax Jacobian, per segment."""
+    weighted = np.zeros((num_segments,) + alpha.shape[1:], dtype=alpha.dtype)
+    np.add.at(weighted, index, alpha * grad)
+    return alpha * (grad - weighted[index])
+
+
 def erf(x):
     """The error function, elementwise."""
     return np.vectorize(math.erf, otypes=[x.dtype])(x)
