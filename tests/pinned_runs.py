@@ -49,7 +49,7 @@ def _example(name, steps=10, **sections):
     for spec in raw["tasks"].values():
         if spec["generator"] in ("kindergarten", "math", "shapes3"):
             spec.update(SMALL_TEXT)
-        elif spec["generator"] == "multi_mnist":
+        elif spec["generator"] in ("multi_mnist", "motifs"):
             spec.update(train_size=64, test_size=32)
     model = raw.setdefault("model", {})
     if model.get("hidden"):
@@ -88,6 +88,8 @@ def arms():
     for path in sorted(EXAMPLES.glob("*.yaml")):
         if "compare" in yaml.safe_load(path.read_text()):
             continue  # comparisons are runs of these configs with other settings (below)
+        if "generator: molecules" in path.read_text() and not environment()["rdkit"]:
+            continue  # (without RDKit the environment differs: the test skips)
         result[f"example:{path.stem}"] = _example(path.stem)
     result["example:permuted_mnist"]["continual"]["stages"] = ["p0", "p1", "p2"]
     for weighting in ("static", "equal", "uncertainty", "dwa"):
@@ -162,20 +164,34 @@ def run_digests(out):
 
 
 def environment():
+    import importlib.metadata
+
     import numba
 
+    try:  # the molecule arms need RDKit (their features come from it)
+        rdkit = importlib.metadata.version("rdkit")
+    except importlib.metadata.PackageNotFoundError:
+        rdkit = None
     return {"python": platform.python_version(), "machine": platform.machine(),
-            "numpy": np.__version__, "numba": numba.__version__}
+            "numpy": np.__version__, "numba": numba.__version__, "rdkit": rdkit}
 
 
 def prepare_data(directory):
-    """Point the datasets cache at ``directory`` and put the tests' fake MNIST in it."""
+    """Point the datasets cache at ``directory`` and put the tests' fake MNIST (and, with
+    RDKit, their stand-in molecules) in it."""
+    import pytest
+
     sys.path.insert(0, str(HERE))
     from test_mnist import fetch_fake_mnist
 
     os.environ["TINYMTL_DATA_DIR"] = str(directory / "cache")
     (directory / "idx").mkdir(parents=True, exist_ok=True)
     fetch_fake_mnist(directory / "idx", train=120, test=40, cycle_labels=True)
+    if environment()["rdkit"]:
+        from test_molecules import fetch_fake_molecules
+
+        with pytest.MonkeyPatch.context() as patch:
+            fetch_fake_molecules(directory / "molecules", patch)
 
 
 def run_arm(raw, out):

@@ -70,7 +70,7 @@ def test_one_dataset_protocol_gives_the_config_schema_and_the_fetch_choices():
         assert set(source.OPTIONS) <= set(task)
     assert task["generator"].choices == tuple(datasets.SOURCES)
     fetched = [n for n, s in datasets.SOURCES.items() if s.fetch is not None]
-    assert fetched == ["mnist"]
+    assert fetched == ["mnist", "molecules"]
     usage = CliRunner().invoke(main, ["data", "fetch", "--help"]).output
     assert "{" + "|".join(fetched) + "}" in usage
 

@@ -1,7 +1,9 @@
 """`tinymtl run CONFIG --smoke` on every file in examples/: every code path of each config
 (training, evaluation, checkpoints, resume to bitwise the same weights, predict) in seconds.
-MNIST configs run on the tests' fake MNIST, converted through the real `data fetch` path."""
+MNIST configs run on the tests' fake MNIST, converted through the real `data fetch` path, and
+molecule configs on the tests' stand-in molecule files (skipped without RDKit)."""
 
+import importlib.util
 import pathlib
 
 import pytest
@@ -21,11 +23,18 @@ def fake_mnist(tmp_path_factory):
         patch.setenv("TINYMTL_DATA_DIR", str(directory / "cache"))
         (directory / "idx").mkdir()
         fetch_fake_mnist(directory / "idx", train=600, test=200, cycle_labels=True)
+        if importlib.util.find_spec("rdkit") is not None:
+            from test_molecules import fetch_fake_molecules
+
+            fetch_fake_molecules(directory / "molecules", patch)
     return {"TINYMTL_DATA_DIR": str(directory / "cache")}
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_smokes(example, fake_mnist, tmp_path):
+    if "generator: molecules" in example.read_text() and \
+            importlib.util.find_spec("rdkit") is None:
+        pytest.skip("RDKit (the chem extra) is not installed")
     result = CliRunner().invoke(main, ["run", str(example), "--smoke", "--quiet", "--out",
                                        str(tmp_path / "smoke")], env=fake_mnist)
     assert result.exit_code == 0, result.output

