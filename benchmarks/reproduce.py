@@ -113,7 +113,7 @@ FIGURES = [
     {"name": "graph motifs: count MAE", "doc": "docs/graphs.md", "speed": "slow",
      "command": GRAPH_MOTIFS, "path": "tasks.count.test_mae", "value": 0.0783, "scale": 1,
      "decimals": 4},
-    # longer: 6-7 minutes a run (shapes3), or MNIST from `tinymtl data fetch mnist` first
+    # longer: 6-7 minutes a run (shapes3), or data from `tinymtl data fetch mnist|molecules`
     {"name": "shapes3 shape accuracy", "doc": "README.md", "speed": "all",
      "command": SHAPES3, "path": "tasks.A.test_accuracy", "value": 99.6},
     {"name": "shapes3 orientation accuracy", "doc": "README.md", "speed": "all",
@@ -123,6 +123,12 @@ FIGURES = [
      "decimals": 4},
     {"name": "shapes3 well-posed orientation accuracy", "doc": "README.md", "speed": "all",
      "command": SHAPES3_WELL_POSED, "path": "tasks.B.test_accuracy", "value": 91.6},
+    {"name": "molecules: solubility class accuracy", "doc": "docs/graphs.md", "speed": "all",
+     "command": ["tinymtl", "run", "examples/molecules_mtl.yaml", "--quiet"],
+     "path": "tasks.solubility.test_accuracy", "value": 81.3},
+    {"name": "molecules: log S MAE", "doc": "docs/graphs.md", "speed": "all",
+     "command": ["tinymtl", "run", "examples/molecules_mtl.yaml", "--quiet"],
+     "path": "tasks.log_s.test_mae", "value": 0.419, "scale": 1, "decimals": 3},
     {"name": "MNIST accuracy", "doc": "README.md", "speed": "all",
      "command": ["tinymtl", "run", "examples/mnist.yaml", "--quiet"],
      "path": "tasks.digits.test_accuracy", "value": 99.3},
