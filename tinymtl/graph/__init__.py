@@ -6,6 +6,8 @@
     conv.py    GATConv (PyTorch Geometric's semantics) and RelationalGATConv (typed edges)
     pool.py    global sum / mean / max pooling, attention pooling
     encoder.py GraphEncoder: GAT layers then pooling, a multi-task model's shared backbone
+    augment.py GraphCL's augmentations (drop nodes, perturb edges, mask attributes, subgraph)
+               and its NT-Xent loss
 
 Built on ``nn`` and the segment ops (``autograd.ops.segment``); ``mtl`` builds on it.
 """
