@@ -144,6 +144,8 @@ def test_more_mnist_examples_than_there_are_is_refused_before_loading():
         mnist.SOURCE.plan({"digits": [0, 1], "train_size": 13000}, where="tasks.a")
     plan = mnist.SOURCE.plan({"digits": [0, 1]})
     assert (plan.train_size, plan.test_size, plan.outputs) == (10610, 2115, 2)
+    assert plan.valid_size == 991 + 1064  # the official validation images, loaded beside
+    assert plan.data_bytes == (10610 + 2055 + 2115) * (4 * 28 * 28 + 8)
     # the per-digit counts of training and the official validation set make MNIST's 60k
     assert [a + b for a, b in zip(mnist.DIGIT_COUNTS[0], mnist.VALID_DIGIT_COUNTS)] == \
         [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -233,7 +233,10 @@ class MnistSource(FetchedSource):
         train_size, test_size = split_sizes(spec.get("train_size"), spec.get("test_size"),
                                             where, available, what)
         outputs = 10 if digits is None or spec.get("global_labels") else len(digits)
-        return DataPlan(EXAMPLE_SHAPE, 4 * 28 * 28 + 8, train_size, test_size, outputs)
+        valid = OFFICIAL_VALID if digits is None else \
+            sum(VALID_DIGIT_COUNTS[d] for d in set(digits))
+        return DataPlan(EXAMPLE_SHAPE, 4 * 28 * 28 + 8, train_size, test_size, outputs,
+                        valid_size=valid)
 
     def check(self, spec, where):
         if spec.get("digits") is not None and len(set(spec["digits"])) != len(spec["digits"]):

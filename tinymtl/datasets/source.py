@@ -23,10 +23,11 @@ class DataPlan:
     test_size: int
     outputs: int
     shared: tuple = None
+    valid_size: int = 0  # an official validation split loaded beside train (MNIST's)
 
     @property
     def data_bytes(self):
-        return (self.train_size + self.test_size) * self.example_bytes
+        return (self.train_size + self.valid_size + self.test_size) * self.example_bytes
 
 
 class DataSource:
