@@ -40,8 +40,8 @@ TRAINING_IMAGES = 60000  # MNIST's training set: the official train (50k) + vali
 OFFICIAL_VALID = 10000   # its last 10k: the official validation set
 SPLIT_SIZES = (50000, 10000)  # the training (less the validation set) and test images
 # how many of each digit 0-9 they hold: the sizes of split MNIST's tasks, known before loading
-# (with VALID_DIGIT_COUNTS they add up to the usual 60k training counts 5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
-# 5851, 5949 of training)
+# (with VALID_DIGIT_COUNTS they add up to the usual 60k training set's counts, 5923, 6742, 5958,
+# 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 DIGIT_COUNTS = ((4932, 5678, 4968, 5101, 4859, 4506, 4951, 5175, 4842, 4988),
                 (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009))
 VALID_DIGIT_COUNTS = (991, 1064, 990, 1030, 983, 915, 967, 1090, 1009, 961)
@@ -156,34 +156,30 @@ def load(train_size=None, test_size=None, digits=None, permutation=0, global_lab
         raise DataError(f"{target}: arrays do not match their sha256; run "
                         f"`tinymtl data fetch mnist` again")
     x_train, y_train, x_test, y_test = arrays
-    x_valid = y_valid = None
+    splits = {"train": (x_train, y_train), "test": (x_test, y_test)}
     if len(y_train) == TRAINING_IMAGES:  # all of MNIST: its official validation set
         cut = TRAINING_IMAGES - OFFICIAL_VALID
-        x_train, x_valid, y_train, y_valid = x_train[:cut], x_train[cut:], y_train[:cut], \
-            y_train[cut:]
+        splits["train"], splits["valid"] = (x_train[:cut], y_train[:cut]), \
+            (x_train[cut:], y_train[cut:])
         manifest = dict(manifest, valid="official: the last 10000 training images")
     classes = CLASSES
     if digits is not None:
-        (x_train, y_train), (x_test, y_test) = (
-            _only_digits(x, y, digits, global_labels) for x, y in ((x_train, y_train),
-                                                                   (x_test, y_test)))
-        if x_valid is not None:
-            x_valid, y_valid = _only_digits(x_valid, y_valid, digits, global_labels)
+        splits = {name: _only_digits(x, y, digits, global_labels)
+                  for name, (x, y) in splits.items()}
         classes = CLASSES if global_labels else [str(d) for d in digits]
         manifest = dict(manifest, digits=list(digits), global_labels=global_labels)
     train_size, test_size = split_sizes(
-        train_size, test_size, available=(len(y_train), len(y_test)),
+        train_size, test_size, available=(len(splits["train"][1]), len(splits["test"][1])),
         what="MNIST" if digits is None else f"MNIST of digits {list(digits)}")
     if permutation:
         order = np.random.default_rng(permutation).permutation(28 * 28)
         # np.take keeps each image's pixels contiguous; x[:, order] would return a strided
         # (column-major) copy, making every batch gather touch 784 cache lines per image
-        x_train, x_test = (np.take(x.reshape(len(x), -1), order, axis=1).reshape(x.shape)
-                           for x in (x_train, x_test))
-        if x_valid is not None:
-            x_valid = np.take(x_valid.reshape(len(x_valid), -1), order,
-                              axis=1).reshape(x_valid.shape)
+        splits = {name: (np.take(x.reshape(len(x), -1), order, axis=1).reshape(x.shape), y)
+                  for name, (x, y) in splits.items()}
         manifest = dict(manifest, permutation=permutation)
+    (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
+    x_valid, y_valid = splits.get("valid", (None, None))
     return TaskData(name="mnist", classes=classes, x_train=x_train[:train_size],
                     y_train=y_train[:train_size], x_test=x_test[:test_size],
                     y_test=y_test[:test_size], x_valid=x_valid, y_valid=y_valid,

@@ -249,7 +249,7 @@ def _write_set(group, parsed, Chem):
     group.create_dataset("smiles", data=[Chem.MolToSmiles(m) for m, _ in parsed], dtype=strings)
     group.create_dataset("inchikey", data=[Chem.MolToInchiKey(m) for m, _ in parsed],
                          dtype=strings)
-    group.attrs["sha256"] = array_digest(*arrays.values())
+    group.attrs["sha256"] = array_digest(*(arrays[key] for key in sorted(arrays)))
 
 
 # -- reading the cache ----------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def load_set(name):
         raise DataError(f"{target}: unreadable ({error}); run `tinymtl data fetch molecules` "
                         f"again") from None
     numeric = {k: v for k, v in arrays.items() if k not in ("smiles", "inchikey")}
-    if array_digest(*[numeric[k] for k in _written_order(numeric)]) != sha:
+    if array_digest(*(numeric[key] for key in sorted(numeric))) != sha:
         raise DataError(f"{target}: /{name} does not match its sha256; run `tinymtl data "
                         f"fetch molecules` again")
     for key in ("smiles", "inchikey"):
@@ -276,13 +276,6 @@ def load_set(name):
                                 arrays["edge_ptr"], edge_attr=arrays["edge_attr"],
                                 edge_type=arrays["edge_type"])
     return arrays
-
-
-def _written_order(arrays):
-    """The keys in the order ``_write_set`` digested them."""
-    first = ["x", "edge_index", "edge_type", "edge_attr", "node_ptr", "edge_ptr", "atom_logp",
-             "atom_tpsa", "logp", "tpsa", "weight"]
-    return first + sorted(k for k in arrays if k not in first)
 
 
 def pretraining_pool():

@@ -23,7 +23,7 @@ import numpy as np
 from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.datasets.source import DataPlan, DataSource
 from tinymtl.errors import DataError
-from tinymtl.graph.batch import GraphSet
+from tinymtl.graph.batch import Graph, GraphSet
 from tinymtl.options import Choice
 
 MOTIFS = ("cycle", "star", "clique", "house")
@@ -46,7 +46,8 @@ def motif_edges(name):
 
 
 def random_graph(rng, motif):
-    """(node features, edge_index (2, E) both directions, motif node mask) of one graph."""
+    """(node features, edge_index (2, E) both directions, node types) of one graph; its motif
+    is its last nodes."""
     base = int(rng.integers(8, 17))
     edges = [(int(rng.integers(0, k)), k) for k in range(1, base)]  # a random tree
     for _ in range(int(rng.integers(0, 4))):  # a few extra edges
@@ -64,28 +65,21 @@ def random_graph(rng, motif):
     degree = np.bincount(edge_index[1], minlength=nodes)
     features = np.concatenate([np.eye(NODE_TYPES, dtype=np.float32)[types],
                                (degree / 4.0).astype(np.float32)[:, None]], axis=1)
-    in_motif = np.arange(nodes) >= base
-    return features, edge_index, in_motif, types
+    return features, edge_index, types
 
 
 def graph_set(size, seed, stream):
-    """(GraphSet, motif labels, type-0 counts, motif node masks) of ``size`` graphs."""
+    """(GraphSet, motif labels, type-0 counts) of ``size`` graphs."""
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, VERSION, stream])))
-    features, edges, masks, labels, counts = [], [], [], [], []
+    graphs, labels, counts = [], [], []
     for _ in range(size):
         label = int(rng.integers(0, len(MOTIFS)))
-        x, edge_index, in_motif, types = random_graph(rng, MOTIFS[label])
-        features.append(x)
-        edges.append(edge_index)
-        masks.append(in_motif)
+        x, edge_index, types = random_graph(rng, MOTIFS[label])
+        graphs.append(Graph(x=x, edge_index=edge_index))
         labels.append(label)
         counts.append(float((types == 0).sum()))
-    node_ptr = np.concatenate([[0], np.cumsum([len(x) for x in features])])
-    edge_ptr = np.concatenate([[0], np.cumsum([e.shape[1] for e in edges])])
-    graphs = GraphSet(np.concatenate(features), np.concatenate(edges, axis=1), node_ptr,
-                      edge_ptr)
-    return graphs, np.array(labels, np.int64), np.array(counts, np.float32), \
-        np.concatenate(masks)
+    return GraphSet.from_graphs(graphs), np.array(labels, np.int64), \
+        np.array(counts, np.float32)
 
 
 class MotifSource(DataSource):
@@ -107,8 +101,7 @@ class MotifSource(DataSource):
         if key not in shared:
             train_size, test_size = self.sizes(spec)
             shared[key] = (graph_set(train_size, seed, 0), graph_set(test_size, seed, 1))
-        (x_train, motif_train, count_train, mask_train), \
-            (x_test, motif_test, count_test, mask_test) = shared[key]
+        (x_train, motif_train, count_train), (x_test, motif_test, count_test) = shared[key]
         target = spec["target"]
         if target not in TARGETS:
             raise DataError(f"{task}: unknown motifs target {target!r}")

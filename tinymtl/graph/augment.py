@@ -29,7 +29,6 @@ from tinymtl.backend import to_numpy
 from tinymtl.graph.batch import Graph
 from tinymtl.nn.functional import normalize
 
-AUGMENTATIONS = ("drop_nodes", "perturb_edges", "mask_attributes", "subgraph")
 
 
 def _rebuild(graph, keep_nodes, edge_index=None, edge_keep=None, x=None):
@@ -118,12 +117,16 @@ def subgraph(graph, rng, ratio=0.2):
     return _rebuild(graph, keep)
 
 
+AUGMENTATIONS = {"drop_nodes": drop_nodes, "perturb_edges": perturb_edges,
+                 "mask_attributes": mask_attributes, "subgraph": subgraph}
+
+
 def augment(name, graph, rng, ratio=0.2):
     """The augmentation called ``name`` (one of ``AUGMENTATIONS``) of ``graph``."""
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; expected one of "
                          f"{', '.join(AUGMENTATIONS)}")
-    return globals()[name](graph, rng, ratio)
+    return AUGMENTATIONS[name](graph, rng, ratio)
 
 
 def nt_xent_loss(z, z_prime, temperature=0.5):

@@ -75,6 +75,17 @@ class Graph:
                      y=None if self.y is None or np.ndim(self.y) == 0 else self.y[k])
 
 
+def _joined(items, name, who):
+    """The ``name`` arrays of ``items`` (graphs or graph sets) end to end, or None when none
+    has them; a ValueError when only some have."""
+    values = [getattr(item, name) for item in items]
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise ValueError(f"{who}: some graphs have {name} and some do not")
+    return np.concatenate(values)
+
+
 def collate(graphs):
     """One ``Graph`` holding ``graphs`` as a disjoint union (module docstring). Optional fields
     are kept when every graph has them; labels are stacked (one row per graph)."""
@@ -84,14 +95,7 @@ def collate(graphs):
     sizes = np.array([g.num_nodes for g in graphs], dtype=np.int64)
     ptr = np.concatenate([[0], np.cumsum(sizes)])
 
-    def joined(name):
-        values = [getattr(g, name) for g in graphs]
-        if any(v is None for v in values):
-            if not all(v is None for v in values):
-                raise ValueError(f"collate: some graphs have {name} and some do not")
-            return None
-        return np.concatenate(values)
-
+    joined = (lambda name: _joined(graphs, name, "collate"))
     ys = [g.y for g in graphs]
     y = None if any(v is None for v in ys) else np.stack([np.asarray(v) for v in ys])
     return Graph(
@@ -146,10 +150,7 @@ class GraphSet:
         node_ptr = np.concatenate([[0], np.cumsum([g.num_nodes for g in graphs])])
         edge_ptr = np.concatenate([[0], np.cumsum([g.num_edges for g in graphs])])
 
-        def joined(name):
-            values = [getattr(g, name) for g in graphs]
-            return None if any(v is None for v in values) else np.concatenate(values)
-
+        joined = (lambda name: _joined(graphs, name, "GraphSet.from_graphs"))
         return cls(np.concatenate([g.x for g in graphs]),
                    np.concatenate([g.edge_index for g in graphs], axis=1), node_ptr, edge_ptr,
                    joined("edge_attr"), joined("edge_type"), joined("node_type"))
@@ -157,10 +158,7 @@ class GraphSet:
     @classmethod
     def concatenate(cls, sets):
         """One set of the graphs of ``sets``, in order."""
-        def joined(name):
-            values = [getattr(s, name) for s in sets]
-            return None if any(v is None for v in values) else np.concatenate(values)
-
+        joined = (lambda name: _joined(sets, name, "GraphSet.concatenate"))
         nodes = np.concatenate([s.sizes()[0] for s in sets])
         edges = np.concatenate([s.sizes()[1] for s in sets])
         return cls(np.concatenate([s.x for s in sets]),

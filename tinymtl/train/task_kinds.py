@@ -63,8 +63,6 @@ def _absolute_error(outputs, y):
     return float(np.abs(to_numpy(outputs) - y).mean(1).sum())
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class TaskKind:
     """One kind of task (module docstring). ``score``: the metric's name in rows and summaries
