@@ -86,8 +86,9 @@ def arms():
     import yaml
 
     for path in sorted(EXAMPLES.glob("*.yaml")):
-        if "compare" in yaml.safe_load(path.read_text()):
-            continue  # comparisons are runs of these configs with other settings (below)
+        if {"compare", "pretraining"} & set(yaml.safe_load(path.read_text())):
+            continue  # comparisons are runs of these configs with other settings (below);
+            # pretraining has its own determinism tests (tests/test_pretrain.py)
         if "generator: molecules" in path.read_text() and not environment()["rdkit"]:
             continue  # (without RDKit the environment differs: the test skips)
         result[f"example:{path.stem}"] = _example(path.stem)

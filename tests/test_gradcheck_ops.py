@@ -239,6 +239,8 @@ LOSSES = {
     "batch_hard_triplet": lambda x: F.batch_hard_triplet_loss(x, np.array([0, 1, 0, 1]),
                                                               margin=1.5),
     "normalize": lambda x: F.normalize(x, dim=1) * tm.tensor(np.arange(16.0).reshape(4, 4)),
+    "profile_triplet": lambda x: F.profile_triplet_loss(
+        x, np.array([[0.0, 1.0], [0.1, 0.9], [3.0, -1.0], [2.5, -0.5]]), margin=1.5),
 }
 
 

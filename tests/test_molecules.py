@@ -119,7 +119,8 @@ def test_the_solubility_tasks_train_and_smoke(fake_molecules, tmp_path):
 
     config = {"name": "mol", "tasks": {
         "solubility": {"generator": "molecules", "target": "solubility_class"},
-        "log_s": {"generator": "molecules", "target": "log_s"}},
+        "log_s": {"generator": "molecules", "target": "log_s"},
+        "profile": {"generator": "molecules", "target": "property_profile"}},
         "model": {"encoder": "gat", "hidden": [8], "heads": 2, "graph_pooling": "sum"},
         "training": {"schedule": "joint", "steps": 20, "eval_every": 10, "batch_size": 8},
         "baselines": "none"}
@@ -130,7 +131,11 @@ def test_the_solubility_tasks_train_and_smoke(fake_molecules, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())["tasks"]
     assert summary["solubility"]["kind"] == "classification"
-    assert summary["log_s"]["test_r2"] is not None
+    assert summary["log_s"]["test_r2"] is not None and "test_spearman" in summary["log_s"]
+    assert summary["profile"]["kind"] == "alignment"
+    assert -1 <= summary["profile"]["test_distance_spearman"] <= 1
+    for figure in ("solubility_confusion.png", "profile_embedding.png"):
+        assert (tmp_path / "run" / figure).exists()
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["data"]
     result = CliRunner().invoke(main, ["run", str(path), "--smoke", "--quiet", "--out",
                                        str(tmp_path / "smoke")])
@@ -142,3 +147,31 @@ def test_without_the_cache_a_run_says_how_to_fetch(tmp_path, data_dir):
 
     with pytest.raises(molecules.DataError, match="tinymtl data fetch molecules"):
         load_tasks({"s": {"generator": "molecules", "target": "log_s"}})
+
+
+def test_bond_features_reach_the_attention(fake_molecules):
+    from tinymtl.runs.setup import build, load_tasks
+    from tinymtl.train.config import validate
+
+    config = validate({"tasks": {"s": {"generator": "molecules", "target": "log_s"}},
+                       "model": {"encoder": "gat", "hidden": [8], "heads": 2,
+                                 "edge_features": True}, "training": {"steps": 5}})
+    tasks = load_tasks(config)
+    model = build(config, tasks)
+    layer = model.backbone.layers[0]
+    assert layer.lin_edge is not None and layer.lin_edge.weight.shape[1] == 6  # bond features
+    graphs = tasks["s"].x_train[:4]
+    before = model(graphs, "s").numpy()
+    graphs.edge_attr[:] = 0  # the same molecules with their bonds' features erased
+    assert not np.allclose(model(graphs, "s").numpy(), before)
+
+
+def test_edge_features_without_any_is_one_line(tmp_path):
+    import yaml
+
+    path = tmp_path / "motifs.yaml"
+    path.write_text(yaml.safe_dump({"tasks": {"m": {"generator": "motifs", "target": "motif"}},
+                                    "model": {"encoder": "gat", "edge_features": True}}))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "model.edge_features" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()

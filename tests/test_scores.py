@@ -99,6 +99,42 @@ def test_regression_metrics_equal_scikit_learns(seed, outputs):
     assert got["rmse"] == pytest.approx(np.sqrt(metrics.mean_squared_error(target, predicted)),
                                         rel=1e-6)
     assert got["r2"] == pytest.approx(metrics.r2_score(target, predicted), rel=1e-5)
+    stats = pytest.importorskip("scipy.stats")
+    rho = np.mean([stats.spearmanr(y[:, k], predicted[:, k]).statistic for k in range(outputs)])
+    assert got["spearman"] == pytest.approx(rho, rel=1e-5)
+
+
+def test_spearman_equals_scipys_with_ties_and_is_none_for_a_constant():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(4)
+    a, b = rng.integers(0, 5, 80), rng.normal(size=80)  # a has many ties
+    assert scores.spearman(a, b) == pytest.approx(stats.spearmanr(a, b).statistic, rel=1e-12)
+    assert scores.spearman(np.ones(5), np.arange(5)) is None
+
+
+def test_alignment_scores_follow_their_definitions():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    profiles = rng.normal(size=(60, 3))
+    embedding = np.concatenate([profiles, rng.normal(scale=0.3, size=(60, 2))], axis=1)
+    outputs = np.concatenate([embedding, profiles + 0.1], axis=1)  # then the predicted profile
+    got = scores.alignment_scores(outputs, profiles)
+    unit = embedding / np.linalg.norm(embedding, axis=1, keepdims=True)
+    pairs = np.triu_indices(60, k=1)
+    expected = stats.spearmanr((1 - unit @ unit.T)[pairs],
+                               np.linalg.norm(profiles[:, None] - profiles[None], axis=2)[pairs])
+    assert got["distance_spearman"] == pytest.approx(expected.statistic, rel=1e-9)
+    nearest_profile = [np.argsort(np.linalg.norm(profiles - p, axis=1))[1] for p in profiles]
+    cosine = unit @ unit.T
+    np.fill_diagonal(cosine, -np.inf)
+    for k in (1, 5):
+        hits = [nearest_profile[i] in np.argsort(-cosine[i], kind="stable")[:k]
+                for i in range(60)]
+        assert got[f"neighbour_recall_at_{k}"] == pytest.approx(np.mean(hits))
+    assert got["profile_mae"] == pytest.approx(0.1)
+    shuffled = scores.alignment_scores(np.concatenate([rng.normal(size=(60, 5)), profiles],
+                                                      axis=1), profiles)
+    assert abs(shuffled["distance_spearman"]) < 0.1 < got["distance_spearman"]  # chance: ρ ≈ 0
 
 
 def test_r2_of_a_constant_target_follows_scikit_learn():

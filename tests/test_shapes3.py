@@ -342,7 +342,7 @@ def test_eval_reports_mae_for_regression(tiny_run):
     result = CliRunner().invoke(main, ["eval", str(tiny_run / "checkpoint.h5"), "--json"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)
-    assert set(scores["C"]) == {"test_mae", "test_loss", "test_rmse", "test_r2"}
+    assert set(scores["C"]) == {"test_mae", "test_loss", "test_rmse", "test_r2", "test_spearman"}
     assert set(scores["A"]) == {"test_accuracy", "test_loss", "test_macro_f1", "test_weighted_f1",
                                 "test_auroc", "test_per_class", "test_confusion"}
     confusion = np.array(scores["A"]["test_confusion"])  # classes x classes, every test image

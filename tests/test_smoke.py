@@ -32,7 +32,7 @@ def fake_mnist(tmp_path_factory):
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_smokes(example, fake_mnist, tmp_path):
-    if "generator: molecules" in example.read_text() and \
+    if "molecules" in example.read_text() and \
             importlib.util.find_spec("rdkit") is None:
         pytest.skip("RDKit (the chem extra) is not installed")
     result = CliRunner().invoke(main, ["run", str(example), "--smoke", "--quiet", "--out",

@@ -141,10 +141,31 @@ CASES = {
         lambda x: F.batch_hard_triplet_loss(x, np.array(BATCH_LABELS), margin=0.5),
         lambda x: torch_batch_hard_triplet(x, torch.tensor(BATCH_LABELS), margin=0.5),
         [(6, 5)]),
+    "profile_triplet": (
+        lambda x: F.profile_triplet_loss(x, np.array(PROFILES), margin=0.5),
+        lambda x: torch_profile_triplet(x, torch.tensor(PROFILES), margin=0.5),
+        [(6, 5)]),
 }
 
 
 BATCH_LABELS = [0, 1, 0, 2, 1, 2]
+PROFILES = [[0.0, 1.0], [2.0, 0.5], [0.2, 1.1], [-1.0, -2.0], [2.1, 0.2], [-1.2, -1.5]]
+
+
+def torch_profile_triplet(x, profiles, margin):
+    """The profile triplet loss written with torch: each anchor's positive is its nearest
+    profile, its negative the nearest embedding among profiles farther than its median."""
+    unit = TF.normalize(x, dim=1)
+    distances = torch.cdist(unit, unit).detach()
+    apart = torch.cdist(profiles, profiles)
+    eye = torch.eye(len(profiles), dtype=torch.bool)
+    positive = apart.masked_fill(eye, float("inf")).argmin(1)
+    median = torch.stack([row[~eye[k]].median() if len(row) % 2 else
+                          row[~eye[k]].sort().values[len(row) // 2 - 1:len(row) // 2 + 1].mean()
+                          for k, row in enumerate(apart)])
+    far = (apart > median[:, None]) & ~eye
+    negative = distances.masked_fill(~far, float("inf")).argmin(1)
+    return TF.triplet_margin_loss(unit, unit[positive], unit[negative], margin=margin)
 
 
 def torch_batch_hard_triplet(x, labels, margin):

@@ -1,5 +1,5 @@
-"""The ``tinymtl`` command line (click): run | eval | predict | inspect | diagnose |
-export-private | data fetch | methods.
+"""The ``tinymtl`` command line (click): run | pretrain | check | eval | predict | inspect |
+diagnose | export-private | data fetch | methods.
 
 Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
 input) print one line to stderr and exit non-zero (2 for config and usage errors); no traceback.
@@ -136,6 +136,10 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
     config = config_module.load(config_path, raw, overrides)
     if seed is not None:
         config["seed"] = seed
+    if "pretraining" in config:
+        if seeds > 1:
+            _fail("--seeds: a pretraining config runs one seed; expected --seed N", 2)
+        return _pretrain(config, out_dir, resume, quiet)
     if seeds > 1:
         if resume:
             _fail("--resume continues one run; resume each seed_<s> folder on its own "
@@ -151,6 +155,46 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
                    f"is saved. Continue with: {summary['resume']}")
         return
     click.echo(tables.continual(summary) if "continual" in summary else tables.multitask(summary))
+
+
+@main.command()
+@click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Run directory (default: runs/<config name>).")
+@click.option("--seed", type=click.IntRange(min=0), help="Override the config's seed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set pretraining.steps=500.")
+@click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
+@click.option("--smoke", is_flag=True, help="Run a shrunk copy in seconds: train, evaluate, "
+                                            "checkpoint, resume to bitwise the same weights.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_guarded
+def pretrain(config_path, out_dir, seed, overrides, resume, smoke, quiet):
+    """Pretrain a graph encoder without labels (GraphCL) as a pretraining config describes
+    (a ``pretraining:`` section); fine-tuning loads it with model.backbone_from."""
+    from tinymtl.train import config as config_module
+
+    raw = config_module.read_yaml(config_path)
+    if not config_module.is_pretraining(raw):
+        _fail(f"{config_path}: not a pretraining config (no 'pretraining' section); run it "
+              f"with `tinymtl run`", 2)
+    if smoke:
+        if resume:
+            _fail("--smoke runs a shrunk copy of the config once (and resumes it itself); "
+                  "expected no --resume with it", 2)
+        return _smoke(config_path, raw, out_dir, overrides, seed, quiet)
+    config = config_module.load(config_path, raw, overrides)
+    if seed is not None:
+        config["seed"] = seed
+    _pretrain(config, out_dir, resume, quiet)
+
+
+def _pretrain(config, out_dir, resume, quiet):
+    from tinymtl.report import tables
+    from tinymtl.runs import pretrain as pretrain_run
+
+    summary = pretrain_run.run(config, out_dir, resume=resume, progress=not quiet)
+    click.echo(tables.pretraining(summary))
 
 
 @main.command()
@@ -173,6 +217,9 @@ def check(config_path, overrides):
         click.echo(f"{config_path}: a valid comparison file")
         return
     config = config_module.load(config_path, raw, overrides)
+    if "pretraining" in config:
+        click.echo(f"{config_path}: a valid pretraining config")
+        return
     with _naming(config_path):
         parts = memory.check_plan(config, setup.task_specs(config),
                                   setup.shares_one_head(config))
@@ -197,8 +244,9 @@ def _smoke(config_path, raw, out_dir, overrides, seed, quiet):
         if seed is not None:
             config["seed"] = seed
         out = pathlib.Path(out_dir or pathlib.Path("runs") / f"{config['name']}_smoke")
+        protocol = smoke.run_pretraining if "pretraining" in config else smoke.run
         with _naming(config_path):
-            reports = {config["name"]: smoke.run(config, out, progress=not quiet)}
+            reports = {config["name"]: protocol(config, out, progress=not quiet)}
     for name, report in reports.items():
         click.echo(f"smoke {name}: ok in {report['seconds']:.1f} s — trained "
                    f"{', '.join(report['tasks'])} for {report['steps']} steps, evaluated, "

@@ -94,6 +94,11 @@ STREAMS = {
     "continual_fisher": 8_000,  # continual sequence: stage s's Fisher examples (and labels): + s
     "rlw": 9_000,              # Trainer: random loss weighting's draws
     "quick_eval": 10_000,      # Trainer: task k's fixed validation subsample (eval_size): + k
+    "pretrain_split": 11_000,  # pretraining: which graphs of the pool are held out (valid)
+    "pretrain_batches": 11_001,  # pretraining: the order of the pool's graphs, epoch by epoch
+    "pretrain_views": 11_002,  # pretraining: each batch's two augmentations
+    "pretrain_eval": 11_003,   # pretraining: the fixed views of the held-out graphs
+    "salience": 12_000,        # the random salience baseline's draws
 }
 CONTINUAL_STAGE_SEED = 1_000  # continual sequence: stage s trains with seed + 1000 (s + 1)
 

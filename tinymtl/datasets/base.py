@@ -23,7 +23,8 @@ from tinymtl.datasets.text import encode
 class TaskData:
     """One task's splits. ``kind`` (``train.task_kinds``): ``classification`` (integer labels,
     one output per class), ``multilabel`` ({0, 1} per label), ``regression`` (float targets,
-    one output each) or ``embedding`` (integer labels, ``embedding_dim`` outputs).
+    one output each), ``embedding`` (integer labels, ``embedding_dim`` outputs) or
+    ``alignment`` (property profiles (N, D), ``embedding_dim`` + D outputs).
     ``*_attributes`` hold per-example facts beyond the label (e.g. each image's shape class),
     for diagnostics."""
 
@@ -69,6 +70,8 @@ class TaskData:
         per regression target, or the embedding's dimension."""
         if self.kind == "embedding":
             return self.embedding_dim
+        if self.kind == "alignment":  # the embedding, then the predicted profile
+            return self.embedding_dim + self.y_train.shape[1]
         if self.kind == "regression":
             return 1 if self.y_train.ndim == 1 else self.y_train.shape[1]
         return len(self.classes)

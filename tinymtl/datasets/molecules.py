@@ -21,7 +21,8 @@ graph: atoms are nodes, bonds are typed edges in both directions.
 Per atom it also keeps two real ground truths of what matters where, which RDKit computes:
 the Crippen logP contribution (Wildman & Crippen 1999; its hydrogens' added, so a molecule's
 contributions sum to its log P) and the TPSA contribution (Ertl 2000);
-per molecule its canonical SMILES, InChIKey, log P, TPSA and weight. Molecules RDKit cannot
+per molecule its canonical SMILES (with each atom's place in it, to draw the graph's atoms),
+InChIKey, log P, TPSA and weight. Molecules RDKit cannot
 parse are counted and left out (the count is in the manifest).
 
 The unlabelled pool for pretraining is every molecule of every file except those of any test
@@ -245,8 +246,14 @@ def _write_set(group, parsed, Chem):
         arrays[key] = np.array(values, np.int64 if key.endswith("class") else np.float32)
     for key, value in arrays.items():
         group.create_dataset(key, data=value, compression="gzip")
+    smiles = [Chem.MolToSmiles(m) for m, _ in parsed]  # (sets each _smilesAtomOutputOrder)
+    # each atom's place in its SMILES, so that a drawing of the SMILES shows the graph's atoms
+    positions = [np.argsort(list(m.GetPropsAsDict(True, True)["_smilesAtomOutputOrder"]))
+                 for m, _ in parsed]
+    group.create_dataset("smiles_position", data=np.concatenate(positions).astype(np.int64),
+                         compression="gzip")
     strings = h5py.string_dtype()
-    group.create_dataset("smiles", data=[Chem.MolToSmiles(m) for m, _ in parsed], dtype=strings)
+    group.create_dataset("smiles", data=smiles, dtype=strings)
     group.create_dataset("inchikey", data=[Chem.MolToInchiKey(m) for m, _ in parsed],
                          dtype=strings)
     group.attrs["sha256"] = array_digest(*(arrays[key] for key in sorted(arrays)))
@@ -266,7 +273,8 @@ def load_set(name):
     except (OSError, KeyError) as error:
         raise DataError(f"{target}: unreadable ({error}); run `tinymtl data fetch molecules` "
                         f"again") from None
-    numeric = {k: v for k, v in arrays.items() if k not in ("smiles", "inchikey")}
+    numeric = {k: v for k, v in arrays.items()
+               if k not in ("smiles", "inchikey", "smiles_position")}
     if array_digest(*(numeric[key] for key in sorted(numeric))) != sha:
         raise DataError(f"{target}: /{name} does not match its sha256; run `tinymtl data "
                         f"fetch molecules` again")
@@ -294,12 +302,28 @@ def pretraining_pool():
 
 
 # -- tasks -----------------------------------------------------------------------------------------
-TARGETS = {"solubility_class": "classification", "log_s": "regression"}
+TARGETS = {"solubility_class": "classification", "log_s": "regression",
+           "property_profile": "alignment"}
+# the property profile an alignment task's embedding is aligned with: log S (measured) and
+# three properties RDKit computes, each standardised by the training molecules' mean and spread
+PROFILE = ("log_s", "tpsa", "logp", "weight")
+EMBEDDING_DIM = 32  # an alignment task's embedding (its head adds one output per property)
+
+
+def property_profiles(train, test):
+    """(train, test) property profiles (N, 4): ``PROFILE``, standardised on train."""
+    columns = [np.stack([split[key] for key in PROFILE], axis=1).astype(np.float64)
+               for split in (train, test)]
+    mean, spread = columns[0].mean(0), columns[0].std(0)
+    spread[spread == 0] = 1.0
+    return tuple(((c - mean) / spread).astype(np.float32) for c in columns)
 
 
 class MoleculeSource(FetchedSource):
     """Huuskonen solubility as graph tasks (module docstring): ``target`` is
-    ``solubility_class`` (low / medium / high) or ``log_s`` (regression); tasks of one config
+    ``solubility_class`` (low / medium / high), ``log_s`` (regression) or ``property_profile``
+    (alignment: an embedding ordered like the molecules' standardised log S, TPSA, Crippen
+    log P and weight, which its head also predicts: ``PROFILE``); tasks of one config
     share the molecules (a joint schedule reads each batch once). Its official train (1,025)
     and test (257) split; the validation split is carved from train."""
 
@@ -307,7 +331,8 @@ class MoleculeSource(FetchedSource):
     inputs = "graphs"
     shared_inputs = True
     OPTIONS = {"target": Choice(tuple(TARGETS), required=True,
-                                help="the solubility class, or log S")}
+                                help="the solubility class, log S, or the property "
+                                     "profile an embedding aligns with")}
 
     def load(self, task, spec, max_length=20, seed=0, use_cache=True, shared=None):
         shared = {} if shared is None else shared
@@ -317,10 +342,10 @@ class MoleculeSource(FetchedSource):
         target = spec["target"]
         sizes = [spec.get("train_size"), spec.get("test_size")]
         for key, asked, have in zip(("train_size", "test_size"), sizes, (train, test)):
-            if asked is not None and asked > len(have[target]):
+            if asked is not None and asked > len(have["graphs"]):
                 raise DataError(f"tasks.{task}.{key} = {asked}: the solubility set has only "
-                                f"{len(have[target])}")
-        n_train, n_test = (asked or len(have[target]) for asked, have in zip(sizes, (train, test)))
+                                f"{len(have['graphs'])}")
+        n_train, n_test = (asked or len(have["graphs"]) for asked, have in zip(sizes, (train, test)))
         key = (self.name, n_train, n_test)  # one set of graphs for every task of these sizes
         if key not in shared:
             shared[key] = _first(train["graphs"], n_train), _first(test["graphs"], n_test)
@@ -328,11 +353,28 @@ class MoleculeSource(FetchedSource):
         manifest = {"name": task, "generator": self.name, "target": target,
                     "train_size": n_train, "test_size": n_test,
                     "sha256": array_digest(*x_train.arrays(), *x_test.arrays())}
+        if target == "property_profile":
+            y_train, y_test = property_profiles(train, test)
+            manifest["profile"] = list(PROFILE)
+        else:
+            y_train, y_test = train[target], test[target]
+        atoms = np.diff(test["graphs"].node_ptr)[:n_test]
+        ends = np.cumsum(atoms)
+        attributes = {  # per test molecule: what salience is scored against, and its drawing
+            "atom_logp": np.split(test["atom_logp"][:ends[-1] if n_test else 0], ends[:-1]),
+            "atom_tpsa": np.split(test["atom_tpsa"][:ends[-1] if n_test else 0], ends[:-1]),
+            "smiles": test["smiles"][:n_test], "molecule": np.arange(n_test)}
+        if "smiles_position" in test:  # (caches fetched before it: no drawings of salience)
+            attributes["smiles_position"] = np.split(
+                test["smiles_position"][:ends[-1] if n_test else 0], ends[:-1])
         return TaskData(
-            name=task, kind=TARGETS[target],
+            name=task, kind=TARGETS[target], test_attributes=attributes,
+            # each example's row in its file (what a baseline on other features reads)
+            train_attributes={"molecule": np.arange(n_train)},
             classes=list(SOLUBILITY_CLASSES) if target == "solubility_class" else [],
-            x_train=x_train, y_train=train[target][:n_train],
-            x_test=x_test, y_test=test[target][:n_test], manifest=manifest)
+            x_train=x_train, y_train=y_train[:n_train],
+            x_test=x_test, y_test=y_test[:n_test], manifest=manifest,
+            embedding_dim=EMBEDDING_DIM)
 
     def plan(self, spec, max_length=20, where="tasks"):
         have = cached_sizes()
@@ -340,9 +382,10 @@ class MoleculeSource(FetchedSource):
         test = spec.get("test_size") or have.get("solubility_test", 257)
         atoms, bonds = 14, 15  # about a solubility molecule's
         example_bytes = 4 * atoms * ATOM_FEATURES + (16 + 8 + 4 * EDGE_FEATURES) * 2 * bonds
-        return DataPlan((ATOM_FEATURES,), example_bytes, train, test,
-                        3 if spec["target"] == "solubility_class" else 1,
-                        shared=(self.name,))
+        outputs = {"solubility_class": len(SOLUBILITY_CLASSES), "log_s": 1,
+                   "property_profile": EMBEDDING_DIM + len(PROFILE)}[spec["target"]]
+        return DataPlan((ATOM_FEATURES,), example_bytes, train, test, outputs,
+                        shared=(self.name,), edge_features=EDGE_FEATURES)
 
 
 def cached_sizes():

@@ -24,6 +24,7 @@ class DataPlan:
     outputs: int
     shared: tuple = None
     valid_size: int = 0  # an official validation split loaded beside train (MNIST's)
+    edge_features: int = 0  # graphs: the width of each edge's features (0: none)
 
     @property
     def data_bytes(self):

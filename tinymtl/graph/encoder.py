@@ -56,15 +56,20 @@ class GraphEncoder(nn.Module):
             Tensor(graph.edge_attr)
         return layer(x, graph.edge_index, edge_attr, return_attention_weights=attention)
 
+    @staticmethod
+    def _features(graph):
+        """The node features as a Tensor (already one when a caller wants their gradient)."""
+        return graph.x if isinstance(graph.x, Tensor) else Tensor(graph.x)
+
     def node_embeddings(self, graph):
-        x = Tensor(graph.x)
+        x = self._features(graph)
         for layer in self.layers:
             x = relu(self._layer(layer, x, graph))
         return x
 
     def attention(self, graph):
         """[(edge_index, α (E, heads))] of every layer, on ``graph``."""
-        x, found = Tensor(graph.x), []
+        x, found = self._features(graph), []
         for layer in self.layers:
             out, weights = self._layer(layer, x, graph, attention=True)
             found.append(weights)

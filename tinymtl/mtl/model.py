@@ -135,9 +135,10 @@ class MultiTaskModel(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
-def build_backbone(model_config, input_shape):
+def build_backbone(model_config, input_shape, edge_dim=None):
     """The shared encoder for inputs of ``input_shape`` (one example's: (length,) for text,
-    (channels, height, width) for images)."""
+    (channels, height, width) for images, (node features,) for graphs; ``edge_dim``: the
+    width of the graphs' edge features, which a gat encoder with ``edge_features`` reads)."""
     if model_config["encoder"] == "mlp":
         return nn.MLPEncoder(int(np.prod(input_shape)), tuple(model_config["hidden"]))
     if model_config["encoder"] == "cnn":
@@ -154,10 +155,25 @@ def build_backbone(model_config, input_shape):
     if model_config["encoder"] == "gat":
         return GraphEncoder(input_shape[0], tuple(model_config["hidden"]),
                             heads=model_config["heads"], pooling=model_config["graph_pooling"],
-                            dropout=model_config["dropout"])
+                            dropout=model_config["dropout"],
+                            edge_dim=edge_dim if model_config.get("edge_features") else None)
     # (it averages over positions: ``model.pooling`` is the conv encoder's)
     return nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0], dim=model_config["embedding_dim"],
                                    out_features=model_config["features"])
+
+
+def edge_features(model_config, inputs, where="the tasks"):
+    """The width of the edge features a gat encoder with ``model.edge_features`` reads from
+    ``inputs`` (a ``GraphSet``, or a number known in advance); None when it reads none."""
+    if not model_config.get("edge_features"):
+        return None
+    width = inputs if isinstance(inputs, int) or inputs is None else (
+        None if getattr(inputs, "edge_attr", None) is None else inputs.edge_attr.shape[1])
+    if not width:
+        raise ValueError(f"model.edge_features: {where} have no edge features; expected "
+                         f"graphs with edge_attr (e.g. molecules' bonds) or "
+                         f"edge_features: false")
+    return width
 
 
 def feature_shape(backbone):
@@ -168,21 +184,23 @@ def default_head(shape):
     return "linear" if len(shape) == 1 else "gap"
 
 
-def build_model(model_config, task_outputs, input_shape, task_configs=None, shared_head=False):
+def build_model(model_config, task_outputs, input_shape, task_configs=None, shared_head=False,
+                edge_dim=None):
     """The model a config describes: the backbone, and a head per task with
     ``task_outputs[task]`` outputs, of the kind ``task_configs[task]["head"]`` names
-    (``shared_head``: one head, named "shared", that every task reads; as wide as the widest)."""
+    (``shared_head``: one head, named "shared", that every task reads; as wide as the widest;
+    ``edge_dim``: the graphs' edge features' width, ``edge_features``)."""
     task_configs = task_configs or {}
     architecture = model_config.get("architecture", "hard")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of "
                          f"{', '.join(ARCHITECTURES)}")
     if architecture == "mmoe":
-        backbone = Experts([build_backbone(model_config, input_shape)
+        backbone = Experts([build_backbone(model_config, input_shape, edge_dim)
                             for _ in range(model_config["experts"])], VOCAB_SIZE)
         shape = backbone.out_shape
     else:
-        backbone = build_backbone(model_config, input_shape)
+        backbone = build_backbone(model_config, input_shape, edge_dim)
         shape = feature_shape(backbone)
     head_dropout = 0.0 if model_config["encoder"] == "cnn" else model_config["dropout"]
     tasks, head_of, head_outputs = list(task_outputs), None, dict(task_outputs)

@@ -197,6 +197,41 @@ def batch_hard_triplet_loss(embeddings, labels, margin=0.2, eps=1e-6):
                                margin=margin, eps=eps)
 
 
+def profile_triplet_loss(embeddings, profiles, margin=0.2, eps=1e-6):
+    """A triplet loss that aligns an embedding space with a space of properties: each example a
+    of the batch is an anchor, its positive the example whose property profile (a row of
+    ``profiles``, (N, D)) is nearest its own, its negative the nearest in embedding space
+    among the examples whose profile is far (farther than the median of a's profile
+    distances) — batch-hard, as ``batch_hard_triplet_loss``, with property distances in
+    place of labels:
+
+        L = mean_a max(0, d(a, p(a)) − d(a, n(a)) + margin),   d = ‖·‖₂ of unit embeddings.
+
+    The choices are made on the values (no gradient through them). A batch of fewer than
+    three examples has no triplet: a zero loss, still connected to the embeddings."""
+    unit = normalize(embeddings, dim=1)
+    values = unit.data
+    xp = embeddings.xp
+    n = len(values)
+    if n < 3:
+        return sum(embeddings) * 0.0
+    profiles = xp.asarray(_values(profiles), dtype=xp.float64).reshape(n, -1)
+    squares = (profiles * profiles).sum(1)
+    apart = squares[:, None] + squares[None, :] - 2 * profiles @ profiles.T  # ‖y_a − y_b‖²
+    self_pairs = xp.eye(n, dtype=bool)
+    positive = xp.where(self_pairs, xp.inf, apart).argmin(1)
+    median = xp.nanmedian(xp.where(self_pairs, xp.nan, apart), axis=1)
+    far = (apart > median[:, None]) & ~self_pairs
+    anchors = xp.flatnonzero(far.any(1))
+    if len(anchors) == 0:  # every profile alike: nothing is far
+        return sum(embeddings) * 0.0
+    squares = (values * values).sum(1)
+    distances = squares[:, None] + squares[None, :] - 2 * values @ values.T
+    hardest_far = xp.where(far, distances, xp.inf)[anchors].argmin(1)
+    return triplet_margin_loss(unit[anchors], unit[positive[anchors]], unit[hardest_far],
+                               margin=margin, eps=eps)
+
+
 def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     """1 - cos(x1, x2) where y = 1;  max(0, cos(x1, x2) - margin) where y = -1."""
     cos = cosine_similarity(input1, input2)

@@ -236,3 +236,50 @@ def continual_comparison(result, path):
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return str(path)
+
+
+def pretraining_curves(rows, path):
+    """Contrastive pretraining: NT-Xent loss and contrastive accuracy (the share of graphs whose
+    own second view is the nearest of the batch's), on training batches and held-out graphs,
+    against steps; chance accuracy drawn as a line."""
+    trains = [r for r in rows if r["type"] == "train"]
+    evals = [r for r in rows if r["type"] == "eval" and "valid_loss" in r]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, key, title in ((loss_axis, "loss", "NT-Xent loss"),
+                             (accuracy_axis, "accuracy", "contrastive accuracy")):
+        if trains:
+            axis.plot([r["step"] for r in trains], [r[key] for r in trains], label="training batches")
+        if evals:
+            axis.plot([r["step"] for r in evals], [r[f"valid_{key}"] for r in evals], "o-",
+                      markersize=3, label="held-out graphs")
+        axis.set(title=title, xlabel="step")
+        axis.grid(alpha=0.3)
+    if evals:
+        accuracy_axis.axhline(evals[0]["chance_accuracy"], color="grey", linestyle=":",
+                              label="chance (1 / batch)")
+        accuracy_axis.set(ylim=(0, 1.02))
+    for axis in (loss_axis, accuracy_axis):
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def embedding_projection(embeddings, values, value_name, title, path):
+    """Embeddings (N, E) projected on their first two principal components (of the unit
+    vectors: cosine geometry), each point coloured by ``values`` (N,)."""
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    centred = unit - unit.mean(0)
+    _, spread, axes = np.linalg.svd(centred, full_matrices=False)
+    points = centred @ axes[:2].T
+    explained = spread[:2] ** 2 / max((spread ** 2).sum(), 1e-12)
+    figure, axis = plt.subplots(figsize=(6.5, 5.5))
+    image = axis.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", s=12)
+    figure.colorbar(image, ax=axis, label=value_name)
+    axis.set(title=title, xlabel=f"PC 1 ({100 * explained[0]:.0f} % of the variance)",
+             ylabel=f"PC 2 ({100 * explained[1]:.0f} %)")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

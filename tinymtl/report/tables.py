@@ -31,6 +31,27 @@ def multitask(summary):
     return "\n".join(lines)
 
 
+def pretraining(summary):
+    """What ``tinymtl pretrain`` prints: the held-out contrastive loss and accuracy before and
+    after, the pool, memory, time, and how fine-tuning loads the encoder."""
+    first, last, pool = summary["initial"] or {}, summary["final"] or {}, summary["pool"]
+
+    def show(row, key, scale=1.0, digits=3):
+        return "-" if key not in row else f"{scale * row[key]:.{digits}f}"
+
+    return "\n".join([
+        f"{'held out':<24} {'step':>7} {'NT-Xent':>8} {'contrastive acc. %':>19}",
+        f"{'before pretraining':<24} {0:>7} {show(first, 'valid_loss'):>8} "
+        f"{show(first, 'valid_accuracy', 100, 1):>19}",
+        f"{'after':<24} {summary['steps']:>7} {show(last, 'valid_loss'):>8} "
+        f"{show(last, 'valid_accuracy', 100, 1):>19}",
+        f"chance {100 * last.get('chance_accuracy', 0):.1f} %; pool {pool['train']:,} graphs "
+        f"trained on, {pool['valid']:,} held out ({pool['test_molecules_left_out']:,} test "
+        f"molecules left out); {summary['epochs']} epochs; peak memory "
+        f"{summary['peak_rss_mib']:.0f} MiB; wall {summary['wall_seconds']:.1f} s",
+        f"fine-tune from it with  {summary['fine_tune']}"])
+
+
 def continual(summary):
     """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
     result = summary["continual"]

@@ -21,7 +21,7 @@ from tinymtl.mtl.plugin import create
 from tinymtl.mtl.weighting import Static
 from tinymtl.report import plots
 from tinymtl.runs import baselines
-from tinymtl.runs import memory
+from tinymtl.runs import memory, salience
 from tinymtl.runs.setup import RunDirectory, build, load_tasks, make_callbacks, read_rows
 from tinymtl.train import checkpoint
 from tinymtl.train.config import method_spec
@@ -80,6 +80,24 @@ def roundtrip(model, config, tasks, path):
     return {"weights_bitwise_equal": bool(weights), "outputs_bitwise_equal": bool(outputs)}
 
 
+def task_figures(model, task, data, test, out):
+    """What a task's kind draws of its test split: the confusion matrix of a classification
+    task (<task>_confusion.png), the 2-D projection of an alignment task's embeddings coloured
+    by the first property of its profile (<task>_embedding.png)."""
+    if data.kind == "classification" and "test_confusion" in test:
+        plots.confusion(np.array(test["test_confusion"]), data.classes,
+                        f"{task}: test confusion (accuracy {100 * test['test_accuracy']:.1f} %)",
+                        out / f"{task}_confusion.png")
+    if data.kind == "alignment":
+        width = data.y_test.shape[1]
+        embeddings = predict_logits(model, task, data.x_test)[:, :-width]
+        names = data.manifest.get("profile") or [f"property {k}" for k in range(width)]
+        plots.embedding_projection(embeddings, data.y_test[:, 0], f"{names[0]} (standardised)",
+                                   f"{task}: test embeddings, distance ρ "
+                                   f"{test['test_distance_spearman']:.3f}",
+                                   out / f"{task}_embedding.png")
+
+
 def callback_reports(trainer):
     """{plugin: what it reports} of the plugins that report (early stopping: the step it
     stopped at and the best step; the best checkpoint: its step and value)."""
@@ -104,6 +122,9 @@ def reference_scores(data):
         return {"num_classes": data.num_classes,
                 "chance_recall_at_1": float((counts * (counts - 1)).sum() / (n * (n - 1))),
                 **baseline}
+    if data.kind == "alignment":  # unrelated embeddings: ρ 0, a random nearest neighbour
+        return {"chance_distance_spearman": 0.0,
+                "chance_neighbour_recall_at_1": 1 / max(len(data.y_test) - 1, 1), **baseline}
     return {"num_classes": data.num_classes, "chance_accuracy": 1 / data.num_classes,
             **baseline}
 
@@ -128,6 +149,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     directory = RunDirectory(config, out_dir, resume)
     loaded = directory.loaded
     tasks = load_tasks(config)  # before anything is written: bad data leaves no run folder
+    salience.check(config, tasks)
     resolve_epochs(config, tasks)
     directory.check_resume()
     model = build(config, tasks)  # before writing: a bad backbone_from leaves no run folder
@@ -174,12 +196,16 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     for task, data in tasks.items():
         plots.task_curves(rows, task, directory.out / f"{task}_curves.png", data.kind,
                           baseline=BASELINE_NAMES.get(config["baselines"]))
+        task_figures(model, task, data, test["tasks"][task], directory.out)
     for task, weight in trainer.weighting.weights().items():
         results[task]["final_loss_weight"] = weight
     gradients = None
     if trainer.surgery is not None:
         gradients = {"method": trainer.surgery.name, "pairs": trainer.surgery.statistics()}
         plots.gradient_conflicts(gradients["pairs"], directory.out / "gradient_conflicts.png")
+    salient = config["salience"]["task"]
+    atoms = None if salient is None else salience.analyse(
+        model, salient, tasks[salient], directory.out, config["seed"], config["salience"]["draw"])
     roundtrip_result = roundtrip(model, config, tasks, directory.checkpoint_path)
     return directory.finish({
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
@@ -193,6 +219,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         "tasks": results,
         "weighting": config["training"]["weighting"]["method"],
         "gradients": gradients,
+        "salience": atoms,
         "roundtrip": roundtrip_result,
         "checkpoint": {"path": str(directory.checkpoint_path), "bytes": checkpoint_bytes},
         "stopped": trainer.stop_reason,

@@ -28,6 +28,7 @@ from tinymtl.backend import manual_seed, set_device
 from tinymtl.errors import one_line
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model
+from tinymtl.mtl.model import edge_features
 from tinymtl.mtl.plugin import create
 from tinymtl.runs import memory
 from tinymtl.train import checkpoint
@@ -94,19 +95,25 @@ class RunDirectory:
         multitask, or a continual run's stage<i>), the last K written."""
         path = self.checkpoint_path if name is None else self.out / name
         size = save_checkpoint(path, trainer, self.config, tasks, self.elapsed(), extra_state)
-        keep = self.config["training"]["keep_checkpoints"]
-        if name is None and keep > 1:
-            kept = self.out / "checkpoints"
-            kept.mkdir(exist_ok=True)
-            copy = kept / f"{trainer.label}_step_{trainer.step:09d}.h5"
-            copy.unlink(missing_ok=True)
-            try:
-                os.link(path, copy)  # the same file under a second name: no copy
-            except OSError:  # a file system without hard links
-                shutil.copy2(path, copy)
-            for old in kept_checkpoints(self.out)[:-keep]:
-                old.unlink()
+        if name is None:
+            self.keep(trainer.label, trainer.step, self.config["training"]["keep_checkpoints"])
         return size
+
+    def keep(self, label, step, keep):
+        """With ``keep`` = K > 1, checkpoint.h5 just written is also kept as
+        checkpoints/<label>_step_<N>.h5, the last K written."""
+        if keep <= 1:
+            return
+        kept = self.out / "checkpoints"
+        kept.mkdir(exist_ok=True)
+        copy = kept / f"{label}_step_{step:09d}.h5"
+        copy.unlink(missing_ok=True)
+        try:
+            os.link(self.checkpoint_path, copy)  # the same file under a second name: no copy
+        except OSError:  # a file system without hard links
+            shutil.copy2(self.checkpoint_path, copy)
+        for old in kept_checkpoints(self.out)[:-keep]:
+            old.unlink()
 
     def checkpointer(self, tasks, extra_state=None):
         """What a trainer calls to write a named checkpoint (``Trainer.save_checkpoint``)."""
@@ -188,7 +195,9 @@ def build(config, tasks, pretrained=True):
     ``pretrained``, its backbone from ``model.backbone_from``, a checkpoint, when given)."""
     manual_seed(config["seed"])
     model = build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()},
-                        input_shape(tasks), config["tasks"], shared_head=shares_one_head(config))
+                        input_shape(tasks), config["tasks"], shared_head=shares_one_head(config),
+                        edge_dim=edge_features(config["model"],
+                                               next(iter(tasks.values())).x_train))
     source = config["model"].get("backbone_from")
     if source and pretrained:
         load_backbone(model, source)

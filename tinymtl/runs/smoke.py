@@ -7,7 +7,9 @@ to the end: each task's training step, its evaluations, checkpoints, the test ev
 baselines, plots and summary. Then it is run again from its mid-run checkpoint
 (``--resume``), and must end on bitwise the same weights; then its checkpoint is loaded as
 ``tinymtl eval`` and ``predict`` load it, and each task answers a few test inputs. A
-comparison file smokes each strategy once (one seed). CI smokes every file in ``examples/``.
+comparison file smokes each strategy once (one seed); a pretraining config
+(``run_pretraining``) pretrains on ~150 of its pool's graphs, resumes, and encodes a few with
+the checkpoint's encoder. CI smokes every file in ``examples/``.
 """
 
 import copy
@@ -98,3 +100,42 @@ def run_comparison(comparison, out_dir, progress=False):
     """Smoke each strategy of a comparison once (its first seed)."""
     return {name: run(config, out_dir / name, progress)
             for name, config in comparison["strategies"].items()}
+
+
+def run_pretraining(config, out_dir, progress=False):
+    """Smoke a pretraining config (``runs.pretrain``) as ``run`` smokes a training config: the
+    shrunk run whole, again from its mid-run checkpoint (bitwise the same weights), then its
+    encoder loaded as fine-tuning loads it (``model.backbone_from``) encodes a few graphs."""
+    from tinymtl.runs import pretrain
+    from tinymtl.runs.setup import kept_checkpoints
+
+    started = time.perf_counter()
+    small = copy.deepcopy(config)
+    small["data"]["pool_size"] = min(config["data"]["pool_size"] or 150, 150)
+    small["pretraining"].update(steps=STEPS, eval_every=EVERY, log_every=EVERY // 2,
+                                checkpoint_every=EVERY, keep_checkpoints=2,
+                                batch_size=min(config["pretraining"]["batch_size"], BATCH),
+                                warmup_steps=min(config["pretraining"]["warmup_steps"], 2))
+    out = out_dir / "whole"
+    pretrain.run(small, out, progress=progress)
+    kept = kept_checkpoints(out)
+    _require(kept, f"{out}: no mid-run checkpoint was kept")
+    middle = kept[0]
+    legs = out_dir / "resumed"
+    legs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(middle, legs / "checkpoint.h5")
+    pretrain.run(small, legs, resume=True, progress=progress)
+    final = checkpoint.load(out / "checkpoint.h5")
+    whole, again = final["model_state"], checkpoint.load(legs / "checkpoint.h5")["model_state"]
+    _require(whole.keys() == again.keys() and all(
+        np.array_equal(whole[k], again[k]) for k in whole),
+        f"resumed from {middle.name}, the pretraining ended on other weights")
+    train, valid, _ = pretrain.load_pool(small)
+    model = pretrain.build(small, train)
+    checkpoint.restore_model(model, final["model_state"])
+    graphs = (valid if len(valid) else train)[:3]
+    features = model.backbone(graphs.collate()).numpy()
+    _require(np.isfinite(features).all(), "the pretrained encoder's features are not finite")
+    return {"steps": STEPS, "tasks": ["GraphCL"], "checkpoints": [p.name for p in kept],
+            "resumed_from": middle.name, "predictions": len(features), "complete": True,
+            "seconds": round(time.perf_counter() - started, 2)}

@@ -252,7 +252,8 @@ def _check_config(loaded):
     except ConfigError as error:
         raise CheckpointError(str(error)) from None
     stages = (config.get("continual") or {}).get("stages")
-    expected = set(stages or config["tasks"])
+    # a pretraining run's one data set is its pool of unlabelled graphs
+    expected = {"pool"} if "pretraining" in config else set(stages or config["tasks"])
     if set(loaded["manifests"]) != expected:
         raise CheckpointError(f"{loaded['path']}: /data: has {sorted(loaded['manifests'])}; "
                               f"expected a manifest for each task of its config, "

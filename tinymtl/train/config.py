@@ -27,6 +27,7 @@ from tinymtl.options import (Bool, Choice, ConfigError, Duration, Field, Float, 
                              MapOf, Str, check_section)
 
 from tinymtl import datasets
+from tinymtl.graph.augment import AUGMENTATIONS
 from tinymtl.mtl import continual, surgery, weighting  # noqa: F401  (register their methods)
 from tinymtl.mtl.architectures import ARCHITECTURES
 from tinymtl.mtl.heads import HEADS
@@ -248,6 +249,7 @@ SCHEMA = {
         "hidden": ListOf(Int(low=1, high=MAX_WIDTH), default=[400, 400]),  # mlp, gat: widths
         "heads": Int(default=4, low=1, high=64),  # gat encoder: attention heads per layer
         "graph_pooling": Choice(("sum", "mean", "max", "attention"), default="mean"),  # gat
+        "edge_features": Bool(default=False),  # gat: edge features (bonds) in the attention
         "embedding_dim": Int(default=32, low=1, high=MAX_WIDTH),
         "channels": ListOf(Int(low=1, high=MAX_WIDTH), default=[64, 64]),
         "kernel_size": Int(default=3, low=1, high=64),
@@ -263,13 +265,83 @@ SCHEMA = {
     "training": None,   # TRAINING, with the methods' flat aliases (``schema``)
     "continual": None,  # train.continual: tasks in sequence (``ContinualSection``)
     "callbacks": MethodList("callback"),  # more plugins: e.g. a user's, registered on import
+    # after a run on molecules: which atoms a task's answers rest on (runs.salience)
+    "salience": {"task": Str(), "draw": Int(default=6, low=0, high=50)},
     "baselines": Baselines(default="single_task"),  # train.baselines: what transfer is against
     "linear_baseline": Bool(default=True),
 }
 
 
+# A pretraining config (``tinymtl pretrain``, ``runs.pretrain``): GraphCL on the unlabelled
+# molecules, the same ``model`` section a fine-tuning config has (so its backbone loads there).
+PRETRAINING = {
+    "steps": Int(default=2000, low=1, high=MAX_STEPS),
+    "batch_size": Int(default=128, low=2, high=MAX_BATCH),  # NT-Xent needs two graphs at least
+    "optimizer": TRAINING["optimizer"],
+    "lr": Float(default=1e-3, positive=True),
+    "momentum": TRAINING["momentum"],
+    "weight_decay": TRAINING["weight_decay"],
+    "lr_schedule": Choice(("constant", "cosine", "step"), default="constant"),
+    "warmup_steps": TRAINING["warmup_steps"],
+    "temperature": Float(default=0.2, positive=True),  # τ of NT-Xent (GraphCL's code: 0.2)
+    # each view applies one of these, drawn per batch (GraphCL's "random" augmentation pool)
+    "augmentations": ListOf(Choice(AUGMENTATIONS),
+                            default=["drop_nodes", "perturb_edges", "mask_attributes",
+                                     "subgraph"]),
+    "aug_ratio": Float(default=0.2, low=0.0, high=0.9),
+    "projection_dim": Int(default=0, low=0, high=MAX_WIDTH),  # 0: the encoder's width
+    "eval_every": Int(default=250, low=1, high=MAX_STEPS),
+    "log_every": Int(default=50, low=1, high=MAX_STEPS),
+    "checkpoint_every": Int(default=500, low=0, high=MAX_STEPS),
+    "keep_checkpoints": Int(default=1, low=1, high=1000),
+}
+
+
+def pretraining_schema():
+    return {
+        "name": SCHEMA["name"], "seed": SCHEMA["seed"], "device": SCHEMA["device"],
+        "data": {
+            "source": Choice(("molecules",), default="molecules"),  # its unlabelled pool
+            "seed": Int(default=0, low=0),
+            "pool_size": Int(default=0, low=0, high=MAX_EXAMPLES),  # 0: the whole pool
+            # held out of the pool: the contrastive loss and accuracy on graphs never trained on
+            "valid_fraction": Float(default=0.05, low=0.0, high=0.5),
+        },
+        "model": SCHEMA["model"],
+        "pretraining": PRETRAINING,
+    }
+
+
+def is_pretraining(raw):
+    """Whether a config's mapping is a pretraining config (it has a ``pretraining`` section)."""
+    return isinstance(raw, dict) and "pretraining" in raw
+
+
+def validate_pretraining(raw, source="config"):
+    """A pretraining config, checked, defaults filled in; ConfigError (one line) otherwise."""
+    try:
+        config = check_section(pretraining_schema(), raw, "")
+        if config["model"]["encoder"] != "gat":
+            raise ConfigError(f"model.encoder = {config['model']['encoder']!r}: GraphCL "
+                              f"pretrains a graph encoder; expected 'gat'")
+        for key in ("architecture", "freeze_backbone", "backbone_from"):
+            if config["model"][key] != SCHEMA["model"][key].default:
+                raise ConfigError(f"model.{key}: pretraining trains one encoder from scratch; "
+                                  f"expected no {key} (set it in the fine-tuning config)")
+        training = config["pretraining"]
+        if training["warmup_steps"] >= training["steps"]:
+            raise ConfigError(f"pretraining.warmup_steps = {training['warmup_steps']}: "
+                              f"expected fewer than pretraining.steps ({training['steps']})")
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
 def validate(raw, source="config"):
-    """The checked config with defaults filled in; ConfigError (one line) otherwise."""
+    """The checked config with defaults filled in; ConfigError (one line) otherwise (a
+    pretraining config is checked against its own schema, ``validate_pretraining``)."""
+    if is_pretraining(raw):
+        return validate_pretraining(raw, source)
     try:
         config = check_section(schema(), raw, "")
         tasks = list(config["tasks"])
@@ -315,6 +387,9 @@ def validate(raw, source="config"):
                 raise ConfigError(f"training.{kind} = {name!r}: expected training.accumulate "
                                   f"= 1")
         _check_callbacks(config)
+        if config["salience"]["task"] is not None and config["salience"]["task"] not in tasks:
+            raise ConfigError(f"salience.task: unknown task {config['salience']['task']!r}; "
+                              f"the config defines {', '.join(tasks)}")
         if config["model"]["encoder"] == "conv" and config["model"]["kernel_size"] % 2 == 0:
             raise ConfigError(f"model.kernel_size = {config['model']['kernel_size']}: expected "
                               f"an odd size (the conv encoder keeps the sequence length)")
@@ -440,7 +515,8 @@ def same_config(saved, config):
         except ConfigError:
             return plain
         # a job's time slot changes nothing a run computes: resuming with another is fine
-        config["training"] = dict(config["training"], max_time=None)
+        if "training" in config:
+            config["training"] = dict(config["training"], max_time=None)
         return config
 
     return resolved(saved) == resolved(config)

@@ -17,7 +17,15 @@ Multi-label (y ∈ {0, 1}^L, ŷ = logit > 0): micro F1 = 2 TP / (2 TP + FP + FN)
 examples with every label right; Hamming accuracy the share of pairs right.
 
 Regression: MAE = mean |y − ŷ|, RMSE = √(mean (y − ŷ)²), R² = 1 − Σ(y − ŷ)² / Σ(y − ȳ)²
-(per output, then averaged; 1 for a perfect fit of a constant target, 0 for an imperfect one).
+(per output, then averaged; 1 for a perfect fit of a constant target, 0 for an imperfect one);
+Spearman's ρ = the Pearson correlation of the ranks of y and ŷ (ties given their mean rank;
+None for a constant side): whether the order is right, whatever the scale.
+
+Alignment (embeddings z beside predicted profiles ŷ, against true property profiles y, (N, D)):
+distance ρ = Spearman's ρ between the cosine distances of all pairs of embeddings and the
+Euclidean distances of their profiles (an embedding space ordered like the property space
+scores 1); neighbour recall@k = the share of examples whose nearest profile neighbour is among
+their k nearest embeddings (chance ≈ k / (N − 1)); and the regression scores of ŷ.
 
 Retrieval (embeddings e with labels y; every example queries all the others, by cosine
 similarity): recall@k = the share of queries with an example of their own label among their k
@@ -151,8 +159,87 @@ def regression_scores(outputs, y, detail=False):
     total = ((target - target.mean(0)) ** 2).sum(0)
     r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
                   np.where(residual == 0, 1.0, 0.0))
+    rhos = [spearman(target[:, k], predicted[:, k]) for k in range(target.shape[1])]
+    rhos = [r for r in rhos if r is not None]
     return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())),
-            "r2": float(r2.mean())}
+            "r2": float(r2.mean()), "spearman": float(np.mean(rhos)) if rhos else None}
+
+
+def spearman(a, b):
+    """Spearman's ρ of two equally long vectors (module docstring); None if one is constant."""
+    ranks_a = average_ranks(np.asarray(a, np.float64))
+    ranks_b = average_ranks(np.asarray(b, np.float64))
+    ranks_a, ranks_b = ranks_a - ranks_a.mean(), ranks_b - ranks_b.mean()
+    scale = np.sqrt((ranks_a ** 2).sum() * (ranks_b ** 2).sum())
+    return float((ranks_a * ranks_b).sum() / scale) if scale > 0 else None
+
+
+# -- alignment -----------------------------------------------------------------------------------
+MAX_PAIRS_EXAMPLES = 2000  # distance ρ over the pairs of at most this many examples (2 M pairs)
+
+
+def alignment_scores(outputs, y, detail=False, ks=(1, 5, 10)):
+    """Distance ρ, neighbour recall@k and the profile regression scores (module docstring) of
+    outputs (N, E + D) — E embedding coordinates, then D predicted profile values — against
+    profiles y (N, D)."""
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    width = y.shape[1]
+    embeddings = np.asarray(outputs, np.float64)[:, :-width]
+    profile = regression_scores(np.asarray(outputs)[:, -width:], y)
+    scores = {"distance_spearman": None, **{f"neighbour_recall_at_{k}": None for k in ks},
+              **{f"profile_{key}": value for key, value in profile.items()}}
+    if len(y) < 3:
+        return scores
+    first = slice(0, MAX_PAIRS_EXAMPLES)
+    unit = embeddings[first] / np.maximum(np.linalg.norm(embeddings[first], axis=1,
+                                                         keepdims=True), 1e-12)
+    upper = np.triu_indices(len(unit), k=1)
+    embedding_distance = (1 - unit @ unit.T)[upper]
+    profile_distance = np.linalg.norm(y[first][:, None] - y[first][None], axis=2)[upper]
+    scores["distance_spearman"] = spearman(embedding_distance, profile_distance)
+    nearest_profile = np.array([_nearest(y, row) for row in range(len(y))])
+    hits = {k: [] for k in ks}
+    for start, block in _similarity_rows(embeddings):
+        order = np.argsort(-block, axis=1, kind="stable")
+        wanted = nearest_profile[start:start + len(block), None]
+        for k in ks:
+            hits[k].extend((order[:, :k] == wanted).any(1).tolist())
+    scores.update({f"neighbour_recall_at_{k}": float(np.mean(hits[k])) for k in ks})
+    return scores
+
+
+def _nearest(points, row):
+    """The index of the point nearest ``points[row]`` (itself excluded)."""
+    distance = np.linalg.norm(points - points[row], axis=1)
+    distance[row] = np.inf
+    return int(distance.argmin())
+
+
+# -- node salience --------------------------------------------------------------------------------
+def salience_scores(salience, sizes, positive, values):
+    """How well per-node salience agrees with per-node truth, graph by graph (``sizes``: each
+    graph's nodes; ``positive``: a boolean per node, e.g. polar atoms; ``values``: a number per
+    node, e.g. log P contributions), then averaged over the graphs where it is defined:
+    AUROC of the salience for the positives (a graph needs both kinds of node), precision@k
+    (the share of positives among the k most salient nodes, k the graph's positives) and
+    Spearman's ρ with ``values`` (a graph needs three nodes and no constant side)."""
+    aurocs, precisions, rhos = [], [], []
+    start = 0
+    for size in sizes:
+        rows = slice(start, start + size)
+        start += size
+        s, hit, value = salience[rows], np.asarray(positive[rows], bool), values[rows]
+        auroc = binary_auroc(hit, s)
+        if auroc is not None:
+            aurocs.append(auroc)
+            top = np.argsort(-s, kind="stable")[:int(hit.sum())]
+            precisions.append(float(hit[top].mean()))
+        rho = spearman(s, value) if size >= 3 else None
+        if rho is not None:
+            rhos.append(rho)
+    mean = (lambda found: float(np.mean(found)) if found else None)
+    return {"auroc": mean(aurocs), "precision_at_k": mean(precisions), "spearman": mean(rhos),
+            "graphs_scored": len(aurocs)}
 
 
 # -- retrieval -----------------------------------------------------------------------------------

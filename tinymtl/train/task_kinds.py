@@ -13,9 +13,14 @@ evaluation, which direction is better, and how a score is shown.
     embedding       batch-hard triplet      recall@1             higher  recall@5, mAP
                     (margin 0.2, unit       (leave-one-out
                     vectors)                retrieval by cosine)
+    alignment       profile triplet         distance ρ           higher  neighbour recall@k,
+                    (margin 0.2) on the     (Spearman: embedding         the profile's MAE,
+                    embedding + MSE of      vs profile distances)        RMSE, R², ρ
+                    the predicted profile
 
 Labels: class ids (N,) for classification and embedding, {0, 1} (N, L) for multilabel,
-targets (N,) or (N, D) for regression. The metrics are ``scores.py``'s. Every part that
+targets (N,) or (N, D) for regression, property profiles (N, D) for alignment, whose head has
+E + D outputs: an embedding of E, then its prediction of the D properties. The metrics are ``scores.py``'s. Every part that
 trains, summarises, compares or draws a task asks its kind here (by the ``TaskData.kind``
 name), so a new kind is one more row.
 """
@@ -50,6 +55,15 @@ def _squared_error(outputs, y):
 
 def _triplet(outputs, y):
     return F.batch_hard_triplet_loss(outputs, y, margin=TRIPLET_MARGIN)
+
+
+def _alignment(outputs, y):
+    """An alignment task's loss: the embedding's profile triplet loss + the MSE of the
+    predicted profile (the last D outputs, D the profile's width)."""
+    width = y.shape[1]
+    embedding, predicted = outputs[:, :-width], outputs[:, -width:]
+    return F.profile_triplet_loss(embedding, y, margin=TRIPLET_MARGIN) + \
+        F.mse_loss(predicted, Tensor(y.astype(outputs.dtype, copy=False)))
 
 
 def _correct(outputs, y):
@@ -145,6 +159,13 @@ TASK_KINDS = {
         score="recall_at_1", abbreviation="R@1", best="best_recall_at_1", higher_is_better=True,
         description="recall@1 of leave-one-out retrieval", label="recall@1 %", short_label="R@1 %", scale=100, decimals=1,
         mean_decimals=2, pairwise=True),
+    "alignment": TaskKind(
+        name="alignment", loss=_alignment, loss_name="profile triplet + MSE",
+        score_sum=None, metrics=scores.alignment_scores,
+        score="distance_spearman", abbreviation="ρ", best="best_distance_spearman",
+        higher_is_better=True, description="Spearman ρ of embedding vs property distances",
+        label="distance ρ", short_label="ρ", scale=1, decimals=3, mean_decimals=3,
+        pairwise=True),
 }
 
 
