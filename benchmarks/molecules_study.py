@@ -158,10 +158,43 @@ def run_study(seeds, fractions, out, steps=None):
                 "scratch", fraction, seed, None))
             results["fingerprints"][f"f{fraction}_seed{seed}"] = fingerprint_baselines(
                 config, seed)
+    results["summary"] = summarise(results)
     (out / "study.json").write_text(json.dumps(results, indent=2))
     table = markdown(results)
     (out / "study.md").write_text(table)
     return results, table
+
+
+SUMMARY_METRICS = {"solubility": ("test_accuracy",),
+                   "log_s": ("test_mae", "test_rmse", "test_spearman"),
+                   "profile": ("test_distance_spearman",)}
+
+
+def summarise(results):
+    """[mean, std] over seeds of each headline, per fraction (f10, f30, f100) and arm, and of
+    Δm: what docs/graphs.md prints (benchmarks/reproduce.py reads it here)."""
+    summary = {"delta_m": [float(np.mean(list(results["delta_m"].values()))),
+                           float(np.std(list(results["delta_m"].values())))]
+               if results["delta_m"] else None}
+    for fraction in results["fractions"]:
+        key = f"f{round(100 * fraction)}"
+        summary[key] = {}
+        for arm in ARMS:
+            chosen = [r for r in results["runs"].values()
+                      if r["arm"] == arm and r["fraction"] == fraction]
+            summary[key][arm] = {
+                f"{task}_{metric[5:]}": [float(np.mean(values)), float(np.std(values))]
+                for task, metrics in SUMMARY_METRICS.items() for metric in metrics
+                for values in [[r["tasks"][task][metric] for r in chosen]]}
+        for name in ("random_forest", "linear"):
+            found = [v for k, v in results["fingerprints"].items()
+                     if k.startswith(f"f{fraction}_")]
+            summary[key][f"fingerprint_{name}"] = {
+                f"{task}_{metric[5:]}": [float(np.mean(values)), float(np.std(values))]
+                for task, metrics in SUMMARY_METRICS.items() if task != "profile"
+                for metric in metrics
+                for values in [[f[f"{task}:{name}"][metric] for f in found]]}
+    return summary
 
 
 def mean_std(values, scale=1.0, digits=3):

@@ -34,7 +34,9 @@ def gradient_input_salience(model, task, graph):
     docstring): one backward pass for the whole batch (graphs do not share nodes, so each
     graph's y depends on its own nodes only)."""
     x = Tensor(np.asarray(graph.x), requires_grad=True)
-    outputs = model(dataclasses.replace(graph, x=x), task)
+    # the backbone called directly: a frozen one (no gradient for its weights) still passes
+    # the gradient on to its input
+    outputs = model.forward_heads(model.backbone(dataclasses.replace(graph, x=x)), task)
     values = outputs.data
     if values.ndim == 2 and values.shape[1] > 1:  # the logit of each graph's predicted class
         chosen = np.zeros(values.shape, dtype=values.dtype)
