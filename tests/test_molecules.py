@@ -175,3 +175,18 @@ def test_edge_features_without_any_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1 and "model.edge_features" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_bond_types_get_attention_of_their_own(fake_molecules):
+    from tinymtl.graph import RelationalGATConv
+    from tinymtl.runs.setup import build, load_tasks
+    from tinymtl.train.config import validate
+
+    config = validate({"tasks": {"s": {"generator": "molecules", "target": "log_s"}},
+                       "model": {"encoder": "gat", "hidden": [8], "heads": 2,
+                                 "relations": True}, "training": {"steps": 5}})
+    tasks = load_tasks(config)
+    layer = build(config, tasks).backbone.layers[0]
+    # the stand-in molecules have single, double, triple and aromatic bonds, + self-loops
+    assert isinstance(layer, RelationalGATConv) and layer.num_relations == 4
+    assert layer.weight.shape[0] == 5

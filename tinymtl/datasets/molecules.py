@@ -286,10 +286,12 @@ def load_set(name):
     return arrays
 
 
-def pretraining_pool():
-    """(GraphSet of every molecule not in a test split, by InChIKey; the keys left out)."""
+def pool_molecules(keys=("smiles", "logp", "tpsa", "weight")):
+    """Every molecule of every file except those of any test split (by InChIKey), each once:
+    {'graphs': a GraphSet, 'test_keys': the InChIKeys left out, and each of ``keys``, a
+    per-molecule list or array}."""
     test_keys = {key for name in TEST_SPLITS for key in load_set(name)["inchikey"]}
-    kept, seen = [], set()
+    graphs, found, seen = [], {key: [] for key in keys}, set()
     for name in FILES:
         if name in TEST_SPLITS:
             continue
@@ -297,8 +299,18 @@ def pretraining_pool():
         chosen = [k for k, key in enumerate(data["inchikey"])
                   if key not in test_keys and key not in seen]
         seen.update(data["inchikey"][k] for k in chosen)
-        kept.append(data["graphs"][np.array(chosen, dtype=np.int64)])
-    return GraphSet.concatenate(kept), test_keys
+        graphs.append(data["graphs"][np.array(chosen, dtype=np.int64)])
+        for key in keys:
+            found[key].extend(data[key][k] for k in chosen)
+    arrays = {key: values if key in ("smiles", "inchikey") else np.array(values)
+              for key, values in found.items()}
+    return dict(arrays, graphs=GraphSet.concatenate(graphs), test_keys=test_keys)
+
+
+def pretraining_pool():
+    """(GraphSet of every molecule not in a test split, by InChIKey; the keys left out)."""
+    pool = pool_molecules(keys=())
+    return pool["graphs"], pool["test_keys"]
 
 
 # -- tasks -----------------------------------------------------------------------------------------
@@ -385,7 +397,8 @@ class MoleculeSource(FetchedSource):
         outputs = {"solubility_class": len(SOLUBILITY_CLASSES), "log_s": 1,
                    "property_profile": EMBEDDING_DIM + len(PROFILE)}[spec["target"]]
         return DataPlan((ATOM_FEATURES,), example_bytes, train, test, outputs,
-                        shared=(self.name,), edge_features=EDGE_FEATURES)
+                        shared=(self.name,), edge_features=EDGE_FEATURES,
+                        relations=len(BOND_TYPES))
 
 
 def cached_sizes():

@@ -25,6 +25,7 @@ class DataPlan:
     shared: tuple = None
     valid_size: int = 0  # an official validation split loaded beside train (MNIST's)
     edge_features: int = 0  # graphs: the width of each edge's features (0: none)
+    relations: int = 0  # graphs: how many edge types (0: untyped)
 
     @property
     def data_bytes(self):

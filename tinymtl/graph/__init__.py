@@ -5,7 +5,10 @@
                GraphSet: a task's graphs stored flat, indexed like an array
     conv.py    GATConv (PyTorch Geometric's semantics) and RelationalGATConv (typed edges)
     pool.py    global sum / mean / max pooling, attention pooling
-    encoder.py GraphEncoder: GAT layers then pooling, a multi-task model's shared backbone
+    nodes.py   NodeSet: some nodes of one graph as a task's examples (node tasks)
+    encoder.py GraphEncoder: GAT layers then pooling (or a node read-out), a multi-task
+               model's shared backbone
+    salience.py which nodes an answer rests on: attention, gradient × input, random
     augment.py GraphCL's augmentations (drop nodes, perturb edges, mask attributes, subgraph)
                and its NT-Xent loss
 
@@ -15,10 +18,11 @@ Built on ``nn`` and the segment ops (``autograd.ops.segment``); ``mtl`` builds o
 from tinymtl.graph.batch import Graph, GraphSet, add_self_loops, collate, remove_self_loops
 from tinymtl.graph.conv import GATConv, RelationalGATConv
 from tinymtl.graph.encoder import GraphEncoder
+from tinymtl.graph.nodes import NodeSet
 from tinymtl.graph.pool import (
     AttentionalAggregation, global_add_pool, global_max_pool, global_mean_pool,
 )
 
-__all__ = ["Graph", "GraphSet", "GraphEncoder", "collate", "add_self_loops", "remove_self_loops", "GATConv",
+__all__ = ["Graph", "GraphSet", "NodeSet", "GraphEncoder", "collate", "add_self_loops", "remove_self_loops", "GATConv",
            "RelationalGATConv", "global_add_pool", "global_mean_pool", "global_max_pool",
            "AttentionalAggregation"]

@@ -5,7 +5,8 @@ then pooling into one vector per graph.
     ``hidden[k]`` wide, ``hidden[k] / heads`` per head);  z_g = pool_{i in g}(h_iᴸ)
 
 with typed edges (``num_relations``) each layer is a ``RelationalGATConv``. ``pooling`` is
-sum, mean, max or attention (``pool.py``). ``forward(graph)`` takes a collated ``Graph``;
+sum, mean, max or attention (``pool.py``). ``forward(graph)`` takes a collated ``Graph`` (one
+vector per graph), or a ``NodeSet`` (one vector per node of the set, no pooling: node tasks);
 ``node_embeddings(graph)`` stops before pooling; ``attention(graph)`` returns each layer's
 attention (edge_index, α), what attention-based salience is made of.
 """
@@ -13,7 +14,9 @@ attention (edge_index, α), what attention-based salience is made of.
 from tinymtl import nn
 from tinymtl.autograd.ops.elementwise import relu
 from tinymtl.autograd.tensor import Tensor
+from tinymtl.autograd.ops.segment import index_select
 from tinymtl.graph.conv import GATConv, RelationalGATConv
+from tinymtl.graph.nodes import NodeSet
 from tinymtl.graph.pool import (
     AttentionalAggregation, global_add_pool, global_max_pool, global_mean_pool,
 )
@@ -77,6 +80,8 @@ class GraphEncoder(nn.Module):
         return found
 
     def forward(self, graph):
+        if isinstance(graph, NodeSet):  # node tasks: the whole graph, read out at the nodes
+            return index_select(self.node_embeddings(graph.graph), graph.nodes)
         x = self.node_embeddings(graph)
         size = graph.num_graphs
         if self.pooling == "attention":

@@ -23,7 +23,7 @@ import numpy as np
 from tinymtl import nn
 from tinymtl.autograd import Tensor, no_grad
 from tinymtl.datasets import VOCAB_SIZE
-from tinymtl.graph import Graph, GraphEncoder, GraphSet
+from tinymtl.graph import Graph, GraphEncoder, GraphSet, NodeSet
 from tinymtl.mtl.architectures import ARCHITECTURES, Adapter, Experts, Gate
 from tinymtl.mtl.heads import make_head
 
@@ -33,15 +33,15 @@ PRIVATE = ("heads", "adapters", "gates")  # the task-private submodules, by attr
 def concatenate_inputs(parts):
     """Several batches of inputs as one (a mixed batch): arrays stacked, or graph sets
     joined."""
-    if isinstance(parts[0], GraphSet):
-        return GraphSet.concatenate(parts)
+    if isinstance(parts[0], (GraphSet, NodeSet)):
+        return type(parts[0]).concatenate(parts)
     return np.concatenate(parts)
 
 
 def model_input(x):
     """What a backbone reads, from a batch of a task's inputs: a Tensor of an array (text
     ids, pixels), or one collated ``Graph`` of a ``GraphSet``'s graphs."""
-    if isinstance(x, (Tensor, Graph)):
+    if isinstance(x, (Tensor, Graph, NodeSet)):  # (a NodeSet: the encoder reads its graph)
         return x
     if isinstance(x, GraphSet):
         return x.collate()
@@ -135,10 +135,11 @@ class MultiTaskModel(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
-def build_backbone(model_config, input_shape, edge_dim=None):
+def build_backbone(model_config, input_shape, edge_dim=None, relations=0):
     """The shared encoder for inputs of ``input_shape`` (one example's: (length,) for text,
     (channels, height, width) for images, (node features,) for graphs; ``edge_dim``: the
-    width of the graphs' edge features, which a gat encoder with ``edge_features`` reads)."""
+    width of the graphs' edge features, which a gat encoder with ``edge_features`` reads;
+    ``relations``: how many edge types a gat encoder gives attention of its own, 0 for none)."""
     if model_config["encoder"] == "mlp":
         return nn.MLPEncoder(int(np.prod(input_shape)), tuple(model_config["hidden"]))
     if model_config["encoder"] == "cnn":
@@ -156,24 +157,41 @@ def build_backbone(model_config, input_shape, edge_dim=None):
         return GraphEncoder(input_shape[0], tuple(model_config["hidden"]),
                             heads=model_config["heads"], pooling=model_config["graph_pooling"],
                             dropout=model_config["dropout"],
-                            edge_dim=edge_dim if model_config.get("edge_features") else None)
+                            edge_dim=edge_dim if model_config.get("edge_features") else None,
+                            num_relations=relations or None)
     # (it averages over positions: ``model.pooling`` is the conv encoder's)
     return nn.SelfAttentionEncoder(VOCAB_SIZE, input_shape[0], dim=model_config["embedding_dim"],
                                    out_features=model_config["features"])
 
 
-def edge_features(model_config, inputs, where="the tasks"):
-    """The width of the edge features a gat encoder with ``model.edge_features`` reads from
-    ``inputs`` (a ``GraphSet``, or a number known in advance); None when it reads none."""
-    if not model_config.get("edge_features"):
-        return None
-    width = inputs if isinstance(inputs, int) or inputs is None else (
-        None if getattr(inputs, "edge_attr", None) is None else inputs.edge_attr.shape[1])
-    if not width:
-        raise ValueError(f"model.edge_features: {where} have no edge features; expected "
-                         f"graphs with edge_attr (e.g. molecules' bonds) or "
-                         f"edge_features: false")
-    return width
+def graph_options(model_config, inputs, where="the tasks"):
+    """What a gat encoder reads of its graphs' structure, as ``build_model``'s keywords:
+    ``edge_dim``, the width of the edge features (with ``model.edge_features``), and
+    ``relations``, how many edge types get attention of their own (with ``model.relations``).
+    ``inputs``: a task's GraphSet or NodeSet, or its DataPlan (known before loading)."""
+    found = {"edge_dim": None, "relations": 0}
+    if model_config.get("encoder") != "gat":
+        return found
+    graph = getattr(inputs, "graph", inputs)  # a NodeSet's graph
+    if hasattr(inputs, "edge_features"):  # a DataPlan
+        width, types = inputs.edge_features, inputs.relations
+    else:
+        attr, kinds = getattr(graph, "edge_attr", None), getattr(graph, "edge_type", None)
+        width = None if attr is None else attr.shape[1]
+        types = 0 if kinds is None or not len(kinds) else int(kinds.max()) + 1
+    if model_config.get("edge_features"):
+        if not width:
+            raise ValueError(f"model.edge_features: {where} have no edge features; expected "
+                             f"graphs with edge_attr (e.g. molecules' bonds) or "
+                             f"edge_features: false")
+        found["edge_dim"] = width
+    if model_config.get("relations"):
+        if not types:
+            raise ValueError(f"model.relations: {where} have no edge types; expected graphs "
+                             f"with edge_type (e.g. the food graph's relations) or "
+                             f"relations: false")
+        found["relations"] = types
+    return found
 
 
 def feature_shape(backbone):
@@ -185,22 +203,22 @@ def default_head(shape):
 
 
 def build_model(model_config, task_outputs, input_shape, task_configs=None, shared_head=False,
-                edge_dim=None):
+                edge_dim=None, relations=0):
     """The model a config describes: the backbone, and a head per task with
     ``task_outputs[task]`` outputs, of the kind ``task_configs[task]["head"]`` names
     (``shared_head``: one head, named "shared", that every task reads; as wide as the widest;
-    ``edge_dim``: the graphs' edge features' width, ``edge_features``)."""
+    ``edge_dim``, ``relations``: what a gat encoder reads of the graphs, ``graph_options``)."""
     task_configs = task_configs or {}
     architecture = model_config.get("architecture", "hard")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; expected one of "
                          f"{', '.join(ARCHITECTURES)}")
     if architecture == "mmoe":
-        backbone = Experts([build_backbone(model_config, input_shape, edge_dim)
+        backbone = Experts([build_backbone(model_config, input_shape, edge_dim, relations)
                             for _ in range(model_config["experts"])], VOCAB_SIZE)
         shape = backbone.out_shape
     else:
-        backbone = build_backbone(model_config, input_shape, edge_dim)
+        backbone = build_backbone(model_config, input_shape, edge_dim, relations)
         shape = feature_shape(backbone)
     head_dropout = 0.0 if model_config["encoder"] == "cnn" else model_config["dropout"]
     tasks, head_of, head_outputs = list(task_outputs), None, dict(task_outputs)

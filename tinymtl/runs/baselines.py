@@ -24,7 +24,7 @@ from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.graph import GraphSet, global_add_pool
 from tinymtl.mtl import build_model, make_schedule
-from tinymtl.mtl.model import edge_features
+from tinymtl.mtl.model import graph_options
 from tinymtl.mtl.model import model_input
 from tinymtl.optim import Adam
 from tinymtl.train.metrics import evaluate, task_loss
@@ -40,7 +40,7 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
     head = config["tasks"].get(task, {}).get("head")  # same head; alone, no stop-gradient
     arch = dict(config["model"], architecture="hard")  # one task: nothing to keep private
     model = build_model(arch, {task: data.num_outputs}, data.x_train.shape[1:],
-                        {task: {"head": head}}, edge_dim=edge_features(arch, data.x_train))
+                        {task: {"head": head}}, **graph_options(arch, data.x_train))
     # alone, a task's loss is the whole loss: no plugins (no learned weighting, no surgery)
     training = config["training"]
     budget = None

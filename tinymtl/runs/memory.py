@@ -29,7 +29,7 @@ from tinymtl.backend import get_default_dtype
 from tinymtl.backend.memory import available_bytes, format_bytes
 from tinymtl.errors import ConfigError
 from tinymtl.mtl import build_model
-from tinymtl.mtl.model import edge_features
+from tinymtl.mtl.model import graph_options
 from tinymtl.mtl.model import model_input
 from tinymtl.mtl.plugin import create
 from tinymtl.nn.init import empty_weights
@@ -66,8 +66,8 @@ def plan(config, specs, shared_head=False):
     with empty_weights():
         model = build_model(config["model"], {t: p.outputs for t, p in plans.items()},
                             input_shape, config["tasks"], shared_head=shared_head,
-                            edge_dim=edge_features(config["model"], max(
-                                p.edge_features for p in plans.values()), "the tasks' data"))
+                            **graph_options(config["model"], next(iter(plans.values())),
+                                            "the tasks' data"))
     parameters = list(model.parameters())
     weights = sum(p.data.size for p in parameters) * get_default_dtype().itemsize
     return {"data": sum(data.values()), "weights": weights,

@@ -33,7 +33,7 @@ from tinymtl.backend.memory import process_memory
 from tinymtl.backend.random import stream
 from tinymtl.datasets.base import array_digest
 from tinymtl.graph.augment import augment, contrastive_accuracy, nt_xent_loss
-from tinymtl.mtl.model import build_backbone, edge_features
+from tinymtl.mtl.model import build_backbone, graph_options
 from tinymtl.report import plots
 from tinymtl.runs.setup import RunDirectory, read_rows
 from tinymtl.train import checkpoint
@@ -81,7 +81,7 @@ def build(config, graphs):
     manual_seed(config["seed"])
     model_config = config["model"]
     backbone = build_backbone(model_config, graphs.shape[1:],
-                              edge_features(model_config, graphs, "the pool's graphs"))
+                              **graph_options(model_config, graphs, "the pool's graphs"))
     return ContrastiveModel(backbone, config["pretraining"]["projection_dim"])
 
 

@@ -28,7 +28,7 @@ from tinymtl.backend import manual_seed, set_device
 from tinymtl.errors import one_line
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model
-from tinymtl.mtl.model import edge_features
+from tinymtl.mtl.model import graph_options
 from tinymtl.mtl.plugin import create
 from tinymtl.runs import memory
 from tinymtl.train import checkpoint
@@ -196,8 +196,7 @@ def build(config, tasks, pretrained=True):
     manual_seed(config["seed"])
     model = build_model(config["model"], {t: d.num_outputs for t, d in tasks.items()},
                         input_shape(tasks), config["tasks"], shared_head=shares_one_head(config),
-                        edge_dim=edge_features(config["model"],
-                                               next(iter(tasks.values())).x_train))
+                        **graph_options(config["model"], next(iter(tasks.values())).x_train))
     source = config["model"].get("backbone_from")
     if source and pretrained:
         load_backbone(model, source)

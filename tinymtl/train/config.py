@@ -250,6 +250,7 @@ SCHEMA = {
         "heads": Int(default=4, low=1, high=64),  # gat encoder: attention heads per layer
         "graph_pooling": Choice(("sum", "mean", "max", "attention"), default="mean"),  # gat
         "edge_features": Bool(default=False),  # gat: edge features (bonds) in the attention
+        "relations": Bool(default=False),  # gat: attention of its own per edge type (RGAT)
         "embedding_dim": Int(default=32, low=1, high=MAX_WIDTH),
         "channels": ListOf(Int(low=1, high=MAX_WIDTH), default=[64, 64]),
         "kernel_size": Int(default=3, low=1, high=64),
