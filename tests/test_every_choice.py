@@ -159,6 +159,10 @@ def test_every_accepted_value_builds_and_trains(tmp_path, data_dir, monkeypatch)
         molecules["tasks"] = {"S": {"generator": "molecules", "target": "solubility_class"},
                               "L": {"generator": "molecules", "target": "log_s"}}
         all_bases["molecules"] = molecules
+        foods = copy.deepcopy(all_bases["graphs"])
+        foods["tasks"] = {"F": {"generator": "food_graph", "target": "food_class", "foods": 30},
+                          "N": {"generator": "food_graph", "target": "nutrients", "foods": 30}}
+        all_bases["food_graph"] = foods
     unused, crashed = [], []
     for key, choices in enumerated_keys():
         for value in choices:
@@ -186,7 +190,8 @@ def test_every_accepted_value_builds_and_trains(tmp_path, data_dir, monkeypatch)
                                    f"{error}")
                 ran = True
                 break
-            if not ran and not ("molecules" in f"{key} {value}" and "molecules" not in all_bases):
-                unused.append(f"{key} = {value!r}")  # (molecules: only where RDKit is)
+            needs_rdkit = any(name in f"{key} {value}" for name in ("molecules", "food_graph"))
+            if not ran and not (needs_rdkit and "molecules" not in all_bases):
+                unused.append(f"{key} = {value!r}")  # (molecules, foods: only where RDKit is)
     assert not crashed, "\n".join(crashed)
     assert not unused, "accepted by no kind of config: " + ", ".join(unused)

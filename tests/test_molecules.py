@@ -18,7 +18,8 @@ SMILES = ["CCO", "c1ccccc1", "c1ccccc1O", "CC(=O)O", "CCN", "CC(C)O", "C1CCCCC1"
           "CS(C)=O", "C=CC=C", "O=C=O", "CCOCC", "c1ccsc1", "Brc1ccccc1", "CC(C)(C)O",
           "OC(=O)c1ccccc1", "CCCCO", "Nc1ccccc1", "CC[N+](C)(C)C", "FC(F)(F)C", "CCS",
           "C1CCOC1", "c1cc[nH]c1", "O=Cc1ccccc1", "CC(N)C(=O)O", "ClC(Cl)Cl", "CCCCCCCC",
-          "Oc1ccc(O)cc1", "CC(C)CC", "c1ccc(cc1)C(=O)O", "N#Cc1ccccc1", "CCOC(=O)C", "OCCO"]
+          "Oc1ccc(O)cc1", "CC(C)CC", "c1ccc(cc1)C(=O)O", "N#Cc1ccccc1", "CCOC(=O)C", "OCCO",
+          "Cc1ccc(O)cc1"]
 TEST = ["CCO", "c1ccccc1O", "CCCCCCO", "Ic1ccccc1", "CCC(=O)O", "OC1CCCCC1", "CCCBr", "CCOC",
         "c1ccoc1", "CC(C)=O", "NCCO", "OC(=O)CC(=O)O"]  # CCO and phenol are in training too
 CLASSES = ("(A) low", "(B) medium", "(C) high")

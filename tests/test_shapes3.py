@@ -85,8 +85,8 @@ def test_well_posed_orientation_folds_symmetry_into_the_first_bins(data_dir):
     ({"tasks": {"A": {"generator": "shapes3", "target": "size"}}},
      "tasks.A.target = 'size': expected one of shape, orientation, intensity"),
     ({"tasks": {"A": {"generator": "math", "target": "shape"}}},
-     "tasks.A.target: only the multi_mnist, shapes3, motifs and molecules sources take it; "
-     "'math' does not"),
+     "tasks.A.target: only the multi_mnist, shapes3, motifs, molecules and food_graph sources "
+     "take it; 'math' does not"),
     ({"tasks": {"A": {"generator": "shapes3", "target": "shape", "digits": [1]}}},
      "tasks.A.digits: only the mnist source takes it; 'shapes3' does not"),
     ({"tasks": {"A": {"generator": "shapes3", "target": "shape", "well_posed": True}}},

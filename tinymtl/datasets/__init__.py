@@ -10,7 +10,7 @@ tasks over one image set share its arrays; ``load_task`` loads one.
 """
 
 from tinymtl.datasets import (
-    arithmetic, files, kindergarten, mnist, molecules, motifs, multi_mnist, shapes3,
+    arithmetic, files, food_graph, kindergarten, mnist, molecules, motifs, multi_mnist, shapes3,
 )
 from tinymtl.datasets.base import TaskData, array_digest, carve_validation, generate_text_task
 from tinymtl.datasets.source import GENERATOR_VERSION, TEXT_SIZES, DataSource
@@ -19,7 +19,7 @@ from tinymtl.datasets.text import VOCAB_SIZE, decode, encode
 
 SOURCES = {source.name: source for source in (
     kindergarten.SOURCE, arithmetic.SOURCE, mnist.SOURCE, multi_mnist.SOURCE, shapes3.SOURCE,
-    motifs.SOURCE, molecules.SOURCE, files.ARRAYS, files.TSV, files.IMAGE_FOLDER)}
+    motifs.SOURCE, molecules.SOURCE, food_graph.SOURCE, files.ARRAYS, files.TSV, files.IMAGE_FOLDER)}
 
 
 def source(name):

@@ -45,6 +45,9 @@ class TaskData:
     text_valid: list = dataclasses.field(default_factory=list)
     valid_attributes: dict = dataclasses.field(default_factory=dict)
     embedding_dim: int = 32  # the head's width for an embedding task
+    # facts about the data as a whole, not per example: e.g. a food graph's compounds and the
+    # markers its generator planted, what salience is scored against
+    facts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def has_valid(self):

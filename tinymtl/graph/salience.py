@@ -6,10 +6,13 @@ molecules, RDKit's per-atom contributions).
                       the attention node j receives from the nodes it sends messages to
                       (its self-loop included); task-independent: the encoder is shared
     gradient × input  s_j = Σ_f x_jf · ∂y/∂x_jf   (signed; y: the task's output for the
-                      graph — a regression output, or the logit of the predicted class)
+                      graph, or for the nodes of a node task — a regression output, or the
+                      logit of the predicted class, or of a given one)
     random            s_j ~ U(0, 1): what chance agreement looks like
 
-All take a collated ``Graph`` (a batch) and return one value per node, (N,), as NumPy.
+All take a collated ``Graph`` (a batch) and return one value per node, (N,), as NumPy;
+``edge_attention`` gives the attention of each edge (what "which compounds does a food attend
+to" is read from, on the food graph).
 """
 
 import dataclasses
@@ -18,33 +21,47 @@ import numpy as np
 
 from tinymtl.autograd.tensor import Tensor
 from tinymtl.backend import to_numpy
+from tinymtl.graph.nodes import NodeSet
+
+
+def edge_attention(encoder, graph):
+    """(edge_index (2, E), α (E,)): each edge's attention, averaged over the encoder's layers
+    and heads (every layer attends along the same edges, self-loops included)."""
+    layers = encoder.attention(graph)
+    edge_index = np.asarray(layers[0][0])
+    return edge_index, np.mean([to_numpy(alpha.data).mean(1) for _, alpha in layers], axis=0)
 
 
 def attention_salience(encoder, graph):
     """The attention each node receives, averaged over the encoder's layers and heads."""
+    edge_index, alpha = edge_attention(encoder, graph)
     received = np.zeros(graph.num_nodes)
-    layers = encoder.attention(graph)
-    for edge_index, alpha in layers:
-        np.add.at(received, np.asarray(edge_index[0]), to_numpy(alpha.data).mean(1))
-    return received / max(len(layers), 1)
+    np.add.at(received, edge_index[0], alpha)
+    return received
 
 
-def gradient_input_salience(model, task, graph):
-    """Σ_f x_jf ∂y/∂x_jf for each node j, y the task's output for its graph (module
-    docstring): one backward pass for the whole batch (graphs do not share nodes, so each
-    graph's y depends on its own nodes only)."""
-    x = Tensor(np.asarray(graph.x), requires_grad=True)
+def gradient_input_salience(model, task, graph, targets=None):
+    """Σ_f x_jf ∂y/∂x_jf for each node j (module docstring). ``graph``: a batch of graphs, y
+    each graph's output; or a ``NodeSet``, y each of its nodes' output (node tasks). For a
+    classifier y is the logit of the predicted class, or of ``targets`` (one class per graph
+    or node) when given. One backward pass for all of them: the gradient of their sum."""
+    nodes = graph if isinstance(graph, NodeSet) else None
+    base = graph.graph if nodes is not None else graph
+    x = Tensor(np.asarray(base.x), requires_grad=True)
+    changed = dataclasses.replace(base, x=x)
     # the backbone called directly: a frozen one (no gradient for its weights) still passes
     # the gradient on to its input
-    outputs = model.forward_heads(model.backbone(dataclasses.replace(graph, x=x)), task)
+    outputs = model.forward_heads(model.backbone(
+        NodeSet(changed, nodes.nodes) if nodes is not None else changed), task)
     values = outputs.data
-    if values.ndim == 2 and values.shape[1] > 1:  # the logit of each graph's predicted class
+    if values.ndim == 2 and values.shape[1] > 1:
         chosen = np.zeros(values.shape, dtype=values.dtype)
-        chosen[np.arange(len(values)), to_numpy(values).argmax(1)] = 1
+        picked = to_numpy(values).argmax(1) if targets is None else np.asarray(targets)
+        chosen[np.arange(len(values)), picked] = 1
         (outputs * Tensor(chosen)).sum().backward()
     else:
         outputs.sum().backward()
-    return (to_numpy(x.grad) * np.asarray(graph.x)).sum(1)
+    return (to_numpy(x.grad) * np.asarray(base.x)).sum(1)
 
 
 def random_salience(graph, rng):

@@ -19,14 +19,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 SIZE = 300  # pixels per drawing
 
 
-def draw(smiles, values, positions):
-    """A PNG image (an array) of the molecule ``smiles``, atom k of the graph (at place
-    ``positions[k]`` in the SMILES) coloured by ``values[k]``."""
+def draw(smiles, values=None, positions=None):
+    """A PNG image (an array) of the molecule ``smiles``; with ``values``, atom k of the graph
+    (at place ``positions[k]`` in the SMILES) coloured by ``values[k]``."""
     mol = Chem.MolFromSmiles(smiles)
-    scale = float(np.abs(values).max()) or 1.0
-    colour_map = plt.get_cmap("coolwarm")
-    colours = {int(place): tuple(float(c) for c in colour_map(0.5 + 0.5 * value / scale)[:3])
-               for place, value in zip(positions, values)}
+    colours = {}
+    if values is not None:
+        scale = float(np.abs(values).max()) or 1.0
+        colour_map = plt.get_cmap("coolwarm")
+        colours = {int(place): tuple(float(c) for c in colour_map(0.5 + 0.5 * value / scale)[:3])
+                   for place, value in zip(positions, values)}
     drawer = rdMolDraw2D.MolDraw2DCairo(SIZE, SIZE)
     drawer.drawOptions().clearBackground = True
     rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, highlightAtoms=list(colours),
@@ -51,5 +53,30 @@ def salience_grid(smiles, per_molecule, positions, path):
     figure.suptitle("atoms coloured by each column's values, scaled per molecule "
                     "(blue < 0 < red)", fontsize=10)
     figure.tight_layout(rect=(0, 0, 1, 0.97))
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def ranked_grid(rows, path, title):
+    """One row per group (``rows``: {group: [(SMILES, caption, highlighted)]}), its molecules
+    drawn left to right, each captioned (a highlighted caption in red: e.g. a planted marker
+    found); saved as a PNG at ``path``."""
+    width = max(len(items) for items in rows.values())
+    figure, axes = plt.subplots(len(rows), width, squeeze=False,
+                                figsize=(2.4 * width, 2.6 * len(rows)))
+    for row, (group, items) in enumerate(rows.items()):
+        for column in range(width):
+            axis = axes[row, column]
+            axis.set_axis_off()
+            if column >= len(items):
+                continue
+            smiles, caption, highlighted = items[column]
+            axis.imshow(draw(smiles))
+            axis.set_title(caption, fontsize=8, color="tab:red" if highlighted else "black")
+            if column == 0:
+                axis.text(-0.08, 0.5, group, transform=axis.transAxes, rotation=90,
+                          va="center", ha="right", fontsize=10)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout(rect=(0.02, 0, 1, 0.97))
     figure.savefig(path, dpi=100)
     plt.close(figure)

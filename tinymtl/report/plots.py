@@ -28,9 +28,11 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
             name = baseline
         else:
             name = "multi-task" if len(tasks_trained) > 1 else "model"
+        score = (lambda r: r["tasks"][task].get(f"{evaluated_split(r, task, kind.name)}_"
+                                                f"{kind.score}"))
+        evals = [r for r in evals if score(r) is not None]  # (undefined on a tiny split)
         if evals:  # x axis: tokens this task consumed, so both runs line up
-            accuracies = [r["tasks"][task][f"{evaluated_split(r, task, kind.name)}_"
-                                            f"{kind.score}"] for r in evals]
+            accuracies = [score(r) for r in evals]
             lowest = min(lowest, *accuracies)
             accuracy_axis.plot([_tokens(r["tasks"][task]) for r in evals], accuracies,
                                style, marker="." if len(evals) < 10 else None, label=name)

@@ -22,10 +22,10 @@ import tinymtl.nn as nn
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
-from tinymtl.graph import GraphSet, global_add_pool
+from tinymtl.autograd.ops.segment import index_select, segment_mean
+from tinymtl.graph import GraphSet, NodeSet, global_add_pool
 from tinymtl.mtl import build_model, make_schedule
-from tinymtl.mtl.model import graph_options
-from tinymtl.mtl.model import model_input
+from tinymtl.mtl.model import graph_options, model_input
 from tinymtl.optim import Adam
 from tinymtl.train.metrics import evaluate, task_loss
 from tinymtl.train.task_kinds import TASK_KINDS
@@ -109,11 +109,28 @@ class LinearPooled(nn.Module):
         return self.linear(global_add_pool(Tensor(graph.x), graph.batch, graph.num_graphs))
 
 
+class LinearNeighbours(nn.Module):
+    """logits = W · mean_{j → i} x_j + b: a linear model of what a node's neighbours hold (for
+    node tasks: a food is what its compounds are; its own features say only that it is one)."""
+
+    def __init__(self, features, outputs):
+        super().__init__()
+        self.linear = nn.Linear(features, outputs)
+
+    def forward(self, nodes, task=None):
+        graph = nodes.graph
+        source, target = graph.edge_index
+        means = segment_mean(Tensor(graph.x[source]), target, graph.num_nodes)
+        return self.linear(index_select(means, nodes.nodes))
+
+
 def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
     """Held-out score (accuracy, or MAE for regression) of a linear model of the raw input,
     and its training score: {'test_accuracy', 'train_accuracy'} or {'test_mae', 'train_mae'}."""
     if isinstance(data.x_train, GraphSet):
         model = LinearPooled(data.x_train.shape[1], data.num_outputs)
+    elif isinstance(data.x_train, NodeSet):
+        model = LinearNeighbours(data.x_train.shape[1], data.num_outputs)
     elif data.x_train.dtype.kind in "iu":
         model = LinearOneHot(data.x_train.shape[1], data.num_outputs)
     else:

@@ -92,9 +92,10 @@ def task_figures(model, task, data, test, out):
         width = data.y_test.shape[1]
         embeddings = predict_logits(model, task, data.x_test)[:, :-width]
         names = data.manifest.get("profile") or [f"property {k}" for k in range(width)]
+        rho = test["test_distance_spearman"]
         plots.embedding_projection(embeddings, data.y_test[:, 0], f"{names[0]} (standardised)",
                                    f"{task}: test embeddings, distance ρ "
-                                   f"{test['test_distance_spearman']:.3f}",
+                                   f"{'-' if rho is None else f'{rho:.3f}'}",
                                    out / f"{task}_embedding.png")
 
 

@@ -20,23 +20,35 @@ import numpy as np
 from tinymtl.backend.random import stream
 from tinymtl.errors import ConfigError
 from tinymtl.files import write_text
-from tinymtl.graph.salience import attention_salience, gradient_input_salience, random_salience
-from tinymtl.train.scores import salience_scores
+from tinymtl.graph.salience import (
+    attention_salience, edge_attention, gradient_input_salience, random_salience,
+)
+from tinymtl.train.scores import binary_auroc, salience_scores
 
 BATCH = 256
 
 
 def check(config, tasks):
-    """Refuse, before training, a ``salience.task`` whose data has no per-atom truth."""
+    """Refuse, before training, a ``salience.task`` whose data has no truth to score salience
+    against (per-atom contributions of molecules, or a food graph's compounds)."""
     task = config["salience"]["task"]
-    if task is not None and "atom_tpsa" not in tasks[task].test_attributes:
+    if task is None:
+        return
+    data = tasks[task]
+    if "compounds" in data.facts and data.kind != "classification":
+        raise ConfigError(f"salience.task = {task!r}: salient compounds are found per class; "
+                          f"expected the food classification task")
+    if "atom_tpsa" not in data.test_attributes and "compounds" not in data.facts:
         raise ConfigError(f"salience.task = {task!r}: its data has no per-atom truth to score "
-                          f"salience against; expected a molecules task")
+                          f"salience against; expected a molecules or food graph task")
 
 
 def analyse(model, task, data, out, seed=0, draw=6):
-    """Salience of ``task``'s answers on its test molecules, scored (module docstring); writes
+    """Salience of ``task``'s answers, scored: of atoms on its test molecules (module
+    docstring), or of compounds per class on a food graph (``compounds``); writes
     salience.json (and the drawing when RDKit is there); returns the scores."""
+    if "compounds" in data.facts:
+        return compounds(model, task, data, out, seed, draw)
     attributes = data.test_attributes
     model.eval()
     found = {"attention": [], "gradient_x_input": [], "random": []}
@@ -83,3 +95,76 @@ def draw_some(salience, sizes, attributes, draw, out, result):
                   [attributes["smiles_position"][k] for k in shown],
                   out / "salience_molecules.png")
     result["drawing"] = str(out / "salience_molecules.png")
+
+
+TOP = 10  # compounds listed per class and method
+
+
+def compounds(model, task, data, out, seed=0, draw=6):
+    """Salient-compound discovery on a food graph: for each class c, each compound's
+
+        attention         the attention its *contains* edges carry into the training foods
+                          of class c (mean over layers and heads), per food of the class
+        gradient × input  of the class-c logits of the training foods of class c
+        random            U(0, 1)
+
+    ranked, and scored against the class's planted markers (when the generator planted
+    them): AUROC and precision@k (k = the class's markers), then the mean over classes.
+    Writes salience.json (every class's top compounds, each marked planted or not) and
+    salient_compounds.png (the top ``draw`` compounds of each class by attention)."""
+    facts = data.facts
+    graph, foods = data.x_train.graph, facts["num_foods"]
+    smiles, markers, classes = facts["compounds"], facts["markers"], facts["classes"]
+    model.eval()
+    edge_index, alpha = edge_attention(model.backbone, graph)
+    contains = (edge_index[0] >= foods) & (edge_index[1] < foods)
+    rng = stream(seed, "salience").numpy
+    planted = {k: name for name, ks in markers.items() for k in ks}
+    result = {"task": task, "foods_used": int(len(data.y_train)), "compounds": len(smiles),
+              "planted_markers": bool(markers), "methods": {}, "classes": {}}
+    found = {"attention": {}, "gradient_x_input": {}, "random": {}}
+    for c, name in enumerate(classes):
+        own = data.x_train.nodes[data.y_train == c]
+        if not len(own):
+            continue
+        edges = contains & np.isin(edge_index[1], own)
+        attention = np.zeros(len(smiles))
+        np.add.at(attention, edge_index[0][edges] - foods, alpha[edges])
+        found["attention"][name] = attention / len(own)
+        found["gradient_x_input"][name] = gradient_input_salience(
+            model, task, data.x_train[data.y_train == c], np.full(len(own), c))[foods:]
+        model.zero_grad()
+        found["random"][name] = rng.random(len(smiles))
+    for method, per_class in found.items():
+        scores = {}
+        for name, values in per_class.items():
+            order = np.argsort(-values, kind="stable")
+            result["classes"].setdefault(name, {})[method] = [
+                {"compound": smiles[k], "score": float(values[k]), "planted": planted.get(k)}
+                for k in order[:TOP]]
+            if markers.get(name):
+                positive = np.isin(np.arange(len(smiles)), markers[name])
+                scores[name] = {"auroc": binary_auroc(positive, values),
+                                "precision_at_k": float(positive[order[:positive.sum()]]
+                                                        .mean())}
+        if scores:
+            result["methods"][method] = {
+                key: float(np.mean([v[key] for v in scores.values()]))
+                for key in ("auroc", "precision_at_k")}
+            result["methods"][method]["per_class"] = scores
+    if draw:
+        try:
+            from tinymtl.report.molecules import ranked_grid
+        except ImportError:
+            pass
+        else:
+            rows = {name: [(item["compound"], f"{item['score']:.3f}"
+                            + (f" · {item['planted']} marker" if item["planted"] else ""),
+                            item["planted"] == name)
+                           for item in listed["attention"][:draw]]
+                    for name, listed in result["classes"].items()}
+            ranked_grid(rows, out / "salient_compounds.png",
+                        "each class's most attended compounds (red: its planted marker)")
+            result["drawing"] = str(out / "salient_compounds.png")
+    write_text(out / "salience.json", json.dumps(result, indent=2))
+    return result

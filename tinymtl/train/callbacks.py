@@ -104,9 +104,9 @@ class Monitor:
 
     def observe(self, trainer, row):
         """Read the row's value; True (and it becomes the best, at this step) if it improves
-        on the best so far."""
+        on the best so far (a value undefined on a tiny split, None, never does)."""
         value = self.value(trainer, row)
-        if not self.improved(trainer, value, self.best):
+        if value is None or not self.improved(trainer, value, self.best):
             return False
         self.best, self.best_step = value, trainer.step
         return True
@@ -125,6 +125,8 @@ class Monitor:
         scores = self.scores(trainer, row)
         if self.monitor in scores:
             return scores[self.monitor][0]
+        if any(v is None for v, _ in scores.values()):
+            return None  # a score undefined on a tiny split: nothing to judge by
         if self.monitor == "mean":
             return sum(v if k.higher_is_better else -v for v, k in scores.values()) / len(scores)
         if self.reference is None:

@@ -85,6 +85,9 @@ def task_summary(history, task, kind="classification", test=None):
     split = evaluated_split(rows[-1], task, kind) if rows else "valid"
     kind = TASK_KINDS[kind]
     key = f"{split}_{kind.score}"
+    # (a score undefined on a tiny split, None, e.g. a rank correlation of two examples,
+    # takes no part in the best or the forgetting)
+    rows = [row for row in rows if row["tasks"][task].get(key) is not None]
     values = [row["tasks"][task][key] for row in rows]
     test_key = f"test_{kind.score}"
     reported = test["tasks"][task][test_key] if test and task in test["tasks"] else None

@@ -78,8 +78,9 @@ def format_scores(tasks, prefixes=("",)):
         for kind in TASK_KINDS.values():
             prefix = next((p for p in prefixes if f"{p}{kind.score}" in values), None)
             if prefix is not None:
+                value = values[prefix + kind.score]  # (None: undefined on so few examples)
                 parts.append(f"{task}: {prefix.replace('_', ' ')}{kind.abbreviation} "
-                             f"{values[prefix + kind.score]:.3f}")
+                             f"{'-' if value is None else f'{value:.3f}'}")
     return " ".join(parts)
 
 

@@ -1,0 +1,168 @@
+"""The food–compound graph (``datasets.food_graph``): the generator plants what it says (each
+class's markers by its chemical rule, the difficulty knob), the CSV loader reads a user's files
+and names what is wrong in them, and both tasks train on the food nodes of one graph — on the
+tests' stand-in molecules."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tinymtl.cli import main
+
+Chem = pytest.importorskip("rdkit.Chem", reason="RDKit (the chem extra) is not installed")
+
+
+@pytest.fixture
+def fake_molecules(tmp_path, monkeypatch, data_dir):
+    from test_molecules import fetch_fake_molecules
+
+    return fetch_fake_molecules(tmp_path / "files", monkeypatch)
+
+
+def foods_held(made):
+    """{food: the compounds it contains}."""
+    graph, n = made.graph, made.num_foods
+    contains = graph.edge_type == 0
+    held = {food: set() for food in range(n)}
+    for compound, food in graph.edge_index[:, contains].T:
+        held[int(food)].add(int(compound) - n)
+    return held
+
+
+def test_the_generator_plants_markers_by_their_chemical_rule(fake_molecules):
+    from tinymtl.datasets import food_graph as fg
+
+    made = fg.generate(num_foods=40, cross_marker=0.0, seed=1)
+    again = fg.generate(num_foods=40, cross_marker=0.0, seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(
+        (made.graph.x, made.graph.edge_index, made.nutrients, made.food_class),
+        (again.graph.x, again.graph.edge_index, again.nutrients, again.food_class)))
+    patterns = {c: Chem.MolFromSmarts(rule) for c, (_, rule) in fg.MARKER_RULES.items()}
+    for name, compounds in made.markers.items():
+        for k in compounds:  # its own group, and no other class's
+            mol = Chem.MolFromSmiles(made.compounds[k])
+            assert [c for c, p in patterns.items() if mol.HasSubstructMatch(p)] == [name]
+    all_markers = {k for compounds in made.markers.values() for k in compounds}
+    for food, compounds in foods_held(made).items():
+        own = set(made.markers[made.classes[made.food_class[food]]])
+        assert compounds & all_markers <= own and compounds & own  # none of another class
+        assert compounds - all_markers  # and background compounds
+    assert set(made.train) | set(made.test) == set(range(40))
+    assert not set(made.train) & set(made.test)
+    types = made.graph.edge_type
+    assert (types == 0).sum() == (types == 1).sum() and (made.nutrients > 0).all()
+
+
+def test_the_difficulty_knob_adds_other_classes_markers(fake_molecules):
+    from tinymtl.datasets import food_graph as fg
+
+    made = fg.generate(num_foods=40, cross_marker=1.0, seed=1)
+    for food, compounds in foods_held(made).items():
+        own = made.classes[made.food_class[food]]
+        others = {k for c, ks in made.markers.items() if c != own for k in ks}
+        assert len(compounds & others) == 1
+
+
+def write_csv(directory, foods, contents, nutrients):
+    directory.mkdir(exist_ok=True)
+    for name, header, rows in (("foods.csv", "id,name,class", foods),
+                               ("contents.csv", "food_id,compound,concentration", contents),
+                               ("nutrients.csv", "food_id,nutrient,amount", nutrients)):
+        (directory / name).write_text(header + "\n" + "".join(r + "\n" for r in rows))
+    return directory
+
+
+FOODS = [f"f{k},food {k},{'sweet' if k % 2 else 'sour'}" for k in range(12)]
+CONTENTS = [f"f{k},{s},{1 + k}" for k in range(12)
+            for s in (("CC(=O)O", "CCO") if k % 2 == 0 else ("OCC(O)CO", "CCO"))]
+NUTRIENTS = [f"f{k},{n},{k * (j + 1)}" for k in range(12) for j, n in enumerate(("fat", "sugar"))]
+
+
+def test_the_csv_loader_reads_a_users_files(tmp_path):
+    from tinymtl.datasets import food_graph as fg
+
+    made = fg.read_csv(write_csv(tmp_path / "food", FOODS, CONTENTS, NUTRIENTS))
+    assert made.classes == ["sour", "sweet"] and made.num_foods == 12
+    assert len(made.compounds) == 3 and made.markers == {}
+    assert made.nutrient_names == ["fat", "sugar"] and made.nutrients[3].tolist() == [3.0, 6.0]
+    assert (made.graph.edge_type == 0).sum() == 24
+
+
+@pytest.mark.parametrize("broken, message", [
+    ({"contents": CONTENTS + ["f99,CCO,1"]}, "contents.csv: line 26: food_id 'f99'"),
+    ({"contents": CONTENTS + ["f1,not-a-molecule,1"]}, "is not a SMILES RDKit can read"),
+    ({"contents": CONTENTS + ["f1,CCO,lots"]}, "concentration = 'lots'; expected a number"),
+    ({"nutrients": ["f1,fat"]}, "amount = None"),
+    ({"foods": ["f0,a,b", "f0,c,d"]}, "a food id appears twice"),
+])
+def test_bad_csv_files_are_one_line_naming_the_file(tmp_path, broken, message):
+    from tinymtl.datasets import food_graph as fg
+    from tinymtl.errors import DataError
+
+    parts = {"foods": FOODS, "contents": CONTENTS, "nutrients": NUTRIENTS, **broken}
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        fg.read_csv(write_csv(tmp_path / "food", **parts))
+
+
+def test_both_tasks_train_on_the_food_nodes(fake_molecules, tmp_path):
+    config = {"name": "food", "tasks": {
+        "food_class": {"generator": "food_graph", "target": "food_class", "foods": 60},
+        "nutrients": {"generator": "food_graph", "target": "nutrients", "foods": 60}},
+        "model": {"encoder": "gat", "relations": True, "hidden": [16], "heads": 2},
+        "training": {"schedule": "joint", "steps": 30, "eval_every": 10, "batch_size": 16},
+        "baselines": "none"}
+    path = tmp_path / "food.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())["tasks"]
+    assert summary["food_class"]["kind"] == "classification"
+    assert summary["nutrients"]["kind"] == "alignment"
+    assert summary["food_class"]["linear_accuracy"] is not None
+    result = CliRunner().invoke(main, ["run", str(path), "--smoke", "--quiet", "--out",
+                                       str(tmp_path / "smoke")])
+    assert result.exit_code == 0, result.output
+
+
+def test_salient_compounds_are_ranked_and_scored_per_class(fake_molecules, tmp_path):
+    from tinymtl.graph.salience import edge_attention
+    from tinymtl.runs.setup import model_from_checkpoint
+    from tinymtl.train import checkpoint
+
+    config = {"name": "food", "tasks": {
+        "food_class": {"generator": "food_graph", "target": "food_class", "foods": 60}},
+        "model": {"encoder": "gat", "relations": True, "hidden": [16], "heads": 2},
+        "training": {"steps": 30, "eval_every": 10, "batch_size": 16},
+        "baselines": "none", "linear_baseline": False,
+        "salience": {"task": "food_class", "draw": 2}}
+    path = tmp_path / "food.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    found = json.loads((tmp_path / "run" / "salience.json").read_text())
+    assert set(found["methods"]) == {"attention", "gradient_x_input", "random"}
+    for scores in found["methods"].values():
+        assert 0 <= scores["auroc"] <= 1 and 0 <= scores["precision_at_k"] <= 1
+    assert (tmp_path / "run" / "salient_compounds.png").exists()
+    # the attention ranking is the one its definition gives, recomputed from the checkpoint
+    _, tasks, model = model_from_checkpoint(checkpoint.load(tmp_path / "run" / "checkpoint.h5"))
+    data = tasks["food_class"]
+    model.eval()
+    foods = data.facts["num_foods"]
+    edge_index, alpha = edge_attention(model.backbone, data.x_train.graph)
+    name = data.classes[0]
+    own = data.x_train.nodes[data.y_train == 0]
+    edges = (edge_index[0] >= foods) & np.isin(edge_index[1], own)
+    expected = np.zeros(len(data.facts["compounds"]))
+    np.add.at(expected, edge_index[0][edges] - foods, alpha[edges])
+    top = found["classes"][name]["attention"][0]
+    best = int(np.argmax(expected))
+    assert top["compound"] == data.facts["compounds"][best]
+    assert top["score"] == pytest.approx(expected[best] / len(own), rel=1e-5)
+    assert top["planted"] == next((c for c, ks in data.facts["markers"].items() if best in ks),
+                                  None)
