@@ -236,9 +236,10 @@ def markdown(results):
                   "| task | multi-task | single-task |", "|---|---|---|"]
         for task, (metric, _) in HEADLINES.items():
             scale, digits = (100, 1) if metric == "test_accuracy" else (1, 3)
-            lines.append(f"| {task} ({metric[5:]}) | "
-                         f"{mean_std([r['tasks'][task][metric] for r in single], scale, digits)} | "
-                         f"{mean_std([r['tasks'][task]['baseline_' + metric[5:]] for r in single], scale, digits)} |")
+            multi = [r["tasks"][task][metric] for r in single]
+            alone = [r["tasks"][task]["baseline_" + metric[5:]] for r in single]
+            lines.append(f"| {task} ({metric[5:]}) | {mean_std(multi, scale, digits)} | "
+                         f"{mean_std(alone, scale, digits)} |")
         lines.append(f"| Δm | {mean_std(list(results['delta_m'].values()), 1, 2)} % | |")
     salience = [r["salience"] for r in runs.values() if r["arm"] == "scratch"
                 and r["fraction"] == 1.0]

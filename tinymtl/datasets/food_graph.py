@@ -41,9 +41,9 @@ import numpy as np
 from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.datasets.source import DataPlan, DataSource
 from tinymtl.errors import DataError
-from tinymtl.graph.batch import Graph
+from tinymtl.graph.batch import Graph, GraphSet
 from tinymtl.graph.nodes import NodeSet
-from tinymtl.options import Choice, Float, Int, Str
+from tinymtl.options import Bool, Choice, Float, Int, Str
 
 MARKER_RULES = {  # class: the functional group (SMARTS) its markers have, and no other's do
     "fruit": ("carboxylic acid", "[CX3](=O)[OX2H1]"),
@@ -280,6 +280,28 @@ def read_csv(directory, seed=0):
                      compounds=compounds, markers={}, test=test, train=train)
 
 
+def ego_graphs(food_graph):
+    """Each food's own small graph — the food, the compounds it contains, the edges between
+    them (both directions of *contains*, and *similar* between its compounds) — as a
+    GraphSet: what pretraining contrasts (``runs.pretrain`` with ``data.source: food_graph``),
+    with the labels nowhere."""
+    graph, foods = food_graph.graph, food_graph.num_foods
+    source, target = graph.edge_index
+    members = [[food] for food in range(foods)]
+    for compound, food in graph.edge_index[:, graph.edge_type == 0].T:
+        members[int(food)].append(int(compound))
+    made = []
+    for nodes in members:
+        nodes = np.array(nodes, np.int64)
+        inside = np.isin(source, nodes) & np.isin(target, nodes)
+        number = {int(n): k for k, n in enumerate(nodes)}
+        local = np.array([[number[int(a)] for a in source[inside]],
+                          [number[int(b)] for b in target[inside]]], np.int64).reshape(2, -1)
+        made.append(Graph(x=graph.x[nodes], edge_index=local, edge_attr=graph.edge_attr[inside],
+                          edge_type=graph.edge_type[inside], node_type=graph.node_type[nodes]))
+    return GraphSet.from_graphs(made)
+
+
 def nutrient_profiles(food_graph):
     """(foods, nutrients) standardised log(1 + amount), mean and spread of the training foods."""
     logs = np.log1p(food_graph.nutrients.astype(np.float64))
@@ -307,6 +329,9 @@ class FoodGraphSource(DataSource):
                               help="the chance a generated food holds another class's marker"),
         "csv": Str(help="a folder of foods.csv, contents.csv, nutrients.csv (instead of the "
                         "generator)"),
+        "shuffle_labels": Bool(default=False,
+                               help="a control: the training foods' targets permuted (seeded), "
+                                    "so nothing can be learned; test targets stay true"),
     }
 
     def food_graph(self, spec, seed, shared):
@@ -325,11 +350,15 @@ class FoodGraphSource(DataSource):
         made, x_train, x_test = self.food_graph(spec, seed, shared)
         target = spec["target"]
         if target == "food_class":
-            y = made.food_class
+            y = made.food_class.copy()
         else:
             y = nutrient_profiles(made)
+        if spec.get("shuffle_labels"):  # the control: train targets no longer fit the foods
+            rng = np.random.Generator(np.random.PCG64([seed, len(made.train), 31415]))
+            y[made.train] = y[made.train][rng.permutation(len(made.train))]
         manifest = {"name": task, "generator": self.name, "target": target,
                     "source": spec.get("csv") or "generated", "seed": seed,
+                    "shuffled_labels": bool(spec.get("shuffle_labels")),
                     "foods": made.num_foods, "compounds": len(made.compounds),
                     "train_size": len(x_train), "test_size": len(x_test),
                     "sha256": array_digest(*x_train.arrays(), x_test.nodes, y)}

@@ -250,7 +250,8 @@ def pretraining_curves(rows, path):
     for axis, key, title in ((loss_axis, "loss", "NT-Xent loss"),
                              (accuracy_axis, "accuracy", "contrastive accuracy")):
         if trains:
-            axis.plot([r["step"] for r in trains], [r[key] for r in trains], label="training batches")
+            axis.plot([r["step"] for r in trains], [r[key] for r in trains],
+                      label="training batches")
         if evals:
             axis.plot([r["step"] for r in evals], [r[f"valid_{key}"] for r in evals], "o-",
                       markersize=3, label="held-out graphs")

@@ -46,8 +46,10 @@ def pretraining(summary):
         f"{'after':<24} {summary['steps']:>7} {show(last, 'valid_loss'):>8} "
         f"{show(last, 'valid_accuracy', 100, 1):>19}",
         f"chance {100 * last.get('chance_accuracy', 0):.1f} %; pool {pool['train']:,} graphs "
-        f"trained on, {pool['valid']:,} held out ({pool['test_molecules_left_out']:,} test "
-        f"molecules left out); {summary['epochs']} epochs; peak memory "
+        f"trained on, {pool['valid']:,} held out"
+        + (f" ({pool['test_molecules_left_out']:,} test molecules left out)"
+           if pool["test_molecules_left_out"] else "")
+        + f"; {summary['epochs']} epochs; peak memory "
         f"{summary['peak_rss_mib']:.0f} MiB; wall {summary['wall_seconds']:.1f} s",
         f"fine-tune from it with  {summary['fine_tune']}"])
 

@@ -12,7 +12,9 @@ is kept for later: fine-tuning loads it with ``model.backbone_from: <run>/checkp
 (the ``backbone.*`` weights; g is thrown away, as in GraphCL).
 
 The pool is every molecule of every fetched file except those of any test split
-(``datasets.molecules.pretraining_pool``); a seeded share of it (``data.valid_fraction``) is
+(``datasets.molecules.pretraining_pool``), or with ``data.source: food_graph`` each food's own
+graph (the food and its compounds, ``datasets.food_graph.ego_graphs``; no labels: a node task
+sees every food's compounds in fine-tuning too); a seeded share of it (``data.valid_fraction``) is
 held out, and every ``eval_every`` steps the loss and the contrastive accuracy (the share of
 graphs whose own second view is the nearest of its batch's; chance is 1/B) are measured on it,
 with the same fixed views each time. The run directory holds what every run's does: the
@@ -60,10 +62,16 @@ class ContrastiveModel(nn.Module):
 
 def load_pool(config):
     """(train graphs, held-out graphs, the pool's manifest) of a pretraining config."""
-    from tinymtl.datasets import molecules
+    from tinymtl.datasets import food_graph, molecules
 
-    pool, test_keys = molecules.pretraining_pool()
     data = config["data"]
+    if data["source"] == "food_graph":
+        # each food's own graph, unlabelled; every food's (fine-tuning sees them all too)
+        made = food_graph.read_csv(data["csv"], data["seed"]) if data["csv"] else \
+            food_graph.generate(data["foods"], data["cross_marker"], data["seed"])
+        pool, test_keys = food_graph.ego_graphs(made), ()
+    else:
+        pool, test_keys = molecules.pretraining_pool()
     if data["pool_size"]:
         pool = pool[:min(data["pool_size"], len(pool))]
     order = stream(data["seed"], "pretrain_split").permutation(len(pool))

@@ -302,7 +302,11 @@ def pretraining_schema():
     return {
         "name": SCHEMA["name"], "seed": SCHEMA["seed"], "device": SCHEMA["device"],
         "data": {
-            "source": Choice(("molecules",), default="molecules"),  # its unlabelled pool
+            # the unlabelled pool: molecules, or each food's own graph of a food graph
+            "source": Choice(("molecules", "food_graph"), default="molecules"),
+            "foods": Int(default=600, low=10, high=10 ** 6),  # food_graph: as its tasks'
+            "cross_marker": Float(default=0.1, low=0.0, high=1.0),  # food_graph
+            "csv": Str(),  # food_graph: a folder of the user's CSV files (its tasks' csv)
             "seed": Int(default=0, low=0),
             "pool_size": Int(default=0, low=0, high=MAX_EXAMPLES),  # 0: the whole pool
             # held out of the pool: the contrastive loss and accuracy on graphs never trained on
