@@ -43,12 +43,6 @@ class NodeSet:
     def dtype(self):
         return self.graph.x.dtype
 
-    @property
-    def num_relations(self):
-        """How many edge types the graph has (0 without types)."""
-        types = self.graph.edge_type
-        return 0 if types is None or not len(types) else int(types.max()) + 1
-
     def arrays(self):
         """Every array it holds (what a data manifest's digest covers)."""
         graph = self.graph

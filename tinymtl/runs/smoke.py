@@ -60,30 +60,39 @@ def _require(holds, message):
         raise AssertionError(message)
 
 
-def run(config, out_dir, progress=False):
-    """Smoke ``config`` (a validated run config) in ``out_dir``; returns a report: what ran,
-    and the seconds it took. Raises AssertionError naming the path that failed."""
-    from tinymtl.runs import run as run_config
-    from tinymtl.runs.setup import kept_checkpoints, model_from_checkpoint
-    from tinymtl.train.metrics import predict_logits
+def _whole_then_resumed(run_protocol, small, out_dir, progress):
+    """Run ``small`` whole (into out_dir/whole), then again from its first kept mid-run
+    checkpoint (out_dir/resumed), and require bitwise the same final weights; returns (the
+    whole run's summary, its final checkpoint loaded, its kept checkpoints)."""
+    from tinymtl.runs.setup import kept_checkpoints
 
-    started = time.perf_counter()
-    small = shrink(config)
     out = out_dir / "whole"
-    summary = run_config(small, out, progress=progress)
+    summary = run_protocol(small, out, progress=progress)
     kept = kept_checkpoints(out)
     _require(kept, f"{out}: no mid-run checkpoint was kept")
-    middle = kept[0]
     legs = out_dir / "resumed"
     legs.mkdir(parents=True, exist_ok=True)
-    shutil.copy(middle, legs / "checkpoint.h5")
-    run_config(small, legs, resume=True, progress=progress)
+    shutil.copy(kept[0], legs / "checkpoint.h5")
+    run_protocol(small, legs, resume=True, progress=progress)
     final = checkpoint.load(out / "checkpoint.h5")
     whole = final["model_state"]
     again = checkpoint.load(legs / "checkpoint.h5")["model_state"]
     _require(whole.keys() == again.keys() and all(
         np.array_equal(whole[k], again[k]) for k in whole),
-        f"resumed from {middle.name}, the run ended on other weights")
+        f"resumed from {kept[0].name}, the run ended on other weights")
+    return summary, final, kept
+
+
+def run(config, out_dir, progress=False):
+    """Smoke ``config`` (a validated run config) in ``out_dir``; returns a report: what ran,
+    and the seconds it took. Raises AssertionError naming the path that failed."""
+    from tinymtl.runs import run as run_config
+    from tinymtl.runs.setup import model_from_checkpoint
+    from tinymtl.train.metrics import predict_logits
+
+    started = time.perf_counter()
+    small = shrink(config)
+    summary, final, kept = _whole_then_resumed(run_config, small, out_dir, progress)
     _, tasks, model = model_from_checkpoint(final)
     answered = 0
     for task, data in tasks.items():
@@ -91,7 +100,7 @@ def run(config, out_dir, progress=False):
         _require(np.isfinite(outputs).all(), f"{task}: predictions are not finite")
         answered += len(outputs)
     return {"steps": small["training"]["steps"], "tasks": sorted(tasks),
-            "checkpoints": [p.name for p in kept], "resumed_from": middle.name,
+            "checkpoints": [p.name for p in kept], "resumed_from": kept[0].name,
             "predictions": answered, "complete": summary.get("complete", True),
             "seconds": round(time.perf_counter() - started, 2)}
 
@@ -107,7 +116,6 @@ def run_pretraining(config, out_dir, progress=False):
     shrunk run whole, again from its mid-run checkpoint (bitwise the same weights), then its
     encoder loaded as fine-tuning loads it (``model.backbone_from``) encodes a few graphs."""
     from tinymtl.runs import pretrain
-    from tinymtl.runs.setup import kept_checkpoints
 
     started = time.perf_counter()
     small = copy.deepcopy(config)
@@ -116,20 +124,7 @@ def run_pretraining(config, out_dir, progress=False):
                                 checkpoint_every=EVERY, keep_checkpoints=2,
                                 batch_size=min(config["pretraining"]["batch_size"], BATCH),
                                 warmup_steps=min(config["pretraining"]["warmup_steps"], 2))
-    out = out_dir / "whole"
-    pretrain.run(small, out, progress=progress)
-    kept = kept_checkpoints(out)
-    _require(kept, f"{out}: no mid-run checkpoint was kept")
-    middle = kept[0]
-    legs = out_dir / "resumed"
-    legs.mkdir(parents=True, exist_ok=True)
-    shutil.copy(middle, legs / "checkpoint.h5")
-    pretrain.run(small, legs, resume=True, progress=progress)
-    final = checkpoint.load(out / "checkpoint.h5")
-    whole, again = final["model_state"], checkpoint.load(legs / "checkpoint.h5")["model_state"]
-    _require(whole.keys() == again.keys() and all(
-        np.array_equal(whole[k], again[k]) for k in whole),
-        f"resumed from {middle.name}, the pretraining ended on other weights")
+    _, final, kept = _whole_then_resumed(pretrain.run, small, out_dir, progress)
     train, valid, _ = pretrain.load_pool(small)
     model = pretrain.build(small, train)
     checkpoint.restore_model(model, final["model_state"])
@@ -137,5 +132,5 @@ def run_pretraining(config, out_dir, progress=False):
     features = model.backbone(graphs.collate()).numpy()
     _require(np.isfinite(features).all(), "the pretrained encoder's features are not finite")
     return {"steps": STEPS, "tasks": ["GraphCL"], "checkpoints": [p.name for p in kept],
-            "resumed_from": middle.name, "predictions": len(features), "complete": True,
+            "resumed_from": kept[0].name, "predictions": len(features), "complete": True,
             "seconds": round(time.perf_counter() - started, 2)}
