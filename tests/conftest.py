@@ -1,11 +1,20 @@
-"""Shared fixtures: float64 for gradient checks, and the device list (GPU skipped cleanly)."""
+"""Shared fixtures: float64 for gradient checks, and the device list (GPU skipped cleanly).
+
+Hypothesis draws the same examples on every run (``derandomize``): the suite passes or fails
+the same way on every machine and every CI run, as a reproducibility suite must; a property
+test's examples change only when the test does.
+"""
 
 import importlib.util
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import tinymtl
+
+settings.register_profile("reproducible", derandomize=True)
+settings.load_profile("reproducible")
 
 
 def _cuda_available():
