@@ -80,8 +80,8 @@ def run_study(seeds, out, steps=None):
         print(f"seed {seed}: pretrained in {time.perf_counter() - started:.0f} s", flush=True)
         for arm, overrides in ARMS.items():
             started = time.perf_counter()
-            extra = [f"model.backbone_from={pretrained}"] if arm in ("pretrained", "frozen") \
-                else []
+            extra = ["model.pretrain=null"] + (  # this seed's pretraining, already run
+                [f"model.backbone_from={pretrained}"] if arm in ("pretrained", "frozen") else [])
             name = f"{arm.replace(' ', '')}_seed{seed}"
             summary = run(FINETUNE, out / name, progress=False,
                           overrides=common + overrides + extra + quick)

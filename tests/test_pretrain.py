@@ -130,3 +130,79 @@ def test_pretraining_refuses_what_it_cannot_do(tmp_path):
     bad = write(tmp_path / "seeds.yaml", pretraining_config())
     result = invoke("run", bad, "--seeds", "2")
     assert result.exit_code == 2 and "one seed" in result.output
+
+
+def two_stage_config(tmp_path, **model):
+    """A fine-tuning config whose first stage is pre.yaml (beside it, named relatively)."""
+    write(tmp_path / "pre.yaml", pretraining_config(steps=10, eval_every=5, log_every=5,
+                                                    checkpoint_every=5))
+    return write(tmp_path / "tune.yaml", {
+        "name": "tune", "seed": 5, "tasks": {"s": {"generator": "molecules", "target": "log_s"}},
+        "model": dict(MODEL, pretrain="pre.yaml", **model),
+        "training": {"steps": 6, "batch_size": 8, "eval_every": 3, "checkpoint_every": 3},
+        "baselines": "none", "linear_baseline": False})
+
+
+def test_one_command_pretrains_then_fine_tunes_as_two_commands_do(fake_molecules, tmp_path,
+                                                                  monkeypatch):
+    from tinymtl.train import checkpoint
+
+    config = two_stage_config(tmp_path)
+    monkeypatch.chdir(tmp_path.parent)  # the stage's file is found beside the config
+    result = invoke("run", config, "--out", tmp_path / "both", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "pretraining stage" in result.output and "10 steps" in result.output
+    stage = tmp_path / "both" / "pretraining"
+    summary = json.loads((tmp_path / "both" / "summary.json").read_text())
+    assert summary["pretraining"]["checkpoint"] == str(stage / "checkpoint.h5")
+    assert summary["pretraining"]["steps"] == 10
+    assert yaml.safe_load((stage / "config.yaml").read_text())["seed"] == 5  # the run's seed
+    # the same, by hand: pretrain with the run's seed, then fine-tune from its checkpoint
+    assert invoke("pretrain", tmp_path / "pre.yaml", "--seed", "5", "--out", tmp_path / "pre",
+                  "--quiet").exit_code == 0
+    by_hand = dict(yaml.safe_load(config.read_text()))
+    by_hand["model"] = dict(MODEL, backbone_from=str(tmp_path / "pre" / "checkpoint.h5"))
+    result = invoke("run", write(tmp_path / "by_hand.yaml", by_hand), "--out",
+                    tmp_path / "by_hand", "--quiet")
+    assert result.exit_code == 0, result.output
+    for name in ("pretraining/checkpoint.h5", "checkpoint.h5"):
+        ours = checkpoint.load(tmp_path / "both" / name)["model_state"]
+        theirs = checkpoint.load(tmp_path / ("pre" if "/" in name else "by_hand") /
+                                 name.split("/")[-1])["model_state"]
+        assert ours.keys() == theirs.keys()
+        assert all(np.array_equal(ours[k], theirs[k]) for k in ours), name
+
+
+def test_a_two_stage_run_resumes_without_pretraining_again(fake_molecules, tmp_path):
+    import shutil
+
+    from tinymtl.train import checkpoint
+
+    config = two_stage_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["training"]["keep_checkpoints"] = 2
+    config = write(config, raw)
+    out = tmp_path / "run"
+    assert invoke("run", config, "--out", out, "--quiet").exit_code == 0
+    whole = checkpoint.load(out / "checkpoint.h5")["model_state"]
+    # interrupted in fine-tuning after step 3, the pretraining stage finished
+    shutil.copy(out / "checkpoints" / "multitask_step_000000003.h5", out / "checkpoint.h5")
+    stage = [(p, p.stat().st_mtime_ns) for p in (out / "pretraining").rglob("*")]
+    result = invoke("run", config, "--out", out, "--resume", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert [(p, p.stat().st_mtime_ns) for p, _ in stage] == stage  # not run again
+    resumed = checkpoint.load(out / "checkpoint.h5")["model_state"]
+    assert all(np.array_equal(resumed[k], whole[k]) for k in whole)
+
+
+def test_a_pretraining_stage_is_refused_in_one_line_when_it_cannot_be(fake_molecules, tmp_path):
+    config = two_stage_config(tmp_path, backbone_from="x.h5")
+    result = invoke("run", config, "--quiet")
+    assert result.exit_code == 2 and "expected no model.backbone_from" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    write(tmp_path / "pre.yaml", {"tasks": {"a": {"generator": "arithmetic"}}})
+    config = write(tmp_path / "tune2.yaml", dict(yaml.safe_load(
+        (tmp_path / "tune.yaml").read_text()), model=dict(MODEL, pretrain="pre.yaml")))
+    result = invoke("run", config, "--out", tmp_path / "r", "--quiet")
+    assert result.exit_code == 2 and "not a pretraining config" in result.output
+    assert not (tmp_path / "r").exists()

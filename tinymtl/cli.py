@@ -155,6 +155,8 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
                    f"is saved. Continue with: {summary['resume']}")
         return
     click.echo(tables.continual(summary) if "continual" in summary else tables.multitask(summary))
+    if "pretraining" in summary:
+        click.echo(tables.pretraining_stage(summary))
 
 
 @main.command()

@@ -54,6 +54,19 @@ def pretraining(summary):
         f"fine-tune from it with  {summary['fine_tune']}"])
 
 
+def pretraining_stage(summary):
+    """One line on a run's pretraining stage (``model.pretrain``), after its table."""
+    stage = summary["pretraining"]
+    first, last = stage["initial"] or {}, stage["final"] or {}
+
+    def accuracy(row):
+        return "-" if "valid_accuracy" not in row else f"{100 * row['valid_accuracy']:.1f} %"
+
+    return (f"pretraining stage ({stage['config']}): {stage['steps']} steps, held-out "
+            f"contrastive accuracy {accuracy(first)} → {accuracy(last)}, "
+            f"{stage['wall_seconds']:.1f} s; fine-tuned from {stage['checkpoint']}")
+
+
 def continual(summary):
     """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
     result = summary["continual"]

@@ -10,9 +10,11 @@ all of them):
     pretrain      a graph encoder pretrained without labels (GraphCL), for fine-tuning to load
 """
 
+import json
 import os
 
-from tinymtl.runs import continual, multitask, pretrain
+from tinymtl.files import write_text
+from tinymtl.runs import continual, multitask, pretrain, setup
 
 
 def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrides=()):
@@ -23,7 +25,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrid
     instances (``tinymtl.Plugin``) added to the config's own. A config with
     ``continual.stages`` runs its tasks in sequence (``runs.continual``), a ``pretraining``
     config pretrains an encoder (``runs.pretrain``), any other runs its tasks together
-    (``runs.multitask``)."""
+    (``runs.multitask``); one with ``model.pretrain`` runs that pretraining config first
+    (``runs.pretrain.first_stage``) and fine-tunes from it."""
     from tinymtl.train import config as config_module
 
     if isinstance(config, (str, os.PathLike)):
@@ -37,7 +40,18 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrid
             raise ValueError("pretraining takes no callbacks; expected none")
         return pretrain.run(config, out_dir, resume=resume, progress=progress)
     protocol = continual if config["continual"]["stages"] else multitask
-    return protocol.run(config, out_dir, resume=resume, progress=progress, callbacks=callbacks)
+    if not config["model"]["pretrain"]:
+        return protocol.run(config, out_dir, resume=resume, progress=progress,
+                            callbacks=callbacks)
+    run_dir = setup.run_folder(config, out_dir)  # pretraining first, into run_dir/pretraining
+    tuned, stage = pretrain.first_stage(config, run_dir, resume=resume, progress=progress)
+    summary = protocol.run(tuned, run_dir, resume=resume, progress=progress, callbacks=callbacks)
+    summary["pretraining"] = {
+        "config": config["model"]["pretrain"], "checkpoint": stage["checkpoint"]["path"],
+        "steps": stage["steps"], "initial": stage["initial"], "final": stage["final"],
+        "wall_seconds": stage["wall_seconds"], "peak_rss_mib": stage["peak_rss_mib"]}
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
 
 
 __all__ = ["run"]

@@ -20,9 +20,16 @@ graphs whose own second view is the nearest of its batch's; chance is 1/B) are m
 with the same fixed views each time. The run directory holds what every run's does: the
 resolved config, metrics.jsonl, pretraining.png (loss and accuracy, train and held out),
 summary.json (with the peak memory) and checkpoint.h5, periodic and resumable bit for bit.
+
+A training config can make pretraining its first stage (``model.pretrain: <pretraining
+config>``, ``first_stage``): one command then pretrains into <run>/pretraining/ and fine-tunes
+from it, the pool being the tasks' own (their seed, data seed and food graph).
 """
 
+import copy
 import json
+import pathlib
+import sys
 import time
 
 import numpy as np
@@ -158,6 +165,64 @@ def evaluate(model, graphs, config):
     return {"valid_loss": float(np.average(losses, weights=counts)),
             "valid_accuracy": float(np.average(accuracies, weights=counts)),
             "chance_accuracy": 1 / size}
+
+
+def stage_config(config):
+    """The pretraining config a training config's ``model.pretrain`` names, made to pretrain
+    on this run's data: its seed and data seed, and for a food graph the tasks' graph (foods,
+    cross_marker, csv) — fine-tuning sees the same foods and compounds."""
+    from tinymtl.train import config as config_module
+
+    path = config["model"]["pretrain"]
+    raw = config_module.read_yaml(path)
+    if not config_module.is_pretraining(raw):
+        raise config_module.ConfigError(f"model.pretrain = {path!r}: not a pretraining config "
+                                        f"(expected a 'pretraining' section and no tasks)")
+    stage = config_module.load(path, raw)
+    stage.update(seed=config["seed"], device=config["device"])
+    stage["data"]["seed"] = config["data"]["seed"]
+    if stage["data"]["source"] == "food_graph":
+        graphs = [spec for spec in config["tasks"].values() if spec["generator"] == "food_graph"]
+        if not graphs:
+            raise config_module.ConfigError(f"model.pretrain = {path!r} pretrains on a food "
+                                            f"graph; expected food_graph tasks to fine-tune")
+        stage["data"].update({key: graphs[0][key] for key in ("foods", "cross_marker", "csv")})
+    return stage
+
+
+def finished(out, config):
+    """The summary of a pretraining run of ``config`` finished in ``out``, or None."""
+    from tinymtl.train.config import same_config
+
+    path = out / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    done = summary.get("steps") == config["pretraining"]["steps"] and \
+        pathlib.Path(summary["checkpoint"]["path"]).exists() and \
+        same_config(summary["config"], config)
+    return summary if done else None
+
+
+def first_stage(config, run_dir, resume=False, progress=True, adjust=None):
+    """Run the pretraining stage of a training config (``model.pretrain``) into
+    run_dir/pretraining (resumed from its checkpoint with ``resume``: a finished one only
+    re-reads its result); returns (the config to fine-tune: ``backbone_from`` the stage's
+    checkpoint instead of ``pretrain``; the stage's summary). ``adjust``: a function of the stage's config
+    (the smoke test shrinks it)."""
+    stage = stage_config(config)
+    if adjust is not None:
+        stage = adjust(stage)
+    out = pathlib.Path(run_dir) / "pretraining"
+    summary = finished(out, stage) if resume else None
+    if summary is None:
+        summary = run(stage, out, resume=resume, progress=progress)
+    elif progress:
+        print(f"pretraining: finished in {out}; fine-tuning from its checkpoint",
+              file=sys.stderr)
+    tuned = copy.deepcopy(config)
+    tuned["model"].update(pretrain=None, backbone_from=summary["checkpoint"]["path"])
+    return tuned, summary
 
 
 def run(config, out_dir=None, resume=False, progress=True):

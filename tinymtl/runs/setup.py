@@ -35,6 +35,11 @@ from tinymtl.train import checkpoint
 from tinymtl.train.config import same_config
 
 
+def run_folder(config, out_dir=None):
+    """Where a run writes: ``out_dir``, or runs/<config name>."""
+    return pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+
+
 class RunDirectory:
     """One run's folder (``out_dir``, default runs/<config name>) and its life cycle:
     ``RunDirectory(config, out_dir, resume)`` removes what a save killed half-way left (the
@@ -48,7 +53,7 @@ class RunDirectory:
     def __init__(self, config, out_dir=None, resume=False):
         self.started = time.perf_counter()
         self.config = config
-        self.out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+        self.out = run_folder(config, out_dir)
         self.checkpoint_path = self.out / "checkpoint.h5"
         self.metrics_path = self.out / "metrics.jsonl"
         for leftover in self.out.glob(".*.tmp"):  # a save killed half-way (files.atomic_write)

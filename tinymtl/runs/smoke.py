@@ -9,7 +9,8 @@ baselines, plots and summary. Then it is run again from its mid-run checkpoint
 ``tinymtl eval`` and ``predict`` load it, and each task answers a few test inputs. A
 comparison file smokes each strategy once (one seed); a pretraining config
 (``run_pretraining``) pretrains on ~150 of its pool's graphs, resumes, and encodes a few with
-the checkpoint's encoder. CI smokes every file in ``examples/``.
+the checkpoint's encoder; a training config with a pretraining stage (``model.pretrain``) runs
+that stage so shrunk first, then fine-tunes from it. CI smokes every file in ``examples/``.
 """
 
 import copy
@@ -92,6 +93,11 @@ def run(config, out_dir, progress=False):
 
     started = time.perf_counter()
     small = shrink(config)
+    if small["model"]["pretrain"]:  # its first stage, shrunk: the run then fine-tunes from it
+        from tinymtl.runs import pretrain
+
+        small, _ = pretrain.first_stage(small, out_dir, progress=progress,
+                                        adjust=shrink_pretraining)
     summary, final, kept = _whole_then_resumed(run_config, small, out_dir, progress)
     _, tasks, model = model_from_checkpoint(final)
     answered = 0
@@ -111,6 +117,17 @@ def run_comparison(comparison, out_dir, progress=False):
             for name, config in comparison["strategies"].items()}
 
 
+def shrink_pretraining(config):
+    """A pretraining ``config`` made small: ~150 of its pool's graphs, few steps."""
+    small = copy.deepcopy(config)
+    small["data"]["pool_size"] = min(config["data"]["pool_size"] or 150, 150)
+    small["pretraining"].update(steps=STEPS, eval_every=EVERY, log_every=EVERY // 2,
+                                checkpoint_every=EVERY, keep_checkpoints=2,
+                                batch_size=min(config["pretraining"]["batch_size"], BATCH),
+                                warmup_steps=min(config["pretraining"]["warmup_steps"], 2))
+    return small
+
+
 def run_pretraining(config, out_dir, progress=False):
     """Smoke a pretraining config (``runs.pretrain``) as ``run`` smokes a training config: the
     shrunk run whole, again from its mid-run checkpoint (bitwise the same weights), then its
@@ -118,12 +135,7 @@ def run_pretraining(config, out_dir, progress=False):
     from tinymtl.runs import pretrain
 
     started = time.perf_counter()
-    small = copy.deepcopy(config)
-    small["data"]["pool_size"] = min(config["data"]["pool_size"] or 150, 150)
-    small["pretraining"].update(steps=STEPS, eval_every=EVERY, log_every=EVERY // 2,
-                                checkpoint_every=EVERY, keep_checkpoints=2,
-                                batch_size=min(config["pretraining"]["batch_size"], BATCH),
-                                warmup_steps=min(config["pretraining"]["warmup_steps"], 2))
+    small = shrink_pretraining(config)
     _, final, kept = _whole_then_resumed(pretrain.run, small, out_dir, progress)
     train, valid, _ = pretrain.load_pool(small)
     model = pretrain.build(small, train)

@@ -260,6 +260,9 @@ SCHEMA = {
         "features": Int(default=256, low=0, high=MAX_WIDTH),  # cnn: 0: heads read the map
         "freeze_backbone": Bool(default=False),  # train the heads only
         "backbone_from": Str(),                # checkpoint whose backbone weights to start from
+        # a pretraining config run first, as this run's first stage (runs.pretrain.first_stage):
+        # its encoder is then loaded as backbone_from's is
+        "pretrain": Str(),
         "head_hidden": Int(default=0, low=0, high=MAX_WIDTH),
         "dropout": Float(default=0.0, low=0.0, high=0.99),
     },
@@ -318,8 +321,9 @@ def pretraining_schema():
 
 
 def is_pretraining(raw):
-    """Whether a config's mapping is a pretraining config (it has a ``pretraining`` section)."""
-    return isinstance(raw, dict) and "pretraining" in raw
+    """Whether a config's mapping (raw or checked) is a pretraining config (a ``pretraining``
+    section, no tasks)."""
+    return isinstance(raw, dict) and "pretraining" in raw and "tasks" not in raw
 
 
 def validate_pretraining(raw, source="config"):
@@ -329,7 +333,7 @@ def validate_pretraining(raw, source="config"):
         if config["model"]["encoder"] != "gat":
             raise ConfigError(f"model.encoder = {config['model']['encoder']!r}: GraphCL "
                               f"pretrains a graph encoder; expected 'gat'")
-        for key in ("architecture", "freeze_backbone", "backbone_from"):
+        for key in ("architecture", "freeze_backbone", "backbone_from", "pretrain"):
             if config["model"][key] != SCHEMA["model"][key].default:
                 raise ConfigError(f"model.{key}: pretraining trains one encoder from scratch; "
                                   f"expected no {key} (set it in the fine-tuning config)")
@@ -392,6 +396,9 @@ def validate(raw, source="config"):
                 raise ConfigError(f"training.{kind} = {name!r}: expected training.accumulate "
                                   f"= 1")
         _check_callbacks(config)
+        if config["model"]["pretrain"] and config["model"]["backbone_from"]:
+            raise ConfigError("model.pretrain: the backbone comes from its pretraining; "
+                              "expected no model.backbone_from with it")
         if config["salience"]["task"] is not None and config["salience"]["task"] not in tasks:
             raise ConfigError(f"salience.task: unknown task {config['salience']['task']!r}; "
                               f"the config defines {', '.join(tasks)}")
@@ -597,4 +604,7 @@ def load(path, raw=None, overrides=()):
     raw = apply_overrides(read_yaml(path) if raw is None else raw, overrides)
     config = validate(raw, str(path))
     config["name"] = config["name"] or path.stem
+    stage = (config.get("model") or {}).get("pretrain")
+    if stage and not pathlib.Path(stage).is_absolute() and (path.parent / stage).exists():
+        config["model"]["pretrain"] = str(path.parent / stage)  # beside the config file
     return config
