@@ -123,6 +123,12 @@ def test_both_tasks_train_on_the_food_nodes(fake_molecules, tmp_path):
     assert summary["food_class"]["kind"] == "classification"
     assert summary["nutrients"]["kind"] == "alignment"
     assert summary["food_class"]["linear_accuracy"] is not None
+    each = summary["nutrients"]["test_profile_per_output"]  # per nutrient, on test
+    assert len(each["rmse"]) == len(each["r2"]) == 12
+    assert np.mean(each["r2"]) == pytest.approx(summary["nutrients"]["test_profile_r2"])
+    for figure in ("nutrients_embedding.png", "nutrients_profile.png",
+                   "food_class_confusion.png"):
+        assert (tmp_path / "run" / figure).stat().st_size > 0
     result = CliRunner().invoke(main, ["run", str(path), "--smoke", "--quiet", "--out",
                                        str(tmp_path / "smoke")])
     assert result.exit_code == 0, result.output

@@ -102,6 +102,17 @@ def test_regression_metrics_equal_scikit_learns(seed, outputs):
     stats = pytest.importorskip("scipy.stats")
     rho = np.mean([stats.spearmanr(y[:, k], predicted[:, k]).statistic for k in range(outputs)])
     assert got["spearman"] == pytest.approx(rho, rel=1e-5)
+    each = scores.regression_scores(predicted.astype(np.float32), target, detail=True)
+    if outputs == 1:
+        assert "per_output" not in each
+        return
+    np.testing.assert_allclose(each["per_output"]["r2"], metrics.r2_score(
+        target, predicted, multioutput="raw_values"), rtol=1e-5)
+    np.testing.assert_allclose(each["per_output"]["rmse"], np.sqrt(metrics.mean_squared_error(
+        target, predicted, multioutput="raw_values")), rtol=1e-6)
+    np.testing.assert_allclose(each["per_output"]["mae"], metrics.mean_absolute_error(
+        target, predicted, multioutput="raw_values"), rtol=1e-6)
+    assert np.mean(each["per_output"]["r2"]) == pytest.approx(got["r2"], rel=1e-9)
 
 
 def test_spearman_equals_scipys_with_ties_and_is_none_for_a_constant():

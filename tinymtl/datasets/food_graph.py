@@ -362,12 +362,15 @@ class FoodGraphSource(DataSource):
                     "foods": made.num_foods, "compounds": len(made.compounds),
                     "train_size": len(x_train), "test_size": len(x_test),
                     "sha256": array_digest(*x_train.arrays(), x_test.nodes, y)}
+        if target == "nutrients":
+            manifest["profile"] = list(made.nutrient_names)
         return TaskData(
             name=task, kind=TARGETS[target], classes=list(made.classes)
             if target == "food_class" else [], x_train=x_train, y_train=y[made.train],
             x_test=x_test, y_test=y[made.test], manifest=manifest,
-            embedding_dim=EMBEDDING_DIM, train_attributes={"food": made.train},
-            test_attributes={"food": made.test},
+            embedding_dim=EMBEDDING_DIM,
+            train_attributes={"food": made.train, "class": made.food_class[made.train]},
+            test_attributes={"food": made.test, "class": made.food_class[made.test]},
             facts={"num_foods": made.num_foods, "compounds": made.compounds,
                    "markers": made.markers, "classes": made.classes})
 

@@ -269,20 +269,51 @@ def pretraining_curves(rows, path):
     plt.close(figure)
 
 
-def embedding_projection(embeddings, values, value_name, title, path):
+def embedding_projection(embeddings, colourings, title, path):
     """Embeddings (N, E) projected on their first two principal components (of the unit
-    vectors: cosine geometry), each point coloured by ``values`` (N,)."""
+    vectors: cosine geometry), once per colouring: (values (N,), name, class names or None) —
+    a value scale, or with class names one colour per class (a map of foods by class and by a
+    nutrient side by side)."""
     unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
     centred = unit - unit.mean(0)
     _, spread, axes = np.linalg.svd(centred, full_matrices=False)
     points = centred @ axes[:2].T
     explained = spread[:2] ** 2 / max((spread ** 2).sum(), 1e-12)
-    figure, axis = plt.subplots(figsize=(6.5, 5.5))
-    image = axis.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", s=12)
-    figure.colorbar(image, ax=axis, label=value_name)
-    axis.set(title=title, xlabel=f"PC 1 ({100 * explained[0]:.0f} % of the variance)",
-             ylabel=f"PC 2 ({100 * explained[1]:.0f} %)")
-    axis.grid(alpha=0.3)
+    figure, panels = plt.subplots(1, len(colourings), figsize=(6.5 * len(colourings), 5.5),
+                                  squeeze=False)
+    for axis, (values, name, classes) in zip(panels[0], colourings):
+        if classes is None:
+            image = axis.scatter(points[:, 0], points[:, 1], c=values, cmap="viridis", s=12)
+            figure.colorbar(image, ax=axis, label=name)
+        else:
+            palette = plt.get_cmap("tab10")
+            for k, label in enumerate(classes):
+                members = np.asarray(values) == k
+                axis.scatter(points[members, 0], points[members, 1], s=12,
+                             color=palette(k % 10), label=label)
+            axis.legend(title=name, fontsize=8, markerscale=1.5)
+        axis.set(title=f"{title}\ncoloured by {name}",
+                 xlabel=f"PC 1 ({100 * explained[0]:.0f} % of the variance)",
+                 ylabel=f"PC 2 ({100 * explained[1]:.0f} %)")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def profile_scores(names, r2, rmse, title, path):
+    """Each predicted property's (e.g. nutrient's) R² and RMSE on test, as two bar charts."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(names) + 3), 4.5))
+    order = np.arange(len(names))
+    left.bar(order, r2, color="tab:blue")
+    left.axhline(0, color="black", linewidth=0.8)
+    left.set(ylabel="R² (1: perfect, 0: the mean)", title="R² per output")
+    right.bar(order, rmse, color="tab:orange")
+    right.set(ylabel="RMSE (standardised units)", title="RMSE per output")
+    for axis in (left, right):
+        axis.set_xticks(order, names, rotation=45, ha="right", fontsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -82,8 +82,10 @@ def roundtrip(model, config, tasks, path):
 
 def task_figures(model, task, data, test, out):
     """What a task's kind draws of its test split: the confusion matrix of a classification
-    task (<task>_confusion.png), the 2-D projection of an alignment task's embeddings coloured
-    by the first property of its profile (<task>_embedding.png)."""
+    task (<task>_confusion.png); for an alignment task the 2-D projection of its embeddings
+    (<task>_embedding.png) coloured by the best-predicted property of its profile (highest
+    test R²) and, where the data knows the examples' classes (``test_attributes['class']``,
+    e.g. the food graph's), by class; and each property's R² and RMSE (<task>_profile.png)."""
     if data.kind == "classification" and "test_confusion" in test:
         plots.confusion(np.array(test["test_confusion"]), data.classes,
                         f"{task}: test confusion (accuracy {100 * test['test_accuracy']:.1f} %)",
@@ -92,11 +94,22 @@ def task_figures(model, task, data, test, out):
         width = data.y_test.shape[1]
         embeddings = predict_logits(model, task, data.x_test)[:, :-width]
         names = data.manifest.get("profile") or [f"property {k}" for k in range(width)]
+        each = test.get("test_profile_per_output")
+        best = int(np.nanargmax(np.array(each["r2"], np.float64))) if each else 0
+        colourings = [(data.y_test[:, best], f"{names[best]} (standardised)", None)]
+        if "class" in data.test_attributes:
+            colourings.insert(0, (data.test_attributes["class"], "class",
+                                  data.facts.get("classes")))
         rho = test["test_distance_spearman"]
-        plots.embedding_projection(embeddings, data.y_test[:, 0], f"{names[0]} (standardised)",
+        plots.embedding_projection(embeddings, colourings,
                                    f"{task}: test embeddings, distance ρ "
                                    f"{'-' if rho is None else f'{rho:.3f}'}",
                                    out / f"{task}_embedding.png")
+        if each:
+            plots.profile_scores(names, each["r2"], each["rmse"],
+                                 f"{task}: the predicted profile on test "
+                                 f"(mean R² {test['test_profile_r2']:.3f})",
+                                 out / f"{task}_profile.png")
 
 
 def callback_reports(trainer):

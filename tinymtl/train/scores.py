@@ -151,7 +151,7 @@ def multilabel_scores(logits, y, detail=False):
 # -- regression ----------------------------------------------------------------------------------
 def regression_scores(outputs, y, detail=False):
     """MAE, RMSE and R² (averaged over outputs) of outputs (N, D) against targets (N,) or
-    (N, D)."""
+    (N, D); with ``detail`` and D > 1 also each output's (``per_output``: lists of D)."""
     predicted = outputs.reshape(len(y), -1).astype(np.float64)
     target = np.asarray(y, np.float64).reshape(len(y), -1)
     error = target - predicted
@@ -159,10 +159,15 @@ def regression_scores(outputs, y, detail=False):
     total = ((target - target.mean(0)) ** 2).sum(0)
     r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
                   np.where(residual == 0, 1.0, 0.0))
-    rhos = [spearman(target[:, k], predicted[:, k]) for k in range(target.shape[1])]
-    rhos = [r for r in rhos if r is not None]
-    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())),
-            "r2": float(r2.mean()), "spearman": float(np.mean(rhos)) if rhos else None}
+    each_rho = [spearman(target[:, k], predicted[:, k]) for k in range(target.shape[1])]
+    rhos = [r for r in each_rho if r is not None]
+    scores = {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error ** 2).mean())),
+              "r2": float(r2.mean()), "spearman": float(np.mean(rhos)) if rhos else None}
+    if detail and target.shape[1] > 1:
+        scores["per_output"] = {"mae": np.abs(error).mean(0).tolist(),
+                                "rmse": np.sqrt((error ** 2).mean(0)).tolist(),
+                                "r2": r2.tolist(), "spearman": each_rho}
+    return scores
 
 
 def spearman(a, b):
@@ -185,7 +190,7 @@ def alignment_scores(outputs, y, detail=False, ks=(1, 5, 10)):
     y = np.asarray(y, np.float64).reshape(len(y), -1)
     width = y.shape[1]
     embeddings = np.asarray(outputs, np.float64)[:, :-width]
-    profile = regression_scores(np.asarray(outputs)[:, -width:], y)
+    profile = regression_scores(np.asarray(outputs)[:, -width:], y, detail)
     scores = {"distance_spearman": None, **{f"neighbour_recall_at_{k}": None for k in ks},
               **{f"profile_{key}": value for key, value in profile.items()}}
     if len(y) < 3:
