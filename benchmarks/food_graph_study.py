@@ -17,8 +17,13 @@ GraphCL pretraining (examples/food_graph_pretrain.yaml), then examples/food_grap
     untrained      a control: salience of the model before any step — chance marker recovery
     cross 0.3 / 0.6   the difficulty knob: the chance a food holds another class's marker
                       (0.1 by default)
+    molecule encoder  from scratch, the compounds described by the molecule encoder of
+                      examples/molecules_pretrain.yaml (pretrained once, seed 0, on the
+                      molecules: "Graphs I") instead of their fingerprints
 
-Writes OUT/study.json and OUT/study.md (mean ± std over seeds) and prints the table.
+Writes OUT/study.json and OUT/study.md (mean ± std over seeds) and prints the table. A run
+whose folder already holds a finished summary of the same config is read, not run again, so an
+interrupted study (or one with an arm added) goes on where it stopped.
 """
 
 import argparse
@@ -32,6 +37,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRETRAIN = ROOT / "examples" / "food_graph_pretrain.yaml"
 FINETUNE = ROOT / "examples" / "food_graph.yaml"
+MOLECULE_ENCODER = ROOT / "examples" / "molecules_pretrain.yaml"
 HEADLINES = {"food_class": ("test_accuracy", True), "nutrients": ("test_distance_spearman", True)}
 ARMS = {  # name: overrides of food_graph.yaml (pretrained arms add backbone_from)
     "scratch": ["baselines=single_task"],
@@ -45,6 +51,7 @@ ARMS = {  # name: overrides of food_graph.yaml (pretrained arms add backbone_fro
                   "tasks.nutrients.cross_marker=0.3"],
     "cross 0.6": ["baselines=none", "tasks.food_class.cross_marker=0.6",
                   "tasks.nutrients.cross_marker=0.6"],
+    "molecule encoder": ["baselines=none"],  # + compound_features: its checkpoint (run_study)
 }
 
 
@@ -63,17 +70,37 @@ def untrained_salience(seed, out):
             for m, s in found["methods"].items()}
 
 
-def run_study(seeds, out, steps=None):
+def run_once(config_path, out, overrides):
+    """``tinymtl run`` of a config with overrides into ``out`` — or, when ``out`` already holds
+    the finished summary of the very same config, that summary."""
     from tinymtl.runs import run
+    from tinymtl.train import config as config_module
 
+    done = out / "summary.json"
+    if done.exists():
+        summary = json.loads(done.read_text())
+        config = config_module.load(config_path, overrides=overrides)
+        if summary.get("complete", True) and config_module.same_config(
+                summary["config"], dict(config, name=summary["config"].get("name"))):
+            return summary
+    return run(config_path, out, progress=False, overrides=overrides)
+
+
+def run_study(seeds, out, steps=None):
     out.mkdir(parents=True, exist_ok=True)
     results = {"seeds": seeds, "runs": {}, "pretraining": {}, "delta_m": {}, "untrained": {}}
     quick = [f"training.steps={steps}"] if steps else []
+    encoder = run_once(MOLECULE_ENCODER, out / "molecules_pretrain",
+                       [f"pretraining.steps={steps}"] if steps else [])
+    results["molecule_encoder"] = {"final": encoder["final"],
+                                   "wall_seconds": encoder["wall_seconds"]}
+    described = [f"tasks.{task}.compound_features={encoder['checkpoint']['path']}"
+                 for task in HEADLINES]
     for seed in seeds:
         common = [f"seed={seed}", f"data.seed={seed}"]
         started = time.perf_counter()
-        summary = run(PRETRAIN, out / f"pretrain_seed{seed}", progress=False,
-                      overrides=common + ([f"pretraining.steps={steps}"] if steps else []))
+        summary = run_once(PRETRAIN, out / f"pretrain_seed{seed}",
+                           common + ([f"pretraining.steps={steps}"] if steps else []))
         results["pretraining"][seed] = {"initial": summary["initial"], "final": summary["final"],
                                         "wall_seconds": summary["wall_seconds"]}
         pretrained = summary["checkpoint"]["path"]
@@ -81,10 +108,10 @@ def run_study(seeds, out, steps=None):
         for arm, overrides in ARMS.items():
             started = time.perf_counter()
             extra = ["model.pretrain=null"] + (  # this seed's pretraining, already run
-                [f"model.backbone_from={pretrained}"] if arm in ("pretrained", "frozen") else [])
+                [f"model.backbone_from={pretrained}"] if arm in ("pretrained", "frozen") else
+                described if arm == "molecule encoder" else [])
             name = f"{arm.replace(' ', '')}_seed{seed}"
-            summary = run(FINETUNE, out / name, progress=False,
-                          overrides=common + overrides + extra + quick)
+            summary = run_once(FINETUNE, out / name, common + overrides + extra + quick)
             results["runs"][name] = {
                 "arm": arm, "seed": seed, "wall_seconds": summary["wall_seconds"],
                 "tasks": {t: {k: v for k, v in r.items() if k.startswith(("test_", "baseline_"))
@@ -119,6 +146,8 @@ def summarise(results):
         chosen = [r for r in results["runs"].values() if r["arm"] == arm]
         summary[arm] = {f"{t}_{metric[5:]}": _mean_std([r["tasks"][t][metric] for r in chosen])
                         for t, (metric, _) in HEADLINES.items()}
+        summary[arm]["nutrients_profile_r2"] = _mean_std(  # the predicted nutrients' mean R²
+            [r["tasks"]["nutrients"].get("test_profile_r2") for r in chosen])
         if arm == "scratch":
             summary[arm].update({f"{t}_single_{metric[5:]}": _mean_std(
                 [r["tasks"][t]["baseline_" + metric[5:]] for r in chosen])
@@ -141,17 +170,19 @@ def show(pair, scale=1.0, digits=3):
 def markdown(results):
     summary, seeds = results["summary"], results["seeds"]
     lines = [f"Test foods, mean ± std over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}).",
-             "", "| arm | food class acc. % | nutrient distance ρ | marker AUROC (attention) | "
-                 "precision@k (attention) | marker AUROC (grad × input) |",
-             "|---|---|---|---|---|---|"]
+             "", "| arm | food class acc. % | nutrient distance ρ | nutrient R² | "
+                 "marker AUROC (attention) | precision@k (attention) | "
+                 "marker AUROC (grad × input) |",
+             "|---|---|---|---|---|---|---|"]
     for arm in ARMS:
         row = summary[arm]
         lines.append(f"| {arm} | {show(row['food_class_accuracy'], 100, 1)} | "
                      f"{show(row['nutrients_distance_spearman'])} | "
+                     f"{show(row['nutrients_profile_r2'])} | "
                      f"{show(row['attention_auroc'])} | {show(row['attention_precision_at_k'])} | "
                      f"{show(row['gradient_x_input_auroc'])} |")
     untrained = summary["untrained"]
-    lines.append(f"| untrained (control) | - | - | {show(untrained['attention_auroc'])} | "
+    lines.append(f"| untrained (control) | - | - | - | {show(untrained['attention_auroc'])} | "
                  f"{show(untrained['attention_precision_at_k'])} | "
                  f"{show(untrained['gradient_x_input_auroc'])} |")
     scratch = summary["scratch"]

@@ -249,3 +249,78 @@ def test_uniform_attention_finds_no_marker(fake_molecules, tmp_path):
     for listed in found["classes"].values():
         assert all(item["score"] == pytest.approx(1.0) for item in listed["attention"])
     assert found["methods"]["attention"]["auroc"] == pytest.approx(0.5)
+
+
+def test_compounds_can_be_described_by_a_pretrained_molecule_encoder(fake_molecules, tmp_path):
+    """``compound_features: <checkpoint>``: each compound's node features are its embedding by
+    the molecule encoder of a molecule pretraining (standardised), the run trains on them, and
+    a checkpoint that is not one is refused in one line."""
+    from tinymtl.datasets import food_graph, molecules
+    from tinymtl.runs.setup import load_tasks, molecule_encoder
+    from tinymtl.train.config import validate
+
+    pre = {"name": "mol", "data": {"source": "molecules"},
+           "model": {"encoder": "gat", "hidden": [8], "heads": 2, "graph_pooling": "sum"},
+           "pretraining": {"steps": 4, "batch_size": 8, "eval_every": 2, "log_every": 2}}
+    path = tmp_path / "mol.yaml"
+    path.write_text(yaml.safe_dump(pre))
+    result = CliRunner().invoke(main, ["pretrain", str(path), "--out", str(tmp_path / "mol"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    encoder = str(tmp_path / "mol" / "checkpoint.h5")
+    spec = {"generator": "food_graph", "target": "food_class", "foods": 40,
+            "compound_features": encoder}
+    config = validate({"tasks": {"f": spec}, "model": {"encoder": "gat", "hidden": [8]},
+                       "training": {"steps": 4, "batch_size": 8}})
+    data = load_tasks(config)["f"]
+    graph, foods = data.x_train.graph, 40
+    compounds = data.facts["compounds"]
+    vectors = molecule_encoder(encoder)(compounds).astype(np.float64)
+    assert vectors.shape == (len(compounds), 8)  # (the encoder's width)
+    expected = (vectors - vectors.mean(0)) / np.where(vectors.std(0) > 0, vectors.std(0), 1)
+    np.testing.assert_allclose(graph.x[foods:, :-2], expected, rtol=1e-5, atol=1e-5)
+    assert (graph.x[:foods, :-2] == 0).all() and (graph.x[foods:, -1] == 1).all()
+    # the fingerprint graph has the same foods, compounds and edges: only the features differ
+    bits = food_graph.generate(40, 0.1, 0)
+    assert bits.compounds == compounds
+    assert np.array_equal(bits.graph.edge_index, graph.edge_index)
+    run = {"name": "enc", "tasks": {"f": spec}, "baselines": "none",
+           "model": {"encoder": "gat", "relations": True, "hidden": [8], "heads": 2},
+           "training": {"steps": 4, "batch_size": 8, "eval_every": 2}}
+    path = tmp_path / "enc.yaml"
+    path.write_text(yaml.safe_dump(run))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "enc"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    # a fine-tuning checkpoint (not a molecule pretraining's) is refused, in one line
+    path.write_text(yaml.safe_dump(dict(run, tasks={"f": dict(
+        spec, compound_features=str(tmp_path / "enc" / "checkpoint.h5"))})))
+    result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "bad"),
+                                       "--quiet"])
+    assert result.exit_code != 0 and "not a molecule pretraining" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert molecules.graphs_from_smiles(["CCO"]).shape[0] == 1
+
+
+def test_the_memory_check_counts_the_whole_graph_once_a_step(fake_molecules):
+    """A node task's encoder runs on the whole graph once a step: its activations are a fixed
+    part plus a part per food in the batch, not the whole graph times the batch size."""
+    from tinymtl.runs import memory
+    from tinymtl.runs.setup import build, load_tasks
+    from tinymtl.train.config import validate
+
+    config = validate({"tasks": {"f": {"generator": "food_graph", "target": "food_class",
+                                       "foods": 60}},
+                       "model": {"encoder": "gat", "hidden": [16], "heads": 2},
+                       "training": {"steps": 4, "batch_size": 16}})
+    tasks = load_tasks(config)
+    model = build(config, tasks)
+    one = memory.batch_graph_bytes(model, "f", tasks["f"].x_train[:1])
+    sizes = {}
+    for batch in (16, 32):
+        config["training"]["batch_size"] = batch
+        sizes[batch] = memory.step(config, model, tasks)["activations"]
+    per_food = (sizes[32] - sizes[16]) / (2 * 16)
+    assert 0 < per_food < one / 10  # a food's readout: far less than the graph's pass
+    assert sizes[16] == 2 * (one - per_food) + 2 * 16 * per_food  # fixed + B × per food
+    assert sizes[16] < 2 * 16 * one / 4

@@ -37,12 +37,15 @@ def load_task(name, generator, train_size=None, test_size=None, max_length=20, s
     return source(generator).load(name, spec, max_length, seed, use_cache)
 
 
-def load_tasks(specs, max_length=20, seed=0, use_cache=True, valid_fraction=0.0):
+def load_tasks(specs, max_length=20, seed=0, use_cache=True, valid_fraction=0.0,
+               molecule_encoder=None):
     """``{name: TaskData}`` for a config's ``tasks`` section (name -> {generator, sizes, the
     source's options, ``valid_size``}); tasks over the same image set share one array. Each
     task's validation split is ``valid_size`` of its training examples, or ``valid_fraction``
-    of them (``carve_validation``, seeded by ``seed``)."""
-    shared, carved, tasks = {}, {}, {}
+    of them (``carve_validation``, seeded by ``seed``). ``molecule_encoder``: what the food
+    graph's ``compound_features`` checkpoint becomes (``food_graph.MOLECULE_ENCODER``)."""
+    carved, tasks = {}, {}
+    shared = {food_graph.MOLECULE_ENCODER: molecule_encoder}
     for name, spec in specs.items():
         data = source(spec["generator"]).load(name, spec, max_length, seed, use_cache, shared)
         size = spec.get("valid_size")

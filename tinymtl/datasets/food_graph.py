@@ -9,8 +9,10 @@ Nodes are the foods (node type 0), then the compounds (type 1). Edges, each pair
     type 2  similar        compound ↔ compound   edge_attr [0, Tanimoto similarity]
                            (Morgan fingerprints, radius 2; similarity ≥ SIMILAR)
 
-Node features: a compound's Morgan fingerprint (FINGERPRINT_BITS bits, radius 2), a food's
-none, then the node type one-hot; so a food is what its compounds tell the encoder.
+Node features: a compound's Morgan fingerprint (FINGERPRINT_BITS bits, radius 2) — or, with
+``compound_features: <checkpoint>``, its embedding by a molecule encoder pretrained on the
+molecules ("Graphs I"), standardised — a food's none, then the node type one-hot; so a food is
+what its compounds tell the encoder.
 
 The generator (deterministic in the data seed; its compounds are real molecules of
 ``tinymtl data fetch molecules``, from the pool no test split touches):
@@ -92,19 +94,28 @@ def _rdkit():
     return Chem, DataStructs, Crippen, Descriptors, rdFingerprintGenerator, rdMolDescriptors
 
 
-def build_graph(num_foods, contents, smiles):
+def build_graph(num_foods, contents, smiles, embed=None):
     """The heterogeneous graph of foods and compounds (module docstring) from ``contents``:
-    (food, compound, concentration) triples, compounds numbered 0.. in ``smiles``."""
+    (food, compound, concentration) triples, compounds numbered 0.. in ``smiles``. A
+    compound's features are its fingerprint bits, or with ``embed`` (a function of the SMILES
+    list, giving (compounds, D) vectors: a pretrained molecule encoder) those vectors, each
+    column standardised over the compounds."""
     Chem, DataStructs, _, _, fingerprints, _ = _rdkit()
     generator = fingerprints.GetMorganGenerator(radius=2, fpSize=FINGERPRINT_BITS)
     mols = [Chem.MolFromSmiles(s) for s in smiles]
     bits = [generator.GetFingerprint(m) for m in mols]
+    if embed is None:
+        features = np.array([list(fingerprint) for fingerprint in bits], np.float32)
+    else:
+        features = np.asarray(embed(list(smiles)), np.float64)
+        spread = features.std(0)
+        features = ((features - features.mean(0)) / np.where(spread > 0, spread, 1.0))
+    width = features.shape[1]
     n = num_foods + len(smiles)
-    x = np.zeros((n, FINGERPRINT_BITS + 2), np.float32)
-    x[:num_foods, FINGERPRINT_BITS + FOOD] = 1
-    x[num_foods:, FINGERPRINT_BITS + COMPOUND] = 1
-    for k, fingerprint in enumerate(bits):
-        x[num_foods + k, :FINGERPRINT_BITS] = np.array(list(fingerprint), np.float32)
+    x = np.zeros((n, width + 2), np.float32)
+    x[:num_foods, width + FOOD] = 1
+    x[num_foods:, width + COMPOUND] = 1
+    x[num_foods:, :width] = features
     food, compound, concentration = (np.array(c) for c in zip(*contents))
     compound_node = num_foods + compound.astype(np.int64)
     log_c = np.log(concentration.astype(np.float64)).astype(np.float32)
@@ -145,8 +156,9 @@ def split_foods(num_foods, seed):
     return np.sort(order[held:]), np.sort(order[:held])
 
 
-def generate(num_foods=600, cross_marker=0.1, seed=0):
-    """A food graph with planted markers (module docstring), from the molecules cache."""
+def generate(num_foods=600, cross_marker=0.1, seed=0, embed=None):
+    """A food graph with planted markers (module docstring), from the molecules cache
+    (``embed``: compound features from a molecule encoder, ``build_graph``)."""
     from tinymtl.datasets import molecules
 
     Chem = _rdkit()[0]
@@ -193,7 +205,7 @@ def generate(num_foods=600, cross_marker=0.1, seed=0):
             held.append(int(rng.choice(markers[classes[other]])))
         for compound in held:
             contents.append((food, int(compound), float(np.exp(rng.normal()))))
-    graph = build_graph(num_foods, contents, compounds)
+    graph = build_graph(num_foods, contents, compounds, embed)
     described = descriptors(compounds)
     profile = rng.normal(size=(len(classes), NUTRIENTS))
     weights = rng.normal(scale=0.5, size=(described.shape[1], NUTRIENTS))
@@ -237,8 +249,9 @@ def _number(value, path, line, column):
     return number
 
 
-def read_csv(directory, seed=0):
-    """A food graph from a user's CSV files (schema: datasets/README.md)."""
+def read_csv(directory, seed=0, embed=None):
+    """A food graph from a user's CSV files (schema: datasets/README.md; ``embed``:
+    ``build_graph``'s)."""
     Chem = _rdkit()[0]
     directory = pathlib.Path(directory)
     foods = _rows(directory / "foods.csv", ("id", "name", "class"))
@@ -273,7 +286,7 @@ def read_csv(directory, seed=0):
         nutrients[index[row["food_id"]], names.index(row["nutrient"])] = _number(
             row["amount"], path, line, "amount")
     train, test = split_foods(len(foods), seed)
-    return FoodGraph(graph=build_graph(len(foods), contents, compounds),
+    return FoodGraph(graph=build_graph(len(foods), contents, compounds, embed),
                      foods=[row["name"] for row in foods],
                      food_class=np.array([classes.index(row["class"]) for row in foods]),
                      classes=classes, nutrients=nutrients, nutrient_names=names,
@@ -311,6 +324,23 @@ def nutrient_profiles(food_graph):
 
 TARGETS = {"food_class": "classification", "nutrients": "alignment"}
 EMBEDDING_DIM = 32
+# the key of ``load``'s shared dict under which a run hands the sources a molecule encoder
+# factory: path -> (SMILES list -> (n, D) vectors) (runs.setup.molecule_encoder; it loads a
+# checkpoint, which this layer cannot)
+MOLECULE_ENCODER = "molecule_encoder"
+
+
+def compound_encoder(path, factory):
+    """The function embedding compounds for ``compound_features: path``; DataError (one line)
+    when no encoder can be made here or the file is missing."""
+    if factory is None:
+        raise DataError(f"compound_features = {path!r}: embedding compounds needs a run's "
+                        f"molecule encoder (tinymtl run); expected 'fingerprint' here")
+    if not pathlib.Path(path).exists():
+        raise DataError(f"compound_features = {path!r}: no such checkpoint; expected "
+                        f"'fingerprint' or a molecule pretraining's checkpoint.h5 (tinymtl "
+                        f"pretrain examples/molecules_pretrain.yaml)")
+    return factory(path)
 
 
 class FoodGraphSource(DataSource):
@@ -329,6 +359,11 @@ class FoodGraphSource(DataSource):
                               help="the chance a generated food holds another class's marker"),
         "csv": Str(help="a folder of foods.csv, contents.csv, nutrients.csv (instead of the "
                         "generator)"),
+        "compound_features": Str(
+            default="fingerprint",
+            help="fingerprint (Morgan bits), or the checkpoint of a molecule pretraining "
+                 "(tinymtl pretrain examples/molecules_pretrain.yaml) whose encoder embeds "
+                 "each compound"),
         "shuffle_labels": Bool(default=False,
                                help="a control: the training foods' targets permuted (seeded), "
                                     "so nothing can be learned; test targets stay true"),
@@ -338,10 +373,13 @@ class FoodGraphSource(DataSource):
         foods = spec.get("foods") or self.OPTIONS["foods"].default
         cross = spec.get("cross_marker")
         cross = self.OPTIONS["cross_marker"].default if cross is None else cross
-        key = (self.name, spec.get("csv"), foods, cross, seed)
+        features = spec.get("compound_features") or "fingerprint"
+        key = (self.name, spec.get("csv"), foods, cross, features, seed)
         if key not in shared:
-            made = read_csv(spec["csv"], seed) if spec.get("csv") else generate(foods, cross,
-                                                                                seed)
+            embed = None if features == "fingerprint" else \
+                compound_encoder(features, shared.get(MOLECULE_ENCODER))
+            made = read_csv(spec["csv"], seed, embed) if spec.get("csv") else \
+                generate(foods, cross, seed, embed)
             shared[key] = (made, NodeSet(made.graph, made.train), NodeSet(made.graph, made.test))
         return shared[key]
 

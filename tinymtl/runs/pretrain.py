@@ -44,7 +44,7 @@ from tinymtl.datasets.base import array_digest
 from tinymtl.graph.augment import augment, contrastive_accuracy, nt_xent_loss
 from tinymtl.mtl.model import build_backbone, graph_options
 from tinymtl.report import plots
-from tinymtl.runs.setup import RunDirectory, read_rows
+from tinymtl.runs.setup import RunDirectory, molecule_encoder, read_rows
 from tinymtl.train import checkpoint
 from tinymtl.train.progress import ProgressBar
 from tinymtl.train.trainer import make_lr_scheduler, make_optimizer
@@ -74,8 +74,11 @@ def load_pool(config):
     data = config["data"]
     if data["source"] == "food_graph":
         # each food's own graph, unlabelled; every food's (fine-tuning sees them all too)
-        made = food_graph.read_csv(data["csv"], data["seed"]) if data["csv"] else \
-            food_graph.generate(data["foods"], data["cross_marker"], data["seed"])
+        features = data["compound_features"]
+        embed = None if features == "fingerprint" else \
+            food_graph.compound_encoder(features, molecule_encoder)
+        made = food_graph.read_csv(data["csv"], data["seed"], embed) if data["csv"] else \
+            food_graph.generate(data["foods"], data["cross_marker"], data["seed"], embed)
         pool, test_keys = food_graph.ego_graphs(made), ()
     else:
         pool, test_keys = molecules.pretraining_pool()
@@ -170,7 +173,7 @@ def evaluate(model, graphs, config):
 def stage_config(config):
     """The pretraining config a training config's ``model.pretrain`` names, made to pretrain
     on this run's data: its seed and data seed, and for a food graph the tasks' graph (foods,
-    cross_marker, csv) — fine-tuning sees the same foods and compounds."""
+    cross_marker, csv, compound_features) — fine-tuning sees the same foods and compounds."""
     from tinymtl.train import config as config_module
 
     path = config["model"]["pretrain"]
@@ -186,7 +189,8 @@ def stage_config(config):
         if not graphs:
             raise config_module.ConfigError(f"model.pretrain = {path!r} pretrains on a food "
                                             f"graph; expected food_graph tasks to fine-tune")
-        stage["data"].update({key: graphs[0][key] for key in ("foods", "cross_marker", "csv")})
+        stage["data"].update({key: graphs[0][key] for key in ("foods", "cross_marker", "csv",
+                                                              "compound_features")})
     return stage
 
 

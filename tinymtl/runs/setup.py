@@ -21,6 +21,7 @@ import shutil
 import sys
 import time
 
+import numpy as np
 import yaml
 
 from tinymtl import datasets
@@ -186,7 +187,7 @@ def load_tasks(config):
     data, specs = config["data"], task_specs(config)
     memory.check_plan(config, specs, shares_one_head(config))
     return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"],
-                               data["valid_fraction"])
+                               data["valid_fraction"], molecule_encoder=molecule_encoder)
 
 
 def shares_one_head(config):
@@ -204,21 +205,51 @@ def build(config, tasks, pretrained=True):
                         **graph_options(config["model"], next(iter(tasks.values())).x_train))
     source = config["model"].get("backbone_from")
     if source and pretrained:
-        load_backbone(model, source)
+        load_backbone(model.backbone, checkpoint.load(source))
     return model
 
 
-def load_backbone(model, path):
-    """Copy the ``backbone.*`` weights of the checkpoint at ``path`` into ``model``."""
-    state = checkpoint.load(path)["model_state"]
+def load_backbone(backbone, loaded):
+    """Copy the ``backbone.*`` weights of a loaded checkpoint into the module ``backbone``."""
     prefix = "backbone."
-    backbone = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    state = {k[len(prefix):]: v for k, v in loaded["model_state"].items()
+             if k.startswith(prefix)}
     try:
-        model.backbone.load_state_dict(backbone)
+        backbone.load_state_dict(state)
     except (KeyError, ValueError) as error:
         message = error.args[0] if error.args else error
-        raise checkpoint.CheckpointError(f"{path}: its backbone does not fit this model's "
-                                         f"({message})") from None
+        raise checkpoint.CheckpointError(f"{loaded['path']}: its backbone does not fit this "
+                                         f"model's ({message})") from None
+
+
+def molecule_encoder(path):
+    """The encoder of a molecule pretraining's checkpoint (``tinymtl pretrain
+    examples/molecules_pretrain.yaml``) as a function: a list of SMILES -> (n, D) float32
+    vectors, each molecule's pooled embedding (no gradient, evaluation mode). What the food
+    graph's ``compound_features: <checkpoint>`` uses to describe its compounds."""
+    from tinymtl.autograd import no_grad
+    from tinymtl.datasets import molecules
+    from tinymtl.mtl.model import build_backbone
+    from tinymtl.train.config import is_pretraining
+
+    loaded = checkpoint.load(path)
+    config = loaded["config"]
+    if not is_pretraining(config) or config["data"]["source"] != "molecules":
+        raise checkpoint.CheckpointError(f"{path}: not a molecule pretraining's checkpoint; "
+                                         f"expected one of `tinymtl pretrain` with data.source "
+                                         f"molecules")
+
+    def encode(smiles, batch=256):
+        graphs = molecules.graphs_from_smiles(smiles)
+        backbone = build_backbone(config["model"], graphs.shape[1:],
+                                  **graph_options(config["model"], graphs, path))
+        load_backbone(backbone, loaded)
+        backbone.eval()
+        with no_grad():
+            return np.concatenate([backbone(graphs[k:k + batch].collate()).numpy()
+                                   for k in range(0, len(graphs), batch)]).astype(np.float32)
+
+    return encode
 
 
 def export_private(checkpoint_path, out_path, task_names=None):

@@ -310,6 +310,7 @@ def pretraining_schema():
             "foods": Int(default=600, low=10, high=10 ** 6),  # food_graph: as its tasks'
             "cross_marker": Float(default=0.1, low=0.0, high=1.0),  # food_graph
             "csv": Str(),  # food_graph: a folder of the user's CSV files (its tasks' csv)
+            "compound_features": Str(default="fingerprint"),  # food_graph: as its tasks' ones
             "seed": Int(default=0, low=0),
             "pool_size": Int(default=0, low=0, high=MAX_EXAMPLES),  # 0: the whole pool
             # held out of the pool: the contrastive loss and accuracy on graphs never trained on
