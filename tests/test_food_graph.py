@@ -155,6 +155,14 @@ def test_salient_compounds_are_ranked_and_scored_per_class(fake_molecules, tmp_p
     for scores in found["methods"].values():
         assert 0 <= scores["auroc"] <= 1 and 0 <= scores["precision_at_k"] <= 1
     assert (tmp_path / "run" / "salient_compounds.png").exists()
+    # the table: every class's listed compounds, a class's own markers ticked, others named
+    table = (tmp_path / "run" / "salient_compounds.md").read_text()
+    for name, listed in found["classes"].items():
+        assert f"## {name}" in table
+        for item in listed["attention"]:
+            mark = "" if not item["planted"] else \
+                " ✓" if item["planted"] == name else f" ({item['planted']})"
+            assert f"`{item['compound']}`{mark} | {item['score']:.3f}" in table
     # the attention ranking is the one its definition gives, recomputed from the checkpoint
     _, tasks, model = model_from_checkpoint(checkpoint.load(tmp_path / "run" / "checkpoint.h5"))
     data = tasks["food_class"]

@@ -67,6 +67,43 @@ def pretraining_stage(summary):
             f"{stage['wall_seconds']:.1f} s; fine-tuned from {stage['checkpoint']}")
 
 
+METHOD_NAMES = {"gradient_x_input": "gradient × input"}
+
+
+def salient_compounds(result, methods=("attention", "gradient_x_input")):
+    """salient_compounds.md: per class, its top compounds by each method side by side, each
+    marked with the class it was planted for (✓ when it is this class's own marker) — the
+    cross-reference of what the model found against the planted answer — and how many of the
+    class's markers each method ranks in its top k."""
+    lines = [f"# Salient compounds of `{result['task']}`", "",
+             f"{result['compounds']} compounds; the candidates of a class are the compounds its "
+             f"{result['foods_used']} training foods contain. ✓: a marker planted for this "
+             f"class; (other): planted for another class.", ""]
+    for name, listed in result["classes"].items():
+        shown = [m for m in methods if m in listed]
+        lines += [f"## {name}", "", "| rank | " + " | ".join(
+            f"{METHOD_NAMES.get(m, m)} | score" for m in shown) + " |",
+            "|---|" + "---|---|" * len(shown)]
+        for rank in range(max(len(listed[m]) for m in shown)):
+            cells = []
+            for m in shown:
+                if rank >= len(listed[m]):
+                    cells += ["", ""]
+                    continue
+                item = listed[m][rank]
+                mark = "" if not item["planted"] else \
+                    " ✓" if item["planted"] == name else f" ({item['planted']})"
+                cells += [f"`{item['compound']}`{mark}", f"{item['score']:.3f}"]
+            lines.append(f"| {rank + 1} | " + " | ".join(cells) + " |")
+        scored = [(m, result["methods"][m]["per_class"].get(name)) for m in shown
+                  if m in result["methods"]]
+        if any(s for _, s in scored):
+            lines += ["", "; ".join(f"{METHOD_NAMES.get(m, m)}: precision@k {s['precision_at_k']:.2f}, "
+                                    f"AUROC {s['auroc']:.3f}" for m, s in scored if s)]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def continual(summary):
     """The accuracy matrix and its summaries, as ``tinymtl run`` prints them."""
     result = summary["continual"]

@@ -23,6 +23,7 @@ from tinymtl.files import write_text
 from tinymtl.graph.salience import (
     attention_salience, edge_attention, gradient_input_salience, random_salience,
 )
+from tinymtl.report import tables
 from tinymtl.train.scores import binary_auroc, salience_scores
 
 BATCH = 256
@@ -72,6 +73,7 @@ def analyse(model, task, data, out, seed=0, draw=6):
     if draw and "smiles_position" in attributes:
         draw_some(salience, sizes, attributes, draw, out, result)
     write_text(out / "salience.json", json.dumps(result, indent=2))
+    write_text(out / "salient_compounds.md", tables.salient_compounds(result))
     return result
 
 
@@ -115,8 +117,9 @@ def compounds(model, task, data, out, seed=0, draw=6):
     and an untrained model would "find" them — the control that must fail. Ranked, and scored
     against the class's planted markers among the candidates (when the generator planted
     them): AUROC and precision@k (k = the class's markers among them), then the mean over
-    classes. Writes salience.json (every class's top compounds, each marked planted or not)
-    and salient_compounds.png (the top ``draw`` compounds of each class by attention)."""
+    classes. Writes salience.json (every class's top compounds, each marked planted or not),
+    salient_compounds.md (the same as tables, the methods side by side) and
+    salient_compounds.png (the top ``draw`` compounds of each class by attention)."""
     facts = data.facts
     graph, foods = data.x_train.graph, facts["num_foods"]
     smiles, markers, classes = facts["compounds"], facts["markers"], facts["classes"]
@@ -180,4 +183,5 @@ def compounds(model, task, data, out, seed=0, draw=6):
                         "each class's most attended compounds (red: its planted marker)")
             result["drawing"] = str(out / "salient_compounds.png")
     write_text(out / "salience.json", json.dumps(result, indent=2))
+    write_text(out / "salient_compounds.md", tables.salient_compounds(result))
     return result
