@@ -52,6 +52,7 @@ def _example(name, steps=10, **sections):
         elif spec["generator"] in ("multi_mnist", "motifs"):
             spec.update(train_size=64, test_size=32)
     model = raw.setdefault("model", {})
+    model.pop("pretrain", None)  # (a pretraining stage: its determinism is tests/test_pretrain.py's)
     if model.get("hidden"):
         model["hidden"] = [32, 32]
     if model.get("encoder") == "conv":

@@ -73,7 +73,6 @@ def analyse(model, task, data, out, seed=0, draw=6):
     if draw and "smiles_position" in attributes:
         draw_some(salience, sizes, attributes, draw, out, result)
     write_text(out / "salience.json", json.dumps(result, indent=2))
-    write_text(out / "salient_compounds.md", tables.salient_compounds(result))
     return result
 
 
