@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import os
+import pathlib
 import sys
 
 import click
@@ -43,6 +44,8 @@ def _guarded(fn):
             # line: NumPy's floating-point warnings are not the user interface
             with np.errstate(all="ignore"):
                 return fn(*args, **kwargs)
+        except KeyboardInterrupt:  # a second Ctrl-C (train.interrupt), or one outside training
+            _fail("aborted; the last checkpoint written (if any) is intact", 130)
         except BrokenPipeError:  # the reader went away (`tinymtl inspect ... | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(1)
@@ -106,9 +109,18 @@ def main(debug):
                                             "evaluation, checkpoint, resume, predict) on a "
                                             "shrunk copy, in seconds (into OUT, default "
                                             "runs/<name>_smoke).")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in the run directory "
+                                                "(without it, a run directory that holds a "
+                                                "run is refused: --resume continues it).")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="Shortcut for --set training.steps=N (pretraining.steps for a pretraining "
+                   "config).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]),
+              help="Shortcut for --set device=D.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_guarded
-def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
+def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, overwrite, steps,
+        device):
     """Train the experiment a YAML config describes and write its run directory.
 
     A comparison file (a ``compare:`` section: a base config, strategies, seeds) runs every
@@ -116,10 +128,13 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
     from tinymtl.report import tables
     from tinymtl.runs import compare
     from tinymtl.runs import run as run_config
+    from tinymtl.runs import setup
     from tinymtl.runs.seeds import run_seeds
     from tinymtl.train import config as config_module
+    from tinymtl.train import interrupt
 
     raw = config_module.read_yaml(config_path)
+    overrides = _shortcuts(raw, overrides, steps, device)
     if smoke:
         if resume or seeds > 1:
             _fail("--smoke runs a shrunk copy of the config once (and resumes it itself); "
@@ -129,35 +144,95 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
         if seed is not None or seeds > 1 or resume or overrides:
             _fail("a comparison file sets its own seeds and overrides; --seed, --seeds, --set "
                   "and --resume apply to single runs", 2)
-        result = compare.run_comparison(compare.load(config_path, raw), out_dir,
-                                        progress=not quiet)
+        with interrupt.handled():
+            result = compare.run_comparison(compare.load(config_path, raw), out_dir,
+                                            progress=not quiet)
         click.echo(tables.comparison(result))
         return
     config = config_module.load(config_path, raw, overrides)
     if seed is not None:
         config["seed"] = seed
+    if resume and overwrite:
+        _fail("--resume continues the run in the run directory, --overwrite replaces it; "
+              "expected one of them", 2)
     if "pretraining" in config:
         if seeds > 1:
             _fail("--seeds: a pretraining config runs one seed; expected --seed N", 2)
-        return _pretrain(config, out_dir, resume, quiet)
+        return _pretrain(config, out_dir, resume, quiet, overwrite)
+    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+    if resume and seeds == 1:
+        done = setup.finished_summary(out, config)
+        if done is not None:
+            click.echo(f"{out}: this run is complete; nothing to train. Its results: "
+                       f"{out / 'summary.json'}")
+            return _inspect_hint(out, config)
+    elif not resume:
+        _claim(out, overwrite)
     if seeds > 1:
         if resume:
             _fail("--resume continues one run; resume each seed_<s> folder on its own "
                   "(with --seed s --out OUT/seed_<s>)", 2)
-        with _naming(config_path):
+        with _naming(config_path), interrupt.handled():
             summary = run_seeds(config, seeds, out_dir, progress=not quiet)
         click.echo(tables.seeds(summary))
         return
-    with _naming(config_path):
+    with _naming(config_path), interrupt.handled():
         summary = run_config(config, out_dir, resume=resume, progress=not quiet)
     if summary.get("complete") is False:
-        click.echo(f"paused at step {summary['step']} ({summary['stopped']}); the checkpoint "
-                   f"is saved. Continue with: {summary['resume']}")
-        return
+        return _paused(summary)
     click.echo(tables.continual(summary) if "continual" in summary else tables.multitask(summary))
     if "pretraining" in summary:
         click.echo(tables.pretraining_stage(summary))
+    _inspect_hint(out, config)
 
+
+def _shortcuts(raw, overrides, steps=None, device=None):
+    """--steps and --device as the --set overrides they stand for."""
+    section = "pretraining" if isinstance(raw, dict) and "pretraining" in raw and \
+        "tasks" not in raw else "training"
+    return tuple(overrides) + ((f"{section}.steps={steps}",) if steps else ()) + \
+        ((f"device={device}",) if device else ())
+
+
+def _claim(out, overwrite):
+    """A fresh run writes into ``out`` only if it holds no earlier run — or, with
+    ``--overwrite``, after removing it: a run is never lost silently."""
+    import shutil
+
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        _fail(f"{out}: holds an earlier run ({_describe_run(out)}); continue it with --resume, "
+              f"replace it with --overwrite, or write elsewhere with --out DIR", 2)
+    print(f"note: --overwrite: removing the earlier run in {out}", file=sys.stderr)
+    shutil.rmtree(out)
+
+
+def _describe_run(out):
+    """'finished', 'paused at step N', 'stopped at step N' or 'files' for a run directory."""
+    summary = out / "summary.json"
+    if summary.exists():
+        try:
+            found = json.loads(summary.read_text())
+        except ValueError:
+            return "an unreadable summary.json"
+        if found.get("complete") is False:
+            return f"paused at step {found.get('step')}"
+        return "diverged" if "diverged" in found else "finished"
+    if (out / "checkpoint.h5").exists():
+        return "stopped; its checkpoint is there"
+    return "files: " + ", ".join(sorted(p.name for p in out.iterdir())[:4])
+
+
+def _inspect_hint(out, config):
+    """Where a run wrote, and the commands that look into it."""
+    checkpoint = out / "checkpoint.h5"
+    lines = [f"run directory: {out} (summary.json, metrics.jsonl, plots, checkpoint.h5)",
+             f"  evaluate again:  tinymtl eval {checkpoint}"]
+    if config["model"]["encoder"] in ("conv", "attention"):  # text tasks: predict reads text
+        task = next(iter(config["tasks"]))
+        lines.append(f"  ask it:          tinymtl predict {checkpoint} --task {task} \"TEXT\"")
+    click.echo("\n".join(lines))
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
@@ -167,11 +242,12 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set pretraining.steps=500.")
 @click.option("--resume", is_flag=True, help="Continue from the run directory's checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in the run directory.")
 @click.option("--smoke", is_flag=True, help="Run a shrunk copy in seconds: train, evaluate, "
                                             "checkpoint, resume to bitwise the same weights.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_guarded
-def pretrain(config_path, out_dir, seed, overrides, resume, smoke, quiet):
+def pretrain(config_path, out_dir, seed, overrides, resume, smoke, quiet, overwrite):
     """Pretrain a graph encoder without labels (GraphCL) as a pretraining config describes
     (a ``pretraining:`` section); fine-tuning loads it with model.backbone_from."""
     from tinymtl.train import config as config_module
@@ -188,15 +264,35 @@ def pretrain(config_path, out_dir, seed, overrides, resume, smoke, quiet):
     config = config_module.load(config_path, raw, overrides)
     if seed is not None:
         config["seed"] = seed
-    _pretrain(config, out_dir, resume, quiet)
+    if resume and overwrite:
+        _fail("--resume continues the run in the run directory, --overwrite replaces it; "
+              "expected one of them", 2)
+    _pretrain(config, out_dir, resume, quiet, overwrite)
 
 
-def _pretrain(config, out_dir, resume, quiet):
+def _pretrain(config, out_dir, resume, quiet, overwrite=False):
     from tinymtl.report import tables
     from tinymtl.runs import pretrain as pretrain_run
+    from tinymtl.train import interrupt
 
-    summary = pretrain_run.run(config, out_dir, resume=resume, progress=not quiet)
+    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+    if not resume:
+        _claim(out, overwrite)
+
+    with interrupt.handled():
+        summary = pretrain_run.run(config, out_dir, resume=resume, progress=not quiet)
+    if summary.get("complete") is False:
+        return _paused(summary)
     click.echo(tables.pretraining(summary))
+
+
+def _paused(summary):
+    """A run paused by its time budget (exit 0) or by Ctrl-C / SIGTERM (exit 130): one line,
+    what was saved and the exact command that continues it."""
+    click.echo(f"paused at step {summary['step']} ({summary['stopped']}); the checkpoint is "
+               f"saved. Continue with: {summary['resume']}")
+    if summary["stopped"].startswith("interrupted"):
+        sys.exit(130)
 
 
 @main.command()

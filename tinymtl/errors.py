@@ -50,3 +50,9 @@ def one_line(text, limit=80):
 
 __all__ = ["TinymtlError", "ConfigError", "CheckpointError", "DataError", "InputError",
            "DivergedError", "one_line"]
+
+
+class Interrupted(TinymtlError):
+    """Training stopped by Ctrl-C or SIGTERM (``train.interrupt``), its checkpoint saved."""
+
+    exit_code = 130

@@ -8,6 +8,7 @@ what is allowed, e.g. ``training.lr = -1: expected a number > 0``. Every field c
 """
 
 import copy
+import difflib
 import math
 
 from tinymtl.errors import ConfigError
@@ -169,10 +170,12 @@ def check_section(schema, values, where):
         values = {}
     if not isinstance(values, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {values!r}")
-    unknown = sorted(set(values) - set(schema))
+    unknown = sorted(set(values) - set(schema), key=str)
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"unknown key {key!r}; allowed here: {', '.join(schema)}")
+        close = difflib.get_close_matches(str(unknown[0]), [str(k) for k in schema], n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown key {key!r}; {hint}allowed here: {', '.join(schema)}")
     result = {}
     for key, field in schema.items():
         name = f"{where}.{key}" if where else key

@@ -25,7 +25,7 @@ def _import_cupy():
         import cupy  # noqa: F401  (optional dependency: the `gpu` extra)
     except ImportError as error:
         raise DeviceUnavailableError(
-            "device 'cuda' needs CuPy: install it with `pip install tinymtl[gpu]` "
+            "device 'cuda' needs CuPy: install it with `pip install -e \".[gpu]\"` "
             f"({error})"
         ) from None
     return cupy

@@ -13,6 +13,8 @@ all of them):
 import json
 import os
 
+import yaml
+
 from tinymtl.files import write_text
 from tinymtl.runs import continual, memory, multitask, pretrain, setup
 
@@ -46,7 +48,16 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrid
     # (what can be checked before pretraining is: a config refused for its memory, refused first)
     memory.check_plan(config, setup.task_specs(config), setup.shares_one_head(config))
     run_dir = setup.run_folder(config, out_dir)  # pretraining first, into run_dir/pretraining
-    tuned, stage = pretrain.first_stage(config, run_dir, resume=resume, progress=progress)
+    # (the config as given, so that a run paused in its pretraining resumes with it; the
+    # fine-tuning overwrites it with its own, the stage's checkpoint as backbone_from)
+    stage_config = pretrain.stage_config(config)  # (a bad one is refused before any folder)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    tuned, stage = pretrain.first_stage(config, run_dir, resume=resume, progress=progress,
+                                        stage=stage_config)
+    if tuned is None:  # interrupted in the pretraining: resumed with this run's own command
+        return dict(stage, resume=f"tinymtl run {run_dir / 'config.yaml'} --out {run_dir} "
+                                  f"--resume")
     summary = protocol.run(tuned, run_dir, resume=resume, progress=progress, callbacks=callbacks)
     summary["pretraining"] = {
         "config": config["model"]["pretrain"], "checkpoint": stage["checkpoint"]["path"],

@@ -36,6 +36,7 @@ import pathlib
 import numpy as np
 
 from tinymtl import runs
+from tinymtl.errors import Interrupted
 from tinymtl.files import write_text
 from tinymtl.report import plots, tables
 from tinymtl.runs import baselines
@@ -98,14 +99,20 @@ def load(path, raw):
 
 
 def _run_once(config, out, progress):
-    """One arm × seed; a finished run of exactly this config in ``out`` is reused, so an
-    interrupted comparison started again continues where it stopped."""
+    """One arm × seed; a finished run of exactly this config in ``out`` is reused and one
+    stopped half-way resumes from its checkpoint, so an interrupted comparison started again
+    continues where it stopped. Interrupted now (Ctrl-C): Interrupted, naming the arm."""
     summary_path = out / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
-        if same_config(summary.get("config", {}), config):
+        if summary.get("complete", True) and same_config(summary.get("config", {}), config):
             return summary
-    return runs.run(config, out, progress=progress)
+    summary = runs.run(config, out, progress=progress,
+                       resume=(out / "checkpoint.h5").exists())
+    if summary.get("complete") is False:
+        raise Interrupted(f"{out}: paused at step {summary['step']} ({summary['stopped']}); "
+                          f"run the comparison again to continue where it stopped")
+    return summary
 
 
 def delta_m(scores, reference, kinds):

@@ -45,7 +45,7 @@ from tinymtl.graph.augment import augment, contrastive_accuracy, nt_xent_loss
 from tinymtl.mtl.model import build_backbone, graph_options
 from tinymtl.report import plots
 from tinymtl.runs.setup import RunDirectory, molecule_encoder, read_rows
-from tinymtl.train import checkpoint
+from tinymtl.train import checkpoint, interrupt
 from tinymtl.train.progress import ProgressBar
 from tinymtl.train.trainer import make_lr_scheduler, make_optimizer
 
@@ -208,19 +208,22 @@ def finished(out, config):
     return summary if done else None
 
 
-def first_stage(config, run_dir, resume=False, progress=True, adjust=None):
+def first_stage(config, run_dir, resume=False, progress=True, adjust=None, stage=None):
     """Run the pretraining stage of a training config (``model.pretrain``) into
     run_dir/pretraining (resumed from its checkpoint with ``resume``: a finished one only
     re-reads its result); returns (the config to fine-tune: ``backbone_from`` the stage's
-    checkpoint instead of ``pretrain``; the stage's summary). ``adjust``: a function of the stage's config
-    (the smoke test shrinks it)."""
-    stage = stage_config(config)
+    checkpoint instead of ``pretrain``; the stage's summary), or (None, the summary of the
+    stage paused by an interrupt). ``adjust``: a function of the stage's config
+    (the smoke test shrinks it); ``stage``: the stage's config, when already read."""
+    stage = stage_config(config) if stage is None else stage
     if adjust is not None:
         stage = adjust(stage)
     out = pathlib.Path(run_dir) / "pretraining"
     summary = finished(out, stage) if resume else None
     if summary is None:
         summary = run(stage, out, resume=resume, progress=progress)
+    if summary.get("complete") is False:  # interrupted: nothing to fine-tune from yet
+        return None, summary
     elif progress:
         print(f"pretraining: finished in {out}; fine-tuning from its checkpoint",
               file=sys.stderr)
@@ -310,9 +313,19 @@ def run(config, out_dir=None, resume=False, progress=True):
             bar.update(step)
         if settings["checkpoint_every"] and step % settings["checkpoint_every"] == 0:
             save()
+        if interrupt.requested() and step < settings["steps"]:
+            break  # paused: checkpointed below, resumable (train.interrupt)
     bar.close()
     metrics.close()
     checkpoint_bytes = save()
+    if step < settings["steps"]:
+        return directory.finish({
+            "config": config, "seed": config["seed"], "complete": False,
+            "stopped": f"interrupted ({interrupt.requested()})", "step": step,
+            "wall_seconds": round(directory.elapsed(), 3),
+            "resume": f"tinymtl pretrain {directory.out / 'config.yaml'} --out {directory.out} "
+                      f"--resume",
+            "checkpoint": {"path": str(directory.checkpoint_path), "bytes": checkpoint_bytes}})
     rows = read_rows(directory.metrics_path)
     plots.pretraining_curves(rows, directory.out / "pretraining.png")
     evals = [r for r in rows if r["type"] == "eval" and "valid_loss" in r]

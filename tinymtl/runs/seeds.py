@@ -24,6 +24,7 @@ import pathlib
 import numpy as np
 
 from tinymtl import runs
+from tinymtl.errors import Interrupted
 from tinymtl.files import write_text
 from tinymtl.report import tables
 from tinymtl.train.task_kinds import TASK_KINDS
@@ -93,7 +94,11 @@ def run_seeds(config, count, out_dir=None, progress=True):
     summaries = []
     for seed in seeds:
         summaries.append(runs.run(dict(copy.deepcopy(config), seed=seed), out / f"seed_{seed}",
-                             progress=progress))
+                                  progress=progress))
+        if summaries[-1].get("complete") is False:  # interrupted (Ctrl-C): checkpointed
+            raise Interrupted(f"{out / f'seed_{seed}'}: paused at step {summaries[-1]['step']} "
+                              f"({summaries[-1]['stopped']}); continue it with "
+                              f"{summaries[-1]['resume']}, then the seeds after it")
     result = {"config": config, "seeds": seeds, "baseline": config["baselines"],
               "tasks": summarise(summaries), "continual": summarise_continual(summaries),
               "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3)}

@@ -33,12 +33,34 @@ from tinymtl.mtl.model import graph_options
 from tinymtl.mtl.plugin import create
 from tinymtl.runs import memory
 from tinymtl.train import checkpoint
-from tinymtl.train.config import same_config
+from tinymtl.train.config import config_differences, same_config
 
 
 def run_folder(config, out_dir=None):
     """Where a run writes: ``out_dir``, or runs/<config name>."""
     return pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+
+
+def finished_summary(out, config):
+    """The summary of a finished run of ``config`` in ``out`` (what ``--resume`` of a complete
+    run reports instead of training again), or None: a summary that says the run is complete,
+    written after its checkpoint. A run with a pretraining stage is finished when its
+    fine-tuning, from that stage's checkpoint, is."""
+    path, saved_weights = pathlib.Path(out) / "summary.json", pathlib.Path(out) / "checkpoint.h5"
+    if not path.exists() or not saved_weights.exists() or \
+            saved_weights.stat().st_mtime_ns > path.stat().st_mtime_ns:
+        return None  # (a checkpoint newer than the summary: put back to continue from it)
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:
+        return None
+    if summary.get("complete") is False or "diverged" in summary or "config" not in summary:
+        return None
+    saved = summary["config"]
+    if config["model"].get("pretrain"):  # compared as the stage left it: the run fine-tuned
+        config = dict(config, model=dict(config["model"], pretrain=None, backbone_from=(
+            saved.get("model") or {}).get("backbone_from")))
+    return summary if same_config(saved, config) else None
 
 
 class RunDirectory:
@@ -78,9 +100,12 @@ class RunDirectory:
     def check_resume(self):
         """A checkpoint written for another config cannot be resumed with this one."""
         if self.loaded is not None and not same_config(self.loaded["config"], self.config):
+            keys = config_differences(self.loaded["config"], self.config)
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
             raise checkpoint.CheckpointError(
-                f"{self.checkpoint_path}: was written for a different config; resume with "
-                f"the same config and seed, or start a fresh run without --resume")
+                f"{self.checkpoint_path}: was written for a different config ({shown} "
+                f"differ{'s' if len(keys) == 1 else ''}); resume with the same config and "
+                f"seed, or start a fresh run without --resume")
 
     def begin(self, kept=None):
         """Write config.yaml; clear the metrics file, or on resume keep its rows ``kept``."""

@@ -209,7 +209,8 @@ TRAINING = {
     # examples per task (0: all); the last one of a run is always on all of them
     "eval_size": Int(default=0, low=0, high=MAX_EXAMPLES),
     "log_every": Int(default=50, low=1, high=MAX_STEPS),
-    "checkpoint_every": Int(default=0, low=0, high=MAX_STEPS),
+    # periodic checkpoints on by default, so that any run can resume (0: only at the end)
+    "checkpoint_every": Int(default=500, low=0, high=MAX_STEPS),
     "keep_checkpoints": Int(default=1, low=1, high=1000),  # checkpoints/step_<N>.h5: last K
     "max_time": Duration(),  # e.g. 45m: pause (checkpointed, resumable) when it is used up
 }
@@ -518,21 +519,38 @@ def method_listing(kind=None):
     return "\n".join(lines)
 
 
+def _resolved(c):
+    """A config in the form runs compare: validated (defaults filled in, earlier versions' flat
+    keys resolved), with what changes nothing a run computes left out."""
+    plain = json.loads(json.dumps(c))
+    try:
+        config = dict(validate(copy.deepcopy(plain)), name=plain.get("name"))
+    except ConfigError:
+        return plain
+    # a job's time slot and how often it saves change nothing a run computes: resuming with
+    # others is fine
+    if isinstance(config.get("training"), dict):
+        config["training"] = dict(config["training"], max_time=None, checkpoint_every=None,
+                                  keep_checkpoints=None)
+    return config
+
+
 def same_config(saved, config):
     """Whether a config saved by a run (in its checkpoint or summary, perhaps by an earlier
     version, in the flat form) is ``config``: both compared in their resolved form."""
-    def resolved(c):
-        plain = json.loads(json.dumps(c))
-        try:
-            config = dict(validate(copy.deepcopy(plain)), name=plain.get("name"))
-        except ConfigError:
-            return plain
-        # a job's time slot changes nothing a run computes: resuming with another is fine
-        if "training" in config:
-            config["training"] = dict(config["training"], max_time=None)
-        return config
+    return _resolved(saved) == _resolved(config)
 
-    return resolved(saved) == resolved(config)
+
+def config_differences(saved, config):
+    """The dotted keys whose values differ between two configs in their resolved form, e.g.
+    ['training.lr', 'tasks.math.train_size'] (what a refused resume names)."""
+    def walk(a, b, where):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [key for k in sorted(set(a) | set(b), key=str)
+                    for key in walk(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
+        return [] if a == b else [where or "config"]
+
+    return walk(_resolved(saved), _resolved(config), "")
 
 
 class Loader(yaml.SafeLoader):

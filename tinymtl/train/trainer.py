@@ -34,6 +34,7 @@ from tinymtl.nn.utils import clip_grad_norm_
 from tinymtl.optim import SGD, Adam, AdamW
 from tinymtl.optim.lr_scheduler import (CosineAnnealingLR, LambdaLR, LinearLR, SequentialLR,
                                         StepLR)
+from tinymtl.train import interrupt
 from tinymtl.train.checkpoint import restore_model
 from tinymtl.train.metrics import evaluate, score_sum, task_loss
 from tinymtl.train.nonfinite import NonFinitePolicy
@@ -476,6 +477,8 @@ class Trainer:
             if on_checkpoint and every and self.step % every == 0 and self.step < total:
                 self._call("on_checkpoint")
                 on_checkpoint(self)
+            if interrupt.requested() and not self.should_stop and self.step < total:
+                self.stop(f"interrupted ({interrupt.requested()})", final=False)  # a pause
             bar.update(self.step, status)
         if self.should_stop:
             self._write({"run": self.label, "type": "stopped", "step": self.step,
