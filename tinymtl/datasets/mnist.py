@@ -145,7 +145,7 @@ def load(train_size=None, test_size=None, digits=None, permutation=0, global_lab
     Sizes limit the examples after the digits are chosen."""
     target = path()
     if not target.exists():
-        raise DataError(FETCH_HINT)
+        raise DataError(f"{FETCH_HINT} (looked for {target})")
     try:
         with h5py.File(target, "r") as f:
             manifest = json.loads(f.attrs["manifest"])

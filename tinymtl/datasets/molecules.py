@@ -279,7 +279,7 @@ def load_set(name):
     """{array name: array} of one parsed file, its graphs as ``graphs`` (a GraphSet)."""
     target = path()
     if not target.exists():
-        raise DataError(MISSING)
+        raise DataError(f"{MISSING} (looked for {target})")
     try:
         with h5py.File(target, "r") as f:
             group = f[name]

@@ -44,6 +44,7 @@ from tinymtl.runs.seeds import mean_std
 from tinymtl.runs.setup import load_tasks
 from tinymtl.train.config import ConfigError, read_yaml, same_config, validate
 from tinymtl.train.metrics import task_summary
+from tinymtl.train.progress import RunCounter
 from tinymtl.train.task_kinds import TASK_KINDS
 
 COMPARE_KEYS = ("base", "seeds", "common", "strategies")
@@ -132,9 +133,14 @@ def run_comparison(comparison, out_dir=None, progress=True):
     kinds = {t: d.kind for t, d in tasks.items()}
     scores = {t: f"test_{TASK_KINDS[k].score}" for t, k in kinds.items()}
     arms = {}
+    counter = RunCounter(len(comparison["strategies"]) * len(seeds))
     for name, config in comparison["strategies"].items():
-        arms[name] = [_run_once(dict(copy.deepcopy(config), seed=seed, baselines="none"),
-                                out / name / f"seed_{seed}", progress) for seed in seeds]
+        arms[name] = []
+        for seed in seeds:
+            with counter.run(f"arm {name}, seed {seed}"):
+                arms[name].append(_run_once(dict(copy.deepcopy(config), seed=seed,
+                                                 baselines="none"),
+                                            out / name / f"seed_{seed}", progress))
     references = []
     for k, seed in enumerate(seeds):  # each task alone, on the tokens the strategies fed it
         config = dict(copy.deepcopy(first), seed=seed)
@@ -190,9 +196,13 @@ def _run_continual(comparison, seeds, out, progress):
     """Every strategy × seed of a continual sequence, summarised by its accuracy matrix."""
     result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
               "continual": True, "strategies": {}}
+    counter = RunCounter(len(comparison["strategies"]) * len(seeds))
     for name, config in comparison["strategies"].items():
-        summaries = [_run_once(dict(copy.deepcopy(config), seed=seed),
-                               out / name / f"seed_{seed}", progress) for seed in seeds]
+        summaries = []
+        for seed in seeds:
+            with counter.run(f"arm {name}, seed {seed}"):
+                summaries.append(_run_once(dict(copy.deepcopy(config), seed=seed),
+                                           out / name / f"seed_{seed}", progress))
         entry = {"config": {k: config["continual"][k] for k in ("method", "scenario")},
                  "wall_seconds": mean_std([s["wall_seconds"] for s in summaries])}
         for column in CONTINUAL_COLUMNS:

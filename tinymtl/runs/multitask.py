@@ -26,6 +26,7 @@ from tinymtl.runs.setup import RunDirectory, build, load_tasks, make_callbacks, 
 from tinymtl.train import checkpoint
 from tinymtl.train.config import method_spec
 from tinymtl.train.metrics import predict_logits, task_summary
+from tinymtl.train.progress import phase
 from tinymtl.train.task_kinds import TASK_KINDS
 from tinymtl.train.trainer import Trainer, plugin_name
 
@@ -162,6 +163,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     the config's own); returns its summary (also in summary.json)."""
     directory = RunDirectory(config, out_dir, resume)
     loaded = directory.loaded
+    phase(f"loading the data of {', '.join(config['tasks'])} (generated once, then read from "
+          f"the datasets cache)", progress)
     tasks = load_tasks(config)  # before anything is written: bad data leaves no run folder
     salience.check(config, tasks)
     resolve_epochs(config, tasks)
@@ -182,6 +185,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     multitask_seconds = directory.elapsed()
     checkpoint_bytes = directory.save(trainer, tasks)
 
+    phase("evaluating on the test split (once, at the end)", progress)
     test = trainer.test()  # once, at the end: reported, never chosen on
     results = {task: task_summary(trainer.history, task, data.kind, test)
                for task, data in tasks.items()}
@@ -190,6 +194,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     for task, data in tasks.items():
         results[task].update(trainer.counters[task], kind=data.kind, **reference_scores(data))
         if config["baselines"] != "none":
+            phase(f"baseline: {task} alone ({BASELINE_NAMES[config['baselines']]})", progress)
             tokens = (trainer.counters[task]["tokens"]
                       if config["baselines"] == "token_controlled" else None)
             _, history, counters, single_test = baselines.single_task(
@@ -220,6 +225,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     salient = config["salience"]["task"]
     atoms = None if salient is None else salience.analyse(
         model, salient, tasks[salient], directory.out, config["seed"], config["salience"]["draw"])
+    phase("checking the checkpoint's round trip (weights and outputs, bit for bit)", progress)
     roundtrip_result = roundtrip(model, config, tasks, directory.checkpoint_path)
     return directory.finish({
         "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,

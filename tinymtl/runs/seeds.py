@@ -27,6 +27,7 @@ from tinymtl import runs
 from tinymtl.errors import Interrupted
 from tinymtl.files import write_text
 from tinymtl.report import tables
+from tinymtl.train.progress import RunCounter
 from tinymtl.train.task_kinds import TASK_KINDS
 
 LABELS = ("genuine transfer", "exposure only", "negative transfer", "undetermined")
@@ -92,9 +93,11 @@ def run_seeds(config, count, out_dir=None, progress=True):
     out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
     seeds = [config["seed"] + k for k in range(count)]
     summaries = []
+    counter = RunCounter(len(seeds))
     for seed in seeds:
-        summaries.append(runs.run(dict(copy.deepcopy(config), seed=seed), out / f"seed_{seed}",
-                                  progress=progress))
+        with counter.run(f"seed {seed}"):
+            summaries.append(runs.run(dict(copy.deepcopy(config), seed=seed),
+                                      out / f"seed_{seed}", progress=progress))
         if summaries[-1].get("complete") is False:  # interrupted (Ctrl-C): checkpointed
             raise Interrupted(f"{out / f'seed_{seed}'}: paused at step {summaries[-1]['step']} "
                               f"({summaries[-1]['stopped']}); continue it with "

@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 
 from tinymtl import datasets
+from tinymtl.datasets.cache import location as cache_location
 from tinymtl.backend import manual_seed, set_device
 from tinymtl.errors import one_line
 from tinymtl.files import write_text
@@ -211,8 +212,9 @@ def load_tasks(config):
     (``memory.check_plan``: before any array is made)."""
     data, specs = config["data"], task_specs(config)
     memory.check_plan(config, specs, shares_one_head(config))
-    return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"],
-                               data["valid_fraction"], molecule_encoder=molecule_encoder)
+    with cache_location(data.get("cache_dir")):
+        return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"],
+                                   data["valid_fraction"], molecule_encoder=molecule_encoder)
 
 
 def shares_one_head(config):

@@ -240,6 +240,9 @@ SCHEMA = {
         # the task sets valid_size; every choice a run makes looks at it, never at test
         "valid_fraction": Float(default=0.1, low=0.0, high=0.5),
         "cache": Bool(default=True),
+        # where generated and fetched data are kept (default: $TINYMTL_DATA_DIR, else the
+        # clone's datasets/cache, else the user's cache dir: datasets.cache.cache_dir)
+        "cache_dir": Str(),
     },
     "tasks": None,  # TASK and every data source's options (``schema``)
     "model": {

@@ -5,22 +5,70 @@ On a terminal tqdm redraws one line, fitted to the terminal's width; otherwise (
 line in tqdm's format is printed every 10 %, instead of a line of carriage returns.
 """
 
+import contextlib
 import sys
 import time
 
 from tqdm import tqdm
 
 LOG_FORMAT = "{desc} {n_fmt}/{total_fmt} {rate_fmt} elapsed {elapsed} eta {remaining}"
+_WHERE = []  # what a multi-run command is running now ("arm pcgrad, seed 2 — run 7 of 21")
+
+
+class RunCounter:
+    """Which run of a multi-run command (seeds, comparisons) this is, and how long the rest
+    will take: ``with counter.run("arm pcgrad, seed 2"):`` puts "arm pcgrad, seed 2 — run 7 of
+    21, ~12 min left" before every progress bar inside it (the estimate: the mean time of the
+    runs done so far, times the runs left, this one included)."""
+
+    def __init__(self, total):
+        self.total, self.done, self.seconds = total, 0, 0.0
+
+    def describe(self, what):
+        left = ""
+        if self.done:
+            remaining = self.seconds / self.done * (self.total - self.done)
+            left = f", ~{_duration(remaining)} left"
+        return f"{what} — run {self.done + 1} of {self.total}{left}"
+
+    @contextlib.contextmanager
+    def run(self, what):
+        started = time.perf_counter()
+        _WHERE.append(self.describe(what))
+        try:
+            yield
+        finally:
+            _WHERE.pop()
+            self.done += 1
+            self.seconds += time.perf_counter() - started
+
+
+def phase(text, enabled=True, stream=None):
+    """One line on stderr for a step of a run that takes seconds without a bar of its own
+    (loading data, the baselines' setup, the test evaluation, the round-trip check)."""
+    if enabled:
+        where = f"{' · '.join(_WHERE)} · " if _WHERE else ""
+        print(f"{where}{text}", file=stream or sys.stderr, flush=True)
+
+
+def _duration(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" \
+        if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 class ProgressBar:
-    def __init__(self, total, label="", start=0, stream=None, enabled=True):
+    """``width``: the line's width on a terminal (default: the terminal's, read again at each
+    redraw, so a resized window fits; a status too long for it is cut, never wrapped)."""
+
+    def __init__(self, total, label="", start=0, stream=None, enabled=True, width=None):
         self.stream = stream or sys.stderr
+        label = " · ".join(_WHERE + [label]) if _WHERE else label
         self.total, self.label, self.start, self.enabled = total, label, start, enabled
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started, self.last_decile = time.perf_counter(), -1
         self.bar = tqdm(total=total, initial=start, desc=label, unit="step", file=self.stream,
-                        dynamic_ncols=True, disable=not (enabled and self.interactive))
+                        dynamic_ncols=width is None, ncols=width,
+                        disable=not (enabled and self.interactive))
 
     def update(self, step, status=""):
         if not self.enabled:
