@@ -2,7 +2,7 @@
 
 import io
 
-from tinymtl.train.progress import ProgressBar, RunCounter
+from tinymtl.train.progress import ProgressBar, RunCounter, phase
 
 
 class Terminal(io.StringIO):
@@ -63,3 +63,12 @@ def test_a_multi_run_command_says_which_run_and_how_long_is_left():
     assert labels[1].startswith("seed 1 — run 2 of 3, ~") and labels[1].endswith(
         " left · multitask")
     assert ProgressBar(10, "multitask", stream=io.StringIO()).label == "multitask"  # after
+
+
+def test_a_phase_is_a_line_on_a_terminal_and_nothing_in_a_log():
+    terminal, log, counter = Terminal(), io.StringIO(), RunCounter(2)
+    with counter.run("seed 0"):
+        phase("loading the data", stream=terminal)
+        phase("loading the data", stream=log)
+    assert terminal.getvalue() == "seed 0 — run 1 of 2 · loading the data\n"
+    assert log.getvalue() == ""

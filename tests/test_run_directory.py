@@ -94,3 +94,18 @@ def test_a_config_can_name_its_data_cache(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert sorted(p.suffix for p in (tmp_path / "c").iterdir()) == [".h5", ".h5", ".json",
                                                                     ".json"]
+
+
+def test_predict_warns_when_an_input_is_unlike_anything_trained_on(tmp_path, data_dir):
+    config, out = config_file(tmp_path), tmp_path / "run"
+    assert run(config, "--out", out).exit_code == 0
+    result = CliRunner().invoke(main, ["predict", str(out / "checkpoint.h5"), "--task", "math",
+                                       "3+4", "50+50"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: '50+50': '50' never appears in math's training inputs: the "
+                        "answer is a guess"]
+    result = CliRunner().invoke(main, ["predict", str(out / "checkpoint.h5"), "--task", "math",
+                                       "--json", "50+50"])
+    assert json.loads(result.output.splitlines()[-1])["warning"].startswith("'50' never")
+

@@ -440,6 +440,7 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
     printf 'math\\t7+5\\nkindergarten\\tafter C\\n' | tinymtl predict CKPT --input -
     """
     from tinymtl.datasets import encode
+    from tinymtl.errors import one_line
     from tinymtl.train.metrics import predict_logits, softmax
 
     config, tasks, model = _load(checkpoint_path)
@@ -454,8 +455,6 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
             elif "\t" in line:
                 items.append(tuple(line.split("\t", 1)))
             else:
-                from tinymtl.errors import one_line
-
                 _fail(f"input line {number} {one_line(repr(line))}: expected TASK<tab>TEXT, or "
                       f"pass --task", 2)
     if not items:
@@ -471,20 +470,38 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
             what = "graphs" if hasattr(tasks[item_task].x_test, "collate") else "images"
             _fail(f"task {item_task!r} reads {what}, and predict reads text; use "
                   f"`tinymtl eval` (or `tinymtl diagnose` for image tasks)", 2)
+    seen = {}
     for item_task, text in items:
         logits = predict_logits(model, item_task, encode([text], config["data"]["max_length"]))
+        if item_task not in seen:
+            seen[item_task] = _words(tasks[item_task].text_train or [])
+        unseen = sorted(set(_words([text])) - seen[item_task]) if seen[item_task] else []
+        warning = None if not unseen else \
+            f"{', '.join(map(repr, unseen))} never appears in {item_task}'s training inputs: " \
+            f"the answer is a guess"
+        if warning and not as_json:
+            print(f"warning: {one_line(text)!r}: {warning}", file=sys.stderr)
+        extra = {"warning": warning} if warning else {}
         if tasks[item_task].kind == "regression":
             value = float(logits[0, 0])
-            click.echo(json.dumps({"task": item_task, "input": text, "answer": value})
+            click.echo(json.dumps({"task": item_task, "input": text, "answer": value, **extra})
                        if as_json else f"{item_task}\t{text}\t{value:.4g}")
             continue
         probs = softmax(logits)[0]
         answer = tasks[item_task].classes[int(probs.argmax())]
         if as_json:
             click.echo(json.dumps({"task": item_task, "input": text, "answer": answer,
-                                   "confidence": float(probs.max())}))
+                                   "confidence": float(probs.max()), **extra}))
         else:
             click.echo(f"{item_task}\t{text}\t{answer}\t({100 * probs.max():.1f} %)")
+
+
+def _words(texts):
+    """The words, numbers and symbols of ``texts``, lower-cased: what an input to predict is
+    checked against (a number or word never trained on makes the answer a guess)."""
+    import re
+
+    return {token for text in texts for token in re.findall(r"\w+|[^\w\s]", text.lower())}
 
 
 @main.command()

@@ -44,11 +44,13 @@ class RunCounter:
 
 
 def phase(text, enabled=True, stream=None):
-    """One line on stderr for a step of a run that takes seconds without a bar of its own
-    (loading data, the baselines' setup, the test evaluation, the round-trip check)."""
-    if enabled:
+    """One line on a terminal (stderr) for a step of a run that takes seconds without a bar of
+    its own (loading data, the baselines' setup, the test evaluation, the round-trip check).
+    Not in logs: there a refusal stays the one line it is, and the 10 % lines show progress."""
+    stream = stream or sys.stderr
+    if enabled and hasattr(stream, "isatty") and stream.isatty():
         where = f"{' · '.join(_WHERE)} · " if _WHERE else ""
-        print(f"{where}{text}", file=stream or sys.stderr, flush=True)
+        print(f"{where}{text}", file=stream, flush=True)
 
 
 def _duration(seconds):
