@@ -80,6 +80,15 @@ def test_thousands_of_random_sets():
         assert conflict_averse_certified(grads, 0.5)[1]
 
 
+def test_gradient_norms_1e8_apart_are_certified():
+    """A draw of the property test above (c = 4): the optimum sits 1e-8 from a vertex where F
+    curves like 10¹⁵; Newton through a KKT row of ones lost the constraint to rounding and left
+    a duality gap of 2.54 (0.73 allowed). Steps within the face's own coordinates close it."""
+    grads = [np.array([-986.308124, -853.56253797, -8460.92489312]),
+             np.array([2.36419106e-05, -1.39067611e-04, 1.47915148e-04])]
+    assert conflict_averse_certified(grads, 4.0)[1]
+
+
 def test_the_sets_where_the_iterative_solvers_stopped_short():
     """Issue #16's examples: a direction that increased a task's loss, and one 10³ too long."""
     rows = [[0.3587269044702429, 1.3868384844565875], [0.629116275589842, 2.441907454103103],

@@ -212,7 +212,12 @@ def conflict_averse_weights(R, g0, c):
 def _newton_on_face(R, b, c, w, steps=8):
     """A few Newton steps on F restricted to w's face (Σ w = 1 kept, w ≥ 0 kept by
     backtracking), kept only while they lower the certificate: the closed form loses digits
-    when ‖a‖ is close to c, which badly scaled gradients make happen."""
+    when ‖a‖ is close to c, which badly scaled gradients make happen.
+
+    The steps move within the face's plane Σ x = 1 through its own coordinates, x + Z u with
+    Z = [I; −1ᵀ] (each direction e_i − e_last), solving (Zᵀ H Z) u = −Zᵀ ∇F. (A KKT system
+    with the constraint as a row would mix entries of 1 with curvatures of 10¹⁵ when gradient
+    norms differ by 10⁸, and lose the constraint to rounding.)"""
     support = np.nonzero(w > 0)[0]
     if len(support) < 2 or np.linalg.norm(R @ w) == 0:
         return w
@@ -226,12 +231,17 @@ def _newton_on_face(R, b, c, w, steps=8):
             break  # at the kink R w = 0: no Newton step there
         pv = P.T @ v
         gradient = b[support] + c * pv / norm
-        system = np.zeros((size + 1, size + 1))
-        system[:size, :size] = c * (P.T @ P / norm - np.outer(pv, pv) / norm ** 3)
-        system[:size, size] = system[size, :size] = 1.0
-        scale = max(float(np.abs(system).max()), 1e-300)
-        step = np.linalg.lstsq(system / scale, np.concatenate([-gradient, [0.0]]) / scale,
-                               rcond=None)[0][:size]
+        hessian = c * (P.T @ P / norm - np.outer(pv, pv) / norm ** 3)
+        Z = np.vstack([np.eye(size - 1), -np.ones((1, size - 1))])
+        reduced_hessian = Z.T @ hessian @ Z
+        scale = float(np.abs(reduced_hessian).max())
+        if not scale > 0:
+            break  # flat along the face: no Newton step
+        with np.errstate(over="ignore", invalid="ignore"):
+            step = Z @ np.linalg.lstsq(reduced_hessian / scale, -(Z.T @ gradient) / scale,
+                                       rcond=None)[0]
+        if not np.isfinite(step).all():
+            break
         while step.size and (x + step).min() < 0:
             step = step / 2
             if np.abs(step).max() < 1e-18:
