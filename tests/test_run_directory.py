@@ -109,3 +109,13 @@ def test_predict_warns_when_an_input_is_unlike_anything_trained_on(tmp_path, dat
                                        "--json", "50+50"])
     assert json.loads(result.output.splitlines()[-1])["warning"].startswith("'50' never")
 
+
+
+def test_a_resumed_run_says_how_much_of_its_wall_time_came_before(tmp_path, data_dir):
+    config, out = config_file(tmp_path, steps=12), tmp_path / "run"
+    assert run(config, "--out", out, "--set", "training.max_time=0.001").exit_code == 0
+    result = run(config, "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    timings = json.loads((out / "summary.json").read_text())["timings"]
+    assert timings["resumed_from_step"] >= 1 and timings["seconds_before_resume"] > 0
+    assert f"s before the resume at step {timings['resumed_from_step']})" in result.output

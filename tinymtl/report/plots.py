@@ -10,11 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def task_curves(rows, task, path, kind="classification", baseline="single-task baseline"):
+def task_curves(rows, task, path, kind="classification", baseline="single-task baseline",
+                unit="tokens"):
     """Validation accuracy (MAE for regression; test in runs without a validation split) and
-    training loss of ``task`` against the tokens it has consumed (characters for text,
-    examples for images): multi-task vs its baseline, so a token-controlled baseline ends
-    where the multi-task curve ends."""
+    training loss of ``task`` against the tokens it has consumed (``unit``: what a token is,
+    characters for text, examples for images and graphs): multi-task vs its baseline, so a
+    token-controlled baseline ends where the multi-task curve ends."""
     kind = TASK_KINDS[kind]
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
     tasks_trained = {t for r in rows if r["run"] == "multitask" and r["type"] == "train"
@@ -42,12 +43,12 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
     if kind.higher_is_better:  # a share in [0, 1]: zoom in on where the curves are
         margin = max(0.02, (1 - lowest) * 0.1)
         accuracy_axis.set(title=f"{task}: validation {kind.description}", ylabel=kind.score,
-                          xlabel=f"tokens of {task} consumed",
+                          xlabel=f"{unit} of {task} consumed",
                           ylim=(max(0.0, lowest - margin), 1.0 + margin / 4))
     else:  # an error: over orders of magnitude
         accuracy_axis.set(title=f"{task}: held-out {kind.description}", ylabel=kind.label,
-                          yscale="log", xlabel=f"tokens of {task} consumed")
-    loss_axis.set(title=f"{task}: training loss", xlabel=f"tokens of {task} consumed",
+                          yscale="log", xlabel=f"{unit} of {task} consumed")
+    loss_axis.set(title=f"{task}: training loss", xlabel=f"{unit} of {task} consumed",
                   ylabel=kind.loss_name, yscale="log")
     for axis in (accuracy_axis, loss_axis):
         axis.grid(alpha=0.3)
@@ -156,7 +157,7 @@ def gradient_conflicts(statistics, path):
             (axes[0], conflict, "conflict frequency", (0, 1), "Reds"),
             (axes[1], cosine, "mean cosine similarity", (-1, 1), "coolwarm")):
         image = axis.imshow(matrix, vmin=limits[0], vmax=limits[1], cmap=cmap)
-        axis.set_xticks(range(len(tasks)), tasks)
+        axis.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right")
         axis.set_yticks(range(len(tasks)), tasks)
         for (i, j), value in np.ndenumerate(matrix):
             if not np.isnan(value):
@@ -207,14 +208,14 @@ def accuracy_matrix(R, tasks, path, title):
     R = np.asarray(R)
     size = 2.5 + 0.55 * len(tasks)
     figure, axis = plt.subplots(figsize=(size + 1.5, size))
-    image = axis.imshow(R, vmin=0, vmax=1, cmap="viridis")
+    image = axis.imshow(100 * R, vmin=0, vmax=100, cmap="viridis")  # (the cells' unit: %)
     for (i, j), value in np.ndenumerate(R):
         axis.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8,
                   color="white" if value < 0.6 else "black")
     axis.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right")
     axis.set_yticks(range(len(R)), [f"after {t}" for t in tasks[:len(R)]])
     axis.set(xlabel="evaluated on", ylabel="stage", title=title)
-    figure.colorbar(image, ax=axis, label="accuracy")
+    figure.colorbar(image, ax=axis, label="accuracy %")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

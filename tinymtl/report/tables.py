@@ -27,8 +27,18 @@ def multitask(summary):
     rt = summary["roundtrip"]
     lines.append(f"round trip: weights bitwise equal {rt['weights_bitwise_equal']}, "
                  f"outputs bitwise equal {rt['outputs_bitwise_equal']}; checkpoint "
-                 f"{summary['checkpoint']['bytes'] / 1e6:.2f} MB; wall {summary['wall_seconds']:.1f} s")
+                 f"{summary['checkpoint']['bytes'] / 1e6:.2f} MB; wall {summary['wall_seconds']:.1f} s"
+                 + _before_resume(summary))
     return "\n".join(lines)
+
+
+def _before_resume(summary):
+    """What a resumed run's wall time includes from before its resume, said."""
+    timings = summary.get("timings") or {}
+    if timings.get("resumed_from_step") is None:
+        return ""
+    return (f" (of which {timings.get('seconds_before_resume', 0):.1f} s before the resume "
+            f"at step {timings['resumed_from_step']})")
 
 
 def pretraining(summary):

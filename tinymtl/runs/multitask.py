@@ -214,7 +214,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     rows = read_rows(directory.metrics_path)
     for task, data in tasks.items():
         plots.task_curves(rows, task, directory.out / f"{task}_curves.png", data.kind,
-                          baseline=BASELINE_NAMES.get(config["baselines"]))
+                          baseline=BASELINE_NAMES.get(config["baselines"]),
+                          unit="characters" if data.text_train else "examples")
         task_figures(model, task, data, test["tasks"][task], directory.out)
     for task, weight in trainer.weighting.weights().items():
         results[task]["final_loss_weight"] = weight
@@ -235,7 +236,9 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
                     "train_step_ms": round(1000 * trainer.train_seconds / max(trainer.step, 1),
                                            3),
                     "baselines_seconds": round(baseline_seconds, 3),
-                    "resumed_from_step": None if loaded is None else loaded["step"]},
+                    "resumed_from_step": None if loaded is None else loaded["step"],
+                    # (wall_seconds counts the run before its resume too: this much of it)
+                    "seconds_before_resume": round(directory.previous_elapsed, 3)},
         "tasks": results,
         "weighting": config["training"]["weighting"]["method"],
         "gradients": gradients,
