@@ -103,3 +103,34 @@ def test_an_interrupted_seed_names_its_folder_and_stops_the_others(
     assert result.exit_code == 130, result.output
     assert "seed_3: paused at step 6" in result.output and "--resume" in result.output
     assert not (tmp_path / "seeds" / "seed_4").exists()
+
+
+def test_an_interrupt_in_the_baselines_leaves_no_half_trained_reference(tmp_path, data_dir,
+                                                                         monkeypatch):
+    """Ctrl-C while a baseline trains: the run stops (its own checkpoint saved, no summary),
+    and --resume trains the baselines again and finishes."""
+    from tinymtl.errors import Interrupted
+    from tinymtl.runs import baselines
+    from tinymtl.runs import run as run_config
+    from tinymtl.train import interrupt
+    from tinymtl.train.config import validate
+
+    real_fit = baselines.Trainer.fit
+
+    def fit_then_signal(self, *args, **kwargs):
+        if self.label != "multitask":  # a baseline's trainer: as if Ctrl-C came now
+            interrupt._received["name"] = "SIGINT"
+        return real_fit(self, *args, **kwargs)
+
+    config = validate(dict(tiny_config(training={"steps": 6, "eval_every": 3}),
+                           baselines="single_task"))
+    config["tasks"] = {t: dict(s, train_size=120, test_size=30)
+                       for t, s in config["tasks"].items()}
+    monkeypatch.setattr(baselines.Trainer, "fit", fit_then_signal)
+    with interrupt.handled(), pytest.raises(Interrupted, match="during the baseline of"):
+        run_config(config, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoint.h5").exists()
+    assert not (tmp_path / "run" / "summary.json").exists()
+    monkeypatch.setattr(baselines.Trainer, "fit", real_fit)
+    summary = run_config(config, tmp_path / "run", resume=True, progress=False)
+    assert all(r["baseline_accuracy"] is not None for r in summary["tasks"].values())

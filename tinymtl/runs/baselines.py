@@ -22,6 +22,7 @@ import tinymtl.nn as nn
 from tinymtl.autograd import Tensor
 from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
+from tinymtl.errors import Interrupted
 from tinymtl.autograd.ops.segment import index_select, segment_mean
 from tinymtl.graph import GraphSet, NodeSet, global_add_pool
 from tinymtl.mtl import build_model, make_schedule
@@ -54,6 +55,9 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
                       label=f"baseline:{task}",
                       metrics_file=metrics_file, progress=progress, token_budget=budget)
     history = trainer.fit()
+    if trainer.should_stop and not trainer.stop_final:  # Ctrl-C: no half-trained reference
+        raise Interrupted(f"{trainer.stop_reason} during the baseline of {task}; the run's "
+                          f"own checkpoint is saved: --resume trains the baselines again")
     return model, history, trainer.counters[task], trainer.test()
 
 
