@@ -105,32 +105,44 @@ def test_an_interrupted_seed_names_its_folder_and_stops_the_others(
     assert not (tmp_path / "seeds" / "seed_4").exists()
 
 
-def test_an_interrupt_in_the_baselines_leaves_no_half_trained_reference(tmp_path, data_dir,
-                                                                         monkeypatch):
-    """Ctrl-C while a baseline trains: the run stops (its own checkpoint saved, no summary),
-    and --resume trains the baselines again and finishes."""
+def test_an_interrupt_in_the_baselines_resumes_them_from_their_checkpoint(tmp_path, data_dir,
+                                                                        monkeypatch):
+    """Ctrl-C while a baseline trains: the run stops after that step with the baseline
+    checkpointed (no summary, no half-trained reference), and --resume goes on from it to the
+    very results of an uninterrupted run."""
     from tinymtl.errors import Interrupted
     from tinymtl.runs import baselines
     from tinymtl.runs import run as run_config
-    from tinymtl.train import interrupt
+    from tinymtl.train import checkpoint, interrupt
     from tinymtl.train.config import validate
-
-    real_fit = baselines.Trainer.fit
-
-    def fit_then_signal(self, *args, **kwargs):
-        if self.label != "multitask":  # a baseline's trainer: as if Ctrl-C came now
-            interrupt._received["name"] = "SIGINT"
-        return real_fit(self, *args, **kwargs)
 
     config = validate(dict(tiny_config(training={"steps": 6, "eval_every": 3}),
                            baselines="single_task"))
     config["tasks"] = {t: dict(s, train_size=120, test_size=30)
                        for t, s in config["tasks"].items()}
+    whole = run_config(config, tmp_path / "whole", progress=False)
+    real_fit = baselines.Trainer.fit
+
+    def fit_then_signal(self, *args, **kwargs):
+        if self.label == "baseline:math":  # as if Ctrl-C came during its first step
+            interrupt._received["name"] = "SIGINT"
+        return real_fit(self, *args, **kwargs)
+
     monkeypatch.setattr(baselines.Trainer, "fit", fit_then_signal)
-    with interrupt.handled(), pytest.raises(Interrupted, match="during the baseline of"):
+    with interrupt.handled(), pytest.raises(Interrupted, match="during the baseline of math"):
         run_config(config, tmp_path / "run", progress=False)
-    assert (tmp_path / "run" / "checkpoint.h5").exists()
-    assert not (tmp_path / "run" / "summary.json").exists()
+    out = tmp_path / "run"
+    assert not (out / "summary.json").exists()
+    assert checkpoint.load(out / "baselines" / "math.h5")["step"] == 1
     monkeypatch.setattr(baselines.Trainer, "fit", real_fit)
-    summary = run_config(config, tmp_path / "run", resume=True, progress=False)
-    assert all(r["baseline_accuracy"] is not None for r in summary["tasks"].values())
+    resumed = run_config(config, out, resume=True, progress=False)
+    for task, result in whole["tasks"].items():
+        assert resumed["tasks"][task]["baseline_accuracy"] == result["baseline_accuracy"]
+    ours = checkpoint.load(out / "baselines" / "math.h5")["model_state"]
+    theirs = checkpoint.load(tmp_path / "whole" / "baselines" / "math.h5")["model_state"]
+    assert all(np.array_equal(ours[k], theirs[k]) for k in theirs)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in
+                (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["run"], r["type"], r["step"]) for r in rows] == \
+        [(r["run"], r["type"], r["step"]) for r in expected]

@@ -15,6 +15,7 @@ linear        a linear classifier on the raw input: for text, on one-hot charact
 """
 
 import copy
+import pathlib
 
 import numpy as np
 
@@ -28,15 +29,20 @@ from tinymtl.graph import GraphSet, NodeSet, global_add_pool
 from tinymtl.mtl import build_model, make_schedule
 from tinymtl.mtl.model import graph_options, model_input
 from tinymtl.optim import Adam
+from tinymtl.train import checkpoint
 from tinymtl.train.metrics import evaluate, task_loss
 from tinymtl.train.task_kinds import TASK_KINDS
 from tinymtl.train.trainer import Trainer, fit_to_budget, make_samplers
 
 
-def single_task(config, task, data, steps, metrics_file=None, progress=True, tokens=None):
+def single_task(config, task, data, steps, metrics_file=None, progress=True, tokens=None,
+                checkpoint_path=None, run_tasks=None):
     """Train the single-task baseline for ``task``, for ``steps`` steps or, given ``tokens``,
     until it has consumed exactly that many; returns (model, evaluation history, counters,
-    the test row)."""
+    the test row). With ``checkpoint_path`` it is checkpointed like the main run (every
+    ``training.checkpoint_every`` steps, at its end and when interrupted; the file holds the
+    run's config and the manifests of ``run_tasks``, the run's tasks) and, when the file is
+    there, resumed from it: a run interrupted in its baselines goes on where it stopped."""
     manual_seed(config["seed"])
     head = config["tasks"].get(task, {}).get("head")  # same head; alone, no stop-gradient
     arch = dict(config["model"], architecture="hard")  # one task: nothing to keep private
@@ -54,10 +60,28 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
     trainer = Trainer(model, {task: data}, training, schedule, config["seed"],
                       label=f"baseline:{task}",
                       metrics_file=metrics_file, progress=progress, token_budget=budget)
-    history = trainer.fit()
+    save = None
+    if checkpoint_path is not None:
+        from tinymtl.runs.setup import save_checkpoint  # (the run's own checkpoint format)
+
+        checkpoint_path = pathlib.Path(checkpoint_path)
+        checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        if checkpoint_path.exists():
+            trainer.load_state(checkpoint.load(checkpoint_path))
+
+        def save(t):
+            save_checkpoint(checkpoint_path, t, config, run_tasks or {task: data}, 0.0)
+    finished = trainer.step >= schedule.total_steps  # (resumed after its end: its rows kept)
+    history = trainer.fit(on_checkpoint=save)
+    if save is not None:
+        save(trainer)
     if trainer.should_stop and not trainer.stop_final:  # Ctrl-C: no half-trained reference
-        raise Interrupted(f"{trainer.stop_reason} during the baseline of {task}; the run's "
-                          f"own checkpoint is saved: --resume trains the baselines again")
+        raise Interrupted(f"{trainer.stop_reason} during the baseline of {task}; "
+                          + ("it is checkpointed: --resume goes on from there" if save else
+                             "the run's own checkpoint is saved: --resume trains the baselines "
+                             "again"))
+    if finished:
+        trainer.metrics_file = None  # its test row is in the metrics already
     return model, history, trainer.counters[task], trainer.test()
 
 

@@ -171,7 +171,10 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     directory.check_resume()
     model = build(config, tasks)  # before writing: a bad backbone_from leaves no run folder
     memory.check_step(config, model, tasks)
-    directory.begin(kept=lambda r: r["run"] == "multitask" and r["step"] <= loaded["step"])
+    baseline_steps = directory.baseline_steps(tasks)  # (fresh: none, their folder cleared)
+    directory.begin(kept=lambda r: (r["run"] == "multitask" and r["step"] <= loaded["step"]) or (
+        r["run"] in baseline_steps and r["type"] != "stopped"
+        and r["step"] <= baseline_steps[r["run"]]))
     trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks)
     trainer.checkpointer = directory.checkpointer(tasks)
     if loaded is not None:
@@ -186,7 +189,12 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     checkpoint_bytes = directory.save(trainer, tasks)
 
     phase("evaluating on the test split (once, at the end)", progress)
+    tested = loaded is not None and any(  # resumed in its baselines: the test row is there
+        r["run"] == "multitask" and r["type"] == "test" for r in read_rows(directory.metrics_path))
+    metrics_file, trainer.metrics_file = trainer.metrics_file, None if tested else \
+        trainer.metrics_file
     test = trainer.test()  # once, at the end: reported, never chosen on
+    trainer.metrics_file = metrics_file
     results = {task: task_summary(trainer.history, task, data.kind, test)
                for task, data in tasks.items()}
     steps_per_task = {task: trainer.counters[task]["steps"] for task in tasks}
@@ -199,7 +207,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
                       if config["baselines"] == "token_controlled" else None)
             _, history, counters, single_test = baselines.single_task(
                 config, task, data, steps_per_task[task], directory.metrics_path, progress,
-                tokens=tokens)
+                tokens=tokens, checkpoint_path=directory.baseline_checkpoint(task),
+                run_tasks=tasks)
             results[task].update(compare_to_single_task(results[task], history, task, data.kind,
                                                         single_test),
                                  baseline=config["baselines"],

@@ -116,6 +116,19 @@ class RunDirectory:
         elif self.metrics_path.exists():
             self.metrics_path.unlink()
 
+    def baseline_checkpoint(self, task):
+        """Where the single-task baseline of ``task`` is checkpointed (``baselines/``)."""
+        return self.out / "baselines" / f"{task}.h5"
+
+    def baseline_steps(self, tasks):
+        """{'baseline:<task>': the step of its checkpoint} of the baselines a resumed run goes
+        on from; a fresh run removes any left in the folder (they were another run's)."""
+        if self.loaded is None:
+            shutil.rmtree(self.out / "baselines", ignore_errors=True)
+            return {}
+        return {f"baseline:{task}": checkpoint.load(self.baseline_checkpoint(task))["step"]
+                for task in tasks if self.baseline_checkpoint(task).exists()}
+
     def elapsed(self):
         """Seconds of this run so far, the time before a resume included."""
         return self.previous_elapsed + time.perf_counter() - self.started
