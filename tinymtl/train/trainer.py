@@ -458,7 +458,8 @@ class Trainer:
         """Train to the end of the schedule (from ``self.step``, so also after a resume)."""
         total = self.schedule.total_steps
         self._call("on_fit_start")
-        bar = ProgressBar(total, self.label, start=self.step, enabled=self.progress)
+        shown = "training" if self.label == "multitask" and len(self.tasks) == 1 else self.label
+        bar = ProgressBar(total, shown, start=self.step, enabled=self.progress)
         every = self.training["checkpoint_every"]
         status = ""
         while self.step < total and not self.should_stop:
