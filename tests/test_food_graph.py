@@ -22,6 +22,17 @@ def fake_molecules(tmp_path, monkeypatch, data_dir):
     return fetch_fake_molecules(tmp_path / "files", monkeypatch)
 
 
+def pretrained(tmp_path, config):
+    """``tinymtl pretrain`` of a pretraining ``config`` (its name: the file and the folder);
+    the checkpoint it wrote."""
+    path = tmp_path / f"{config['name']}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / config["name"]
+    result = CliRunner().invoke(main, ["pretrain", str(path), "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out / "checkpoint.h5"
+
+
 def foods_held(made):
     """{food: the compounds it contains}."""
     graph, n = made.graph, made.num_foods
@@ -211,12 +222,7 @@ def test_pretraining_on_the_food_graph_loads_into_fine_tuning(fake_molecules, tm
     model = {"encoder": "gat", "relations": True, "hidden": [16], "heads": 2}
     pre = {"name": "pre", "data": {"source": "food_graph", "foods": 40}, "model": model,
            "pretraining": {"steps": 6, "batch_size": 8, "eval_every": 3, "log_every": 3}}
-    path = tmp_path / "pre.yaml"
-    path.write_text(yaml.safe_dump(pre))
-    result = CliRunner().invoke(main, ["pretrain", str(path), "--out", str(tmp_path / "pre"),
-                                       "--quiet"])
-    assert result.exit_code == 0, result.output
-    saved = checkpoint.load(tmp_path / "pre" / "checkpoint.h5")["model_state"]
+    saved = checkpoint.load(pretrained(tmp_path, pre))["model_state"]
     fine = validate({"tasks": {"f": {"generator": "food_graph", "target": "food_class",
                                      "foods": 40}},
                      "model": dict(model, backbone_from=str(tmp_path / "pre" / "checkpoint.h5")),
@@ -270,12 +276,7 @@ def test_compounds_can_be_described_by_a_pretrained_molecule_encoder(fake_molecu
     pre = {"name": "mol", "data": {"source": "molecules"},
            "model": {"encoder": "gat", "hidden": [8], "heads": 2, "graph_pooling": "sum"},
            "pretraining": {"steps": 4, "batch_size": 8, "eval_every": 2, "log_every": 2}}
-    path = tmp_path / "mol.yaml"
-    path.write_text(yaml.safe_dump(pre))
-    result = CliRunner().invoke(main, ["pretrain", str(path), "--out", str(tmp_path / "mol"),
-                                       "--quiet"])
-    assert result.exit_code == 0, result.output
-    encoder = str(tmp_path / "mol" / "checkpoint.h5")
+    encoder = str(pretrained(tmp_path, pre))
     spec = {"generator": "food_graph", "target": "food_class", "foods": 40,
             "compound_features": encoder}
     config = validate({"tasks": {"f": spec}, "model": {"encoder": "gat", "hidden": [8]},

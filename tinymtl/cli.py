@@ -152,22 +152,16 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, over
     config = config_module.load(config_path, raw, overrides)
     if seed is not None:
         config["seed"] = seed
-    if resume and overwrite:
-        _fail("--resume continues the run in the run directory, --overwrite replaces it; "
-              "expected one of them", 2)
     if "pretraining" in config:
         if seeds > 1:
             _fail("--seeds: a pretraining config runs one seed; expected --seed N", 2)
         return _pretrain(config, out_dir, resume, quiet, overwrite)
-    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
-    if resume and seeds == 1:
-        done = setup.finished_summary(out, config)
-        if done is not None:
-            click.echo(f"{out}: this run is complete; nothing to train. Its results: "
-                       f"{out / 'summary.json'}")
-            return _inspect_hint(out, config)
-    elif not resume:
-        _claim(out, overwrite)
+    out = setup.run_folder(config, out_dir)
+    _claim(out, resume, overwrite)
+    if resume and seeds == 1 and setup.finished_summary(out, config) is not None:
+        click.echo(f"{out}: this run is complete; nothing to train. Its results: "
+                   f"{out / 'summary.json'}")
+        return _inspect_hint(out, config)
     if seeds > 1:
         if resume:
             _fail("--resume continues one run; resume each seed_<s> folder on its own "
@@ -188,18 +182,23 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, over
 
 def _shortcuts(raw, overrides, steps=None, device=None):
     """--steps and --device as the --set overrides they stand for."""
-    section = "pretraining" if isinstance(raw, dict) and "pretraining" in raw and \
-        "tasks" not in raw else "training"
+    from tinymtl.train.config import is_pretraining
+
+    section = "pretraining" if is_pretraining(raw) else "training"
     return tuple(overrides) + ((f"{section}.steps={steps}",) if steps else ()) + \
         ((f"device={device}",) if device else ())
 
 
-def _claim(out, overwrite):
+def _claim(out, resume, overwrite):
     """A fresh run writes into ``out`` only if it holds no earlier run — or, with
-    ``--overwrite``, after removing it: a run is never lost silently."""
+    ``--overwrite``, after removing it: a run is never lost silently (``--resume``: the run
+    there is the one to continue)."""
     import shutil
 
-    if not out.is_dir() or not any(out.iterdir()):
+    if resume and overwrite:
+        _fail("--resume continues the run in the run directory, --overwrite replaces it; "
+              "expected one of them", 2)
+    if resume or not out.is_dir() or not any(out.iterdir()):
         return
     if not overwrite:
         _fail(f"{out}: holds an earlier run ({_describe_run(out)}); continue it with --resume, "
@@ -264,20 +263,16 @@ def pretrain(config_path, out_dir, seed, overrides, resume, smoke, quiet, overwr
     config = config_module.load(config_path, raw, overrides)
     if seed is not None:
         config["seed"] = seed
-    if resume and overwrite:
-        _fail("--resume continues the run in the run directory, --overwrite replaces it; "
-              "expected one of them", 2)
     _pretrain(config, out_dir, resume, quiet, overwrite)
 
 
 def _pretrain(config, out_dir, resume, quiet, overwrite=False):
     from tinymtl.report import tables
     from tinymtl.runs import pretrain as pretrain_run
+    from tinymtl.runs.setup import run_folder
     from tinymtl.train import interrupt
 
-    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
-    if not resume:
-        _claim(out, overwrite)
+    _claim(run_folder(config, out_dir), resume, overwrite)
 
     with interrupt.handled():
         summary = pretrain_run.run(config, out_dir, resume=resume, progress=not quiet)
@@ -319,8 +314,7 @@ def check(config_path, overrides):
         click.echo(f"{config_path}: a valid pretraining config")
         return
     with _naming(config_path):
-        parts = memory.check_plan(config, setup.task_specs(config),
-                                  setup.shares_one_head(config))
+        parts = setup.check_memory_plan(config)
     available = available_bytes(config["device"])
     click.echo(f"{config_path}: valid; before the first batch it needs "
                f"{memory.describe(parts)}"
@@ -328,8 +322,6 @@ def check(config_path, overrides):
 
 
 def _smoke(config_path, raw, out_dir, overrides, seed, quiet):
-    import pathlib
-
     from tinymtl.runs import compare, smoke
     from tinymtl.train import config as config_module
 

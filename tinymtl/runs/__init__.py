@@ -16,7 +16,7 @@ import os
 import yaml
 
 from tinymtl.files import write_text
-from tinymtl.runs import continual, memory, multitask, pretrain, setup
+from tinymtl.runs import continual, multitask, pretrain, setup
 
 
 def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrides=()):
@@ -46,12 +46,12 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=(), overrid
         return protocol.run(config, out_dir, resume=resume, progress=progress,
                             callbacks=callbacks)
     # (what can be checked before pretraining is: a config refused for its memory, refused first)
-    memory.check_plan(config, setup.task_specs(config), setup.shares_one_head(config))
+    setup.check_memory_plan(config)
     run_dir = setup.run_folder(config, out_dir)  # pretraining first, into run_dir/pretraining
-    # (the config as given, so that a run paused in its pretraining resumes with it; the
-    # fine-tuning overwrites it with its own, the stage's checkpoint as backbone_from)
     stage_config = pretrain.stage_config(config)  # (a bad one is refused before any folder)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # the config as given, so that a run paused in its pretraining resumes with it (the
+    # fine-tuning overwrites it with its own, the stage's checkpoint as backbone_from)
     write_text(run_dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     tuned, stage = pretrain.first_stage(config, run_dir, resume=resume, progress=progress,
                                         stage=stage_config)

@@ -80,9 +80,8 @@ def single_task(config, task, data, steps, metrics_file=None, progress=True, tok
                           + ("it is checkpointed: --resume goes on from there" if save else
                              "the run's own checkpoint is saved: --resume trains the baselines "
                              "again"))
-    if finished:
-        trainer.metrics_file = None  # its test row is in the metrics already
-    return model, history, trainer.counters[task], trainer.test()
+    # (resumed after its end: its test row is in the metrics already)
+    return model, history, trainer.counters[task], trainer.test(record=not finished)
 
 
 def steps_for_tokens(data, sampler, batch_size, tokens):

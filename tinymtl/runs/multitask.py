@@ -191,10 +191,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     phase("evaluating on the test split (once, at the end)", progress)
     tested = loaded is not None and any(  # resumed in its baselines: the test row is there
         r["run"] == "multitask" and r["type"] == "test" for r in read_rows(directory.metrics_path))
-    metrics_file, trainer.metrics_file = trainer.metrics_file, None if tested else \
-        trainer.metrics_file
-    test = trainer.test()  # once, at the end: reported, never chosen on
-    trainer.metrics_file = metrics_file
+    test = trainer.test(record=not tested)  # once, at the end: reported, never chosen on
     results = {task: task_summary(trainer.history, task, data.kind, test)
                for task, data in tasks.items()}
     steps_per_task = {task: trainer.counters[task]["steps"] for task in tasks}

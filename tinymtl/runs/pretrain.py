@@ -44,7 +44,7 @@ from tinymtl.datasets.base import array_digest
 from tinymtl.graph.augment import augment, contrastive_accuracy, nt_xent_loss
 from tinymtl.mtl.model import build_backbone, graph_options
 from tinymtl.report import plots
-from tinymtl.runs.setup import RunDirectory, molecule_encoder, read_rows
+from tinymtl.runs.setup import RunDirectory, finished_summary, molecule_encoder, read_rows
 from tinymtl.train import checkpoint, interrupt
 from tinymtl.train.progress import ProgressBar
 from tinymtl.train.trainer import make_lr_scheduler, make_optimizer
@@ -194,20 +194,6 @@ def stage_config(config):
     return stage
 
 
-def finished(out, config):
-    """The summary of a pretraining run of ``config`` finished in ``out``, or None."""
-    from tinymtl.train.config import same_config
-
-    path = out / "summary.json"
-    if not path.exists():
-        return None
-    summary = json.loads(path.read_text())
-    done = summary.get("steps") == config["pretraining"]["steps"] and \
-        pathlib.Path(summary["checkpoint"]["path"]).exists() and \
-        same_config(summary["config"], config)
-    return summary if done else None
-
-
 def first_stage(config, run_dir, resume=False, progress=True, adjust=None, stage=None):
     """Run the pretraining stage of a training config (``model.pretrain``) into
     run_dir/pretraining (resumed from its checkpoint with ``resume``: a finished one only
@@ -219,7 +205,7 @@ def first_stage(config, run_dir, resume=False, progress=True, adjust=None, stage
     if adjust is not None:
         stage = adjust(stage)
     out = pathlib.Path(run_dir) / "pretraining"
-    summary = finished(out, stage) if resume else None
+    summary = finished_summary(out, stage) if resume else None
     if summary is None:
         summary = run(stage, out, resume=resume, progress=progress)
     if summary.get("complete") is False:  # interrupted: nothing to fine-tune from yet

@@ -19,7 +19,6 @@ its label is "undetermined". Writes ``seeds.json`` and ``seeds.md`` in the outpu
 import copy
 import json
 import math
-import pathlib
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from tinymtl import runs
 from tinymtl.errors import Interrupted
 from tinymtl.files import write_text
 from tinymtl.report import tables
+from tinymtl.runs.setup import run_folder
 from tinymtl.train.progress import RunCounter
 from tinymtl.train.task_kinds import TASK_KINDS
 
@@ -90,7 +90,7 @@ def summarise_continual(summaries):
 
 def run_seeds(config, count, out_dir=None, progress=True):
     """Run ``config`` under ``count`` consecutive seeds; returns (and writes) the summary."""
-    out = pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
+    out = run_folder(config, out_dir)
     seeds = [config["seed"] + k for k in range(count)]
     summaries = []
     counter = RunCounter(len(seeds))

@@ -45,8 +45,9 @@ def run_folder(config, out_dir=None):
 def finished_summary(out, config):
     """The summary of a finished run of ``config`` in ``out`` (what ``--resume`` of a complete
     run reports instead of training again), or None: a summary that says the run is complete,
-    written after its checkpoint. A run with a pretraining stage is finished when its
-    fine-tuning, from that stage's checkpoint, is."""
+    written after its checkpoint (a pretraining run's too: ``runs.pretrain.first_stage``). A
+    run with a pretraining stage is finished when its fine-tuning, from that stage's
+    checkpoint, is."""
     path, saved_weights = pathlib.Path(out) / "summary.json", pathlib.Path(out) / "checkpoint.h5"
     if not path.exists() or not saved_weights.exists() or \
             saved_weights.stat().st_mtime_ns > path.stat().st_mtime_ns:
@@ -220,11 +221,17 @@ def task_specs(config):
     return specs
 
 
+def check_memory_plan(config):
+    """``memory.check_plan`` of a config's tasks: its estimate before any array is made or any
+    model built, refused in one line when it cannot fit."""
+    return memory.check_plan(config, task_specs(config), shares_one_head(config))
+
+
 def load_tasks(config):
     """The tasks a config trains (``task_specs``), once its memory estimate fits
-    (``memory.check_plan``: before any array is made)."""
+    (``check_memory_plan``: before any array is made)."""
     data, specs = config["data"], task_specs(config)
-    memory.check_plan(config, specs, shares_one_head(config))
+    check_memory_plan(config)
     with cache_location(data.get("cache_dir")):
         return datasets.load_tasks(specs, data["max_length"], data["seed"], data["cache"],
                                    data["valid_fraction"], molecule_encoder=molecule_encoder)

@@ -421,14 +421,16 @@ class Trainer:
         self._write(row)
         return row
 
-    def test(self):
+    def test(self, record=True):
         """Evaluate every task on its test split, once, at the end (nothing chooses on it):
-        the ``test`` row, also in ``metrics.jsonl``."""
+        the ``test`` row, also in ``metrics.jsonl`` (and to plugins) — unless ``record`` is
+        False: a resumed run whose metrics already hold it."""
         row = {"run": self.label, "type": "test", "step": self.step,
                "tasks": {task: evaluate(self.model, task, data.x_test, data.y_test,
                                         kind=data.kind, split="test", detail=True)
                          for task, data in self.tasks.items()}}
-        self._write(row)
+        if record:
+            self._write(row)
         return row
 
     def _log_train(self):
