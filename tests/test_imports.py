@@ -86,3 +86,20 @@ def test_layers_import_only_downwards():
                     layer(module)):
                 upward.append(f"{module} -> {target}")
     assert upward == []
+
+
+def test_a_script_next_to_a_clone_imports_the_package_not_the_clone_folder(tmp_path):
+    """A clone named "tinymtl" has no __init__.py at its root, so to Python it is a namespace
+    package. A script in the clone's parent folder must still import the installed package
+    (issue #21): the editable install puts the clone on sys.path (pyproject's package-dir), where
+    the real package is found before any namespace portion is settled for."""
+    import subprocess
+    import sys
+
+    (tmp_path / "tinymtl" / "docs").mkdir(parents=True)  # what a clone's root looks like
+    script = tmp_path / "script.py"
+    script.write_text("import tinymtl\nfrom tinymtl import Trainer\nprint(tinymtl.__file__)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pathlib.Path(done.stdout.strip()) == PACKAGE / "__init__.py"
