@@ -119,3 +119,22 @@ def test_a_resumed_run_says_how_much_of_its_wall_time_came_before(tmp_path, data
     timings = json.loads((out / "summary.json").read_text())["timings"]
     assert timings["resumed_from_step"] >= 1 and timings["seconds_before_resume"] > 0
     assert f"s before the resume at step {timings['resumed_from_step']})" in result.output
+
+
+def test_a_single_task_run_is_labelled_single_task(tmp_path, data_dir):
+    """Issue #21: a run of one task is not called "multitask" in its rows or checkpoints."""
+    config = tiny_config(training={"steps": 6, "eval_every": 3, "log_every": 3,
+                                   "checkpoint_every": 3, "keep_checkpoints": 2})
+    config["tasks"] = {"math": dict(config["tasks"]["math"], train_size=120, test_size=30)}
+    config["baselines"] = "none"
+    path, out = write_config(tmp_path / "one.yaml", config), tmp_path / "run"
+    assert run(path, "--out", out).exit_code == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["run"] for r in rows} == {"single-task"}
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == [
+        "single-task_step_000000003.h5", "single-task_step_000000006.h5"]
+    two = tiny_config(training={"steps": 6, "eval_every": 3, "log_every": 3})
+    two["tasks"] = {t: dict(s, train_size=120, test_size=30) for t, s in two["tasks"].items()}
+    assert run(write_config(tmp_path / "two.yaml", two), "--out", tmp_path / "two").exit_code == 0
+    rows = (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+    assert {json.loads(line)["run"] for line in rows} >= {"multitask"}

@@ -18,14 +18,16 @@ def task_curves(rows, task, path, kind="classification", baseline="single-task b
     token-controlled baseline ends where the multi-task curve ends."""
     kind = TASK_KINDS[kind]
     figure, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(11, 4))
-    tasks_trained = {t for r in rows if r["run"] == "multitask" and r["type"] == "train"
+    model_run = next((r["run"] for r in rows if not r["run"].startswith("baseline:")),
+                     "multitask")  # (single-task runs are labelled "single-task")
+    tasks_trained = {t for r in rows if r["run"] == model_run and r["type"] == "train"
                      for t in r["tasks"]}  # (events, e.g. loss spikes, are rows too)
     lowest = 1.0
-    for run, style in (("multitask", "-"), (f"baseline:{task}", "--")):
+    for run, style in ((model_run, "-"), (f"baseline:{task}", "--")):
         evals = [r for r in rows if r["run"] == run and r["type"] == "eval" and task in r["tasks"]]
         trains = [r for r in rows if r["run"] == run and r["type"] == "train"
                   and task in r["tasks"]]
-        if run != "multitask":
+        if run != model_run:
             name = baseline
         else:
             name = "multi-task" if len(tasks_trained) > 1 else "model"
@@ -83,31 +85,50 @@ def confusion(matrix, classes, title, path):
 
 
 def sample_grid(images, labels, predicted, classes, path, per_class=8):
-    """Up to ``per_class`` test images of every class, one row per class; the frame is green
-    where the model is right and red where it is wrong (the predicted class is written)."""
+    """Up to ``per_class`` test images of every class, one row per class (``images``: N×C×H×W,
+    grey for one channel, colour for three). A wrong answer has a thick orange frame with the
+    predicted class written above it; a right one a thin blue frame (orange/blue: readable with
+    any colour vision). Every image shares one grey scale, from the shown pixels' 1st to 99th
+    percentile, so contrast between images is real and standardised pixels are not clipped."""
     rows = len(classes)
-    figure, axes = plt.subplots(rows, per_class, figsize=(per_class * 0.9, rows * 0.95),
+    chosen = [np.flatnonzero(labels == row)[:per_class] for row in range(rows)]
+    shown = np.concatenate([images[members] for members in chosen if len(members)])
+    low, high = np.percentile(shown, [1, 99]) if shown.size else (0.0, 1.0)
+    high = high if high > low else low + 1.0
+    height = rows * 1.1 + 0.5
+    figure, axes = plt.subplots(rows, per_class, figsize=(per_class * 1.0, height),
                                 squeeze=False)
+    wrong_total = 0
     for row, name in enumerate(classes):
-        members = np.flatnonzero(labels == row)[:per_class]
+        members = chosen[row]
         for column in range(per_class):
             axis = axes[row, column]
             axis.set_xticks([])
             axis.set_yticks([])
             if column == 0:
-                axis.set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=7)
+                axis.set_ylabel(str(name), rotation=0, ha="right", va="center", fontsize=9)
             if column >= len(members):
                 axis.axis("off")
                 continue
             n = members[column]
-            axis.imshow(images[n, 0], cmap="gray", vmin=0, vmax=1)
-            colour = "tab:green" if predicted[n] == labels[n] else "tab:red"
+            image = (images[n] - low) / (high - low)
+            if image.shape[0] == 3:
+                axis.imshow(np.clip(image.transpose(1, 2, 0), 0, 1))
+            else:
+                axis.imshow(image[0], cmap="gray", vmin=0, vmax=1)
+            wrong = predicted[n] != labels[n]
+            wrong_total += int(wrong)
             for spine in axis.spines.values():
-                spine.set(color=colour, linewidth=2)
-            if predicted[n] != labels[n]:
-                axis.set_title(str(classes[predicted[n]]), fontsize=6, color=colour, pad=1)
-    figure.tight_layout(pad=0.3)
-    figure.savefig(path, dpi=90)
+                spine.set(color="tab:orange" if wrong else "tab:blue",
+                          linewidth=3 if wrong else 1)
+            if wrong:
+                axis.set_title(f"→ {classes[predicted[n]]}", fontsize=8, color="tab:orange",
+                               pad=2)
+    figure.suptitle(f"test images by true class (rows); {wrong_total} of "
+                    f"{sum(map(len, chosen))} shown are wrong: orange frame, with the "
+                    f"predicted class above", fontsize=9)
+    figure.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.45 / height))  # (room for the title)
+    figure.savefig(path, dpi=110)
     plt.close(figure)
     return str(path)
 

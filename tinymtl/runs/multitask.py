@@ -28,7 +28,7 @@ from tinymtl.train.config import method_spec
 from tinymtl.train.metrics import predict_logits, task_summary
 from tinymtl.train.progress import phase
 from tinymtl.train.task_kinds import TASK_KINDS
-from tinymtl.train.trainer import Trainer, plugin_name
+from tinymtl.train.trainer import Trainer, plugin_name, run_label
 
 
 def resolve_epochs(config, tasks):
@@ -57,13 +57,16 @@ def make_plugins(config):
         make_callbacks(config)
 
 
-def make_trainer(config, tasks, model, metrics_file=None, progress=True, callbacks=()):
-    """The trainer of a multi-task config (``callbacks``: more plugin instances)."""
+def make_trainer(config, tasks, model, metrics_file=None, progress=True, callbacks=(),
+                 label=None):
+    """The trainer of a multi-task config (``callbacks``: more plugin instances; ``label``:
+    its rows' and checkpoints' name, by default ``train.trainer.run_label``)."""
     training = config["training"]
     schedule = make_schedule(training["schedule"], list(tasks), training["steps"],
                              training["phases"])
-    return Trainer(model, tasks, training, schedule, config["seed"], metrics_file=metrics_file,
-                   progress=progress, plugins=make_plugins(config) + list(callbacks),
+    return Trainer(model, tasks, training, schedule, config["seed"], label,
+                   metrics_file=metrics_file, progress=progress,
+                   plugins=make_plugins(config) + list(callbacks),
                    task_lrs={t: spec["lr"] for t, spec in config["tasks"].items()})
 
 
@@ -172,10 +175,13 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     model = build(config, tasks)  # before writing: a bad backbone_from leaves no run folder
     memory.check_step(config, model, tasks)
     baseline_steps = directory.baseline_steps(tasks)  # (fresh: none, their folder cleared)
-    directory.begin(kept=lambda r: (r["run"] == "multitask" and r["step"] <= loaded["step"]) or (
+    # a resumed run keeps the label it was written under (single-task runs were "multitask")
+    label = run_label(tasks) if loaded is None else loaded.get("label", run_label(tasks))
+    directory.begin(kept=lambda r: (r["run"] == label and r["step"] <= loaded["step"]) or (
         r["run"] in baseline_steps and r["type"] != "stopped"
         and r["step"] <= baseline_steps[r["run"]]))
-    trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks)
+    trainer = make_trainer(config, tasks, model, directory.metrics_path, progress, callbacks,
+                           label)
     trainer.checkpointer = directory.checkpointer(tasks)
     if loaded is not None:
         trainer.load_state(loaded)
@@ -190,7 +196,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
 
     phase("evaluating on the test split (once, at the end)", progress)
     tested = loaded is not None and any(  # resumed in its baselines: the test row is there
-        r["run"] == "multitask" and r["type"] == "test" for r in read_rows(directory.metrics_path))
+        r["run"] == label and r["type"] == "test" for r in read_rows(directory.metrics_path))
     test = trainer.test(record=not tested)  # once, at the end: reported, never chosen on
     results = {task: task_summary(trainer.history, task, data.kind, test)
                for task, data in tasks.items()}

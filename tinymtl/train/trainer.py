@@ -128,17 +128,23 @@ def fit_to_budget(data, index, left):
     return index[:fits], fits < len(index)
 
 
+def run_label(tasks):
+    """What a trainer's rows, checkpoints and progress are labelled when the caller names
+    nothing: "multitask" for several tasks, "single-task" for one."""
+    return "multitask" if len(tasks) > 1 else "single-task"
+
+
 class Trainer:
     """``plugins``: ``mtl.plugin.Plugin`` instances (a loss weighting, a gradient surgery, a
     continual method, callbacks). ``token_budget`` ({task: tokens}) stops a task's batches at
     that many tokens: the batch that would pass it is cut to the examples that fit
     (``fit_to_budget``), and is its last."""
 
-    def __init__(self, model, tasks, training, schedule, seed, label="multitask",
+    def __init__(self, model, tasks, training, schedule, seed, label=None,
                  metrics_file=None, progress=True, task_lrs=None, token_budget=None,
                  plugins=()):
         self.model, self.tasks, self.training = model, tasks, training
-        self.schedule, self.label, self.seed = schedule, label, seed
+        self.schedule, self.label, self.seed = schedule, label or run_label(tasks), seed
         self.metrics_file, self.progress = metrics_file, progress
         for phase in schedule.phases:
             if phase.mode == "joint" and not _same_inputs([tasks[t] for t in phase.tasks]):
@@ -460,8 +466,7 @@ class Trainer:
         """Train to the end of the schedule (from ``self.step``, so also after a resume)."""
         total = self.schedule.total_steps
         self._call("on_fit_start")
-        shown = "training" if self.label == "multitask" and len(self.tasks) == 1 else self.label
-        bar = ProgressBar(total, shown, start=self.step, enabled=self.progress)
+        bar = ProgressBar(total, self.label, start=self.step, enabled=self.progress)
         every = self.training["checkpoint_every"]
         status = ""
         while self.step < total and not self.should_stop:
