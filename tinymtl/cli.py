@@ -233,6 +233,56 @@ def _inspect_hint(out, config):
         lines.append(f"  ask it:          tinymtl predict {checkpoint} --task {task} \"TEXT\"")
     click.echo("\n".join(lines))
 
+def _workers_options(command):
+    """--workers and --scheduler: where the runs of a multi-run command go (runs.arms)."""
+    command = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run the arms on this existing Dask cluster (e.g. tcp://host:8786) instead.")(command)
+    return click.option(
+        "--workers", type=click.IntRange(min=0),
+        help="Worker processes of a local Dask cluster (default: one per core; 0: one run "
+             "after another in this process). Needs the dist extra.")(command)
+
+
+@main.command()
+@click.argument("config_path", metavar="SWEEP", type=click.Path(dir_okay=False))
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="With a run config: a key and its values to sweep (repeatable: every "
+                   "combination), e.g. --grid continual.ewc_lambda=100,1000.")
+@click.option("--seeds", type=click.IntRange(min=1),
+              help="With a run config: seeds per grid point (the config's seed, +1, ...).")
+@click.option("--select", metavar="TASK", help="With a run config: the task to choose on.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="With a run config: BLAS threads per arm (default 1).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Sweep directory (default: runs/<sweep name>).")
+@_workers_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_guarded
+def sweep(config_path, grid, seeds, select, threads, out_dir, workers, scheduler, quiet):
+    """Run a grid of arms × seeds, each an ordinary run directory, on Dask or serially.
+
+    SWEEP is a sweep file (a ``sweep:`` section: a base config, arms, a grid, seeds) or a run
+    config with --grid and --seeds. Running it again continues it: finished arms are reused,
+    interrupted ones resume from their checkpoints. Results: sweep.json, sweep.md, sweep.png,
+    the best variant chosen on validation."""
+    from tinymtl.report import tables
+    from tinymtl.runs import sweep as sweeps
+    from tinymtl.train import config as config_module
+    from tinymtl.train import interrupt
+
+    raw = config_module.read_yaml(config_path)
+    if "sweep" in raw and (select or threads):
+        _fail("a sweep file sets its own select and threads; expected no --select or "
+              "--threads", 2)
+    loaded = sweeps.load(config_path, raw, grid, seeds, threads)
+    if select:
+        loaded["select"] = select
+    with _naming(config_path), interrupt.handled():
+        result = sweeps.run_sweep(loaded, out_dir, workers, scheduler, progress=not quiet)
+    click.echo(tables.sweep(result))
+
+
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),

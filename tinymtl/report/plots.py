@@ -339,3 +339,40 @@ def profile_scores(names, r2, rmse, title, path):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def sweep(result, path):
+    """Each variant's score on validation (left, what the choice is made on) and test (right):
+    every seed a dot, the mean ± std a bar; the chosen variant in orange."""
+    names = list(result["variants"])
+    display = result["display"]
+    figure, axes = plt.subplots(1, 2, figsize=(max(7.0, 0.6 * len(names) + 4), 4.4),
+                                sharey=True, squeeze=False)
+    x = np.arange(len(names))
+    for axis, split in zip(axes[0], ("valid", "test")):
+        for k, name in enumerate(names):
+            row = result["variants"][name]
+            values = [display["sign"] * display["scale"] * r[split]
+                      for r in row["runs"].values() if r[split] is not None]
+            colour = "tab:orange" if name == result["chosen_on_valid"] else "tab:blue"
+            if row[split] is not None:
+                mean, std = row[split]
+                axis.bar(k, display["sign"] * display["scale"] * mean,
+                         yerr=display["scale"] * std, color=colour, alpha=0.35, capsize=3)
+            axis.plot([k] * len(values), values, "o", color=colour, markersize=4)
+        axis.set_xticks(x, names, rotation=40, ha="right", fontsize=8)
+        axis.set(title=f"{'validation (chosen on)' if split == 'valid' else 'test (reported)'}",
+                 ylabel=display["label"] if split == "valid" else None)
+        axis.grid(alpha=0.3, axis="y")
+    shown = [display["sign"] * display["scale"] * r[split] for row in result["variants"].values()
+             for r in row["runs"].values() for split in ("valid", "test") if r[split] is not None]
+    if shown and min(shown) > 0:  # zoom in on the scores (bars then start below the axis)
+        low, high = min(shown), max(shown)
+        axes[0][0].set_ylim(max(0.0, low - 0.6 * (high - low) - 0.01 * high),
+                            high + 0.25 * (high - low) + 0.01 * high)
+    figure.suptitle(f"{result['name']}: {result['scored']}\nseeds {result['seeds']} (dots), "
+                    f"mean ± std (bars); orange: chosen on validation", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return str(path)

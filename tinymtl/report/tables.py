@@ -245,3 +245,32 @@ def diagnosis(report):
 
 def _pct(value):
     return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def sweep(result):
+    """A sweep's table: each variant's validation and test score over its seeds (mean ± std,
+    in the units of ``result["display"]``), its wall time; the best variant of each arm
+    (chosen on validation) marked *, the best overall **."""
+    display = result["display"]
+
+    def show(value):
+        if value is None:
+            return "-"
+        mean, std = value
+        digits = display["decimals"]
+        return f"{display['sign'] * display['scale'] * mean:.{digits}f} ± " \
+               f"{display['scale'] * std:.{digits}f}"
+
+    lines = [f"sweep {result['name']}: {result['scored']} ({display['label']}), mean ± std over "
+             f"seeds {', '.join(map(str, result['seeds']))}; chosen on validation "
+             f"(* best of its arm, ** best overall), test reported", "",
+             "| variant | valid | test | seeds done | wall s |", "|---|---|---|---|---|"]
+    for variant, row in result["variants"].items():
+        mark = "**" if variant == result["chosen_on_valid"] else \
+            "*" if variant in result["chosen_per_arm"].values() else ""
+        wall = "-" if row["wall_seconds"] is None else f"{row['wall_seconds'][0]:.0f}"
+        lines.append(f"| {variant}{mark} | {show(row['valid'])} | {show(row['test'])} | "
+                     f"{len(row['runs'])}/{len(result['seeds'])} | {wall} |")
+    for name, error in result["failed"].items():
+        lines.append(f"\nfailed: {name}: {error}")
+    return "\n".join(lines)

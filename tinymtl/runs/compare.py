@@ -42,23 +42,12 @@ from tinymtl.report import plots, tables
 from tinymtl.runs import baselines
 from tinymtl.runs.seeds import mean_std
 from tinymtl.runs.setup import load_tasks
-from tinymtl.train.config import ConfigError, read_yaml, same_config, validate
+from tinymtl.train.config import ConfigError, merge, read_yaml, same_config, validate
 from tinymtl.train.metrics import task_summary
 from tinymtl.train.progress import RunCounter
 from tinymtl.train.task_kinds import TASK_KINDS
 
 COMPARE_KEYS = ("base", "seeds", "common", "strategies")
-
-
-def merge(base, overrides):
-    """``base`` with ``overrides`` merged in, mapping by mapping (neither is changed)."""
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def load(path, raw):

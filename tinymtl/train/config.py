@@ -597,6 +597,18 @@ def read_yaml(path):
     return raw
 
 
+def merge(base, overrides):
+    """``base`` with ``overrides`` merged in, mapping by mapping (neither is changed): how a
+    comparison's strategy or a sweep's arm is its base config with a few keys changed."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
 def apply_overrides(raw, overrides):
     """``raw`` with each ``section.key=value`` of ``overrides`` set (the value read as YAML,
     e.g. ``continual.method=replay``, ``training.steps=500``, ``tasks.math.lr=0.01``)."""

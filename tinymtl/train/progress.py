@@ -11,7 +11,7 @@ import time
 
 from tqdm import tqdm
 
-LOG_FORMAT = "{desc} {n_fmt}/{total_fmt} {rate_fmt} elapsed {elapsed} eta {remaining}"
+LOG_FORMAT = "{desc} {n_fmt}/{total_fmt} {rate_fmt} elapsed {elapsed} eta {remaining}"  # (logs)
 _WHERE = []  # what a multi-run command is running now ("arm pcgrad, seed 2 — run 7 of 21")
 
 
@@ -60,15 +60,17 @@ def _duration(seconds):
 
 class ProgressBar:
     """``width``: the line's width on a terminal (default: the terminal's, read again at each
-    redraw, so a resized window fits; a status too long for it is cut, never wrapped)."""
+    redraw, so a resized window fits; a status too long for it is cut, never wrapped).
+    ``unit``: what is counted (training steps; a sweep's arms)."""
 
-    def __init__(self, total, label="", start=0, stream=None, enabled=True, width=None):
+    def __init__(self, total, label="", start=0, stream=None, enabled=True, width=None,
+                 unit="step"):
         self.stream = stream or sys.stderr
         label = " · ".join(_WHERE + [label]) if _WHERE else label
         self.total, self.label, self.start, self.enabled = total, label, start, enabled
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.started, self.last_decile = time.perf_counter(), -1
-        self.bar = tqdm(total=total, initial=start, desc=label, unit="step", file=self.stream,
+        self.started, self.last_decile, self.unit = time.perf_counter(), -1, unit
+        self.bar = tqdm(total=total, initial=start, desc=label, unit=unit, file=self.stream,
                         dynamic_ncols=width is None, ncols=width,
                         disable=not (enabled and self.interactive))
 
@@ -85,7 +87,7 @@ class ProgressBar:
             elapsed = time.perf_counter() - self.started
             rate = (step - self.start) / elapsed if elapsed > 0 else None
             line = tqdm.format_meter(step, self.total, elapsed, prefix=self.label,
-                                     unit="step", rate=rate, bar_format=LOG_FORMAT,
+                                     unit=self.unit, rate=rate, bar_format=LOG_FORMAT,
                                      initial=self.start)
             self.stream.write(f"{line} {status}".rstrip() + "\n")
             self.stream.flush()

@@ -1,0 +1,196 @@
+"""Running many runs: every arm of a sweep, a comparison or a seed study, serially or on Dask.
+
+An *arm* (``Arm``) is one ordinary run: a config and the run directory it writes. ``execute``
+runs a list of them and returns their summaries:
+
+- **serially**, in this process, one after another (``workers=0``, or Dask not installed);
+- on **Dask distributed** (the ``dist`` extra): a ``LocalCluster`` of one worker process per
+  core by default, or an existing cluster (``scheduler="tcp://host:8786"``, deployed with Dask's
+  own tools: SSH, Kubernetes, HPC job queues). Dask does the scheduling, retries and worker
+  bookkeeping; this module only says what an arm is.
+
+Both ways give **bitwise the same weights**: an arm runs with ``threads`` BLAS threads (1 by
+default, so that N workers use N cores without oversubscription) whichever process runs it,
+and a matrix product's rounding depends on how many threads split it.
+
+Arms resume, so nothing is lost: an arm whose run directory holds a finished run of its config
+is reused without running; one that holds a checkpoint resumes from it (bit for bit, as
+``tinymtl run --resume``). A worker killed mid-arm is replaced by Dask and the arm, handed to
+another worker, resumes from its last periodic checkpoint; a sweep interrupted as a whole
+(Ctrl-C) continues where it stopped when started again.
+"""
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import sys
+import time
+
+from tinymtl.errors import Interrupted
+from tinymtl.train import interrupt
+from tinymtl.train.config import ConfigError
+from tinymtl.train.progress import ProgressBar, RunCounter
+
+DIST_HINT = "pip install 'tinymtl[dist]'"
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One run of a multi-run command: ``name`` (e.g. "ewc/ewc_lambda=100/seed_0", shown in
+    progress and errors), its validated ``config`` and the run directory ``out``."""
+    name: str
+    config: dict
+    out: str
+
+
+@contextlib.contextmanager
+def thread_limit(threads):
+    """BLAS (and Numba) use at most ``threads`` threads inside the block (None: as they are)."""
+    if threads is None:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        numba.set_num_threads(numba_threads)
+
+
+def finished(arm):
+    """The summary of a finished run of ``arm``'s config in its directory, or None."""
+    from tinymtl.runs.setup import finished_summary
+
+    return finished_summary(pathlib.Path(arm.out), arm.config)
+
+
+def run_arm(arm, threads=1, progress=False):
+    """Run one arm to its end and return its summary: what a Dask worker is sent (so it is a
+    module-level function of plain arguments). Reuses a finished run, resumes a checkpointed
+    one; raises Interrupted if the run paused (Ctrl-C, a time budget)."""
+    from tinymtl import runs
+
+    summary = finished(arm)
+    if summary is not None:
+        return summary
+    out = pathlib.Path(arm.out)
+    with thread_limit(threads):
+        summary = runs.run(arm.config, out, resume=(out / "checkpoint.h5").exists(),
+                           progress=progress)
+    if summary.get("complete") is False:
+        raise Interrupted(f"{arm.name}: paused at step {summary['step']} ({summary['stopped']})")
+    return summary
+
+
+def execute(arms, workers=None, scheduler=None, threads=1, progress=True):
+    """Run every arm; returns ({arm name: summary}, {arm name: its one-line error}).
+
+    ``workers``: worker processes of a local Dask cluster (None: one per core, at most one per
+    arm; 0: serially in this process). ``scheduler``: the address of an existing Dask cluster
+    instead. Without Dask installed, arms run serially (with a note saying so) unless a
+    scheduler was asked for. Ctrl-C: Interrupted, once the arms in flight are checkpointed (serial)
+    or their workers stopped (Dask: they resume from their last periodic checkpoint)."""
+    done = {}
+    for arm in arms:
+        summary = finished(arm)
+        if summary is not None:
+            done[arm.name] = summary
+    left = [arm for arm in arms if arm.name not in done]
+    if not left:
+        return done, {}
+    if scheduler is None and workers == 0:
+        return _serial(left, done, threads, progress)
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        if scheduler is not None:
+            raise ConfigError(f"--scheduler {scheduler}: Dask distributed is not installed; "
+                              f"expected it ({DIST_HINT})") from None
+        print(f"note: Dask is not installed ({DIST_HINT}); running the {len(left)} arms one "
+              f"after another in this process", file=sys.stderr)
+        return _serial(left, done, threads, progress)
+    return _distributed(left, done, workers, scheduler, threads, progress, total=len(arms))
+
+
+def _one_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _serial(arms, done, threads, progress):
+    failed = {}
+    counter = RunCounter(len(arms))
+    for arm in arms:
+        with counter.run(arm.name):
+            try:
+                done[arm.name] = run_arm(arm, threads, progress)
+            except Interrupted as error:
+                raise Interrupted(f"{error}; run the same command again to continue: finished "
+                                  f"arms are reused, this one resumes from its checkpoint") \
+                    from None
+            except Exception as error:  # noqa: BLE001 (one arm's failure ends only that arm)
+                failed[arm.name] = _one_line(error)
+                print(f"arm {arm.name} failed: {failed[arm.name]}", file=sys.stderr)
+    return done, failed
+
+
+def _cluster(workers, scheduler, arms):
+    """A Dask client: of the cluster at ``scheduler``, or of a new LocalCluster (one worker
+    process per core or ``workers``, one thread each; Dask starts workers with
+    OMP/MKL/OPENBLAS_NUM_THREADS=1)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        return Client(scheduler, timeout="20s"), None
+    count = workers or min(os.cpu_count() or 1, len(arms))
+    cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _distributed(arms, done, workers, scheduler, threads, progress, total):
+    from distributed import as_completed
+
+    client, cluster = _cluster(workers, scheduler, arms)
+    failed = {}
+    bar = ProgressBar(total, "arms", start=len(done), enabled=progress, unit="arm")
+    try:
+        pending = {client.submit(run_arm, arm, threads, False, pure=False,
+                                 key=f"tinymtl-arm-{arm.name}-{time.time_ns()}"): arm
+                   for arm in arms}
+        keys = {future.key for future in pending}
+        completed = as_completed(list(pending))
+        while pending:
+            if interrupt.requested():
+                raise Interrupted(
+                    f"sweep interrupted ({interrupt.requested()}): {len(done)} of {total} arms "
+                    f"finished; run the same command again to continue: finished arms are "
+                    f"reused, the others resume from their last checkpoints")
+            finished_now = completed.next_batch(block=False)
+            if not finished_now:
+                time.sleep(0.2)
+            for future in finished_now:
+                arm = pending.pop(future)
+                if future.status == "finished":
+                    done[arm.name] = future.result()
+                else:
+                    failed[arm.name] = _one_line(future.exception())
+                    print(f"\narm {arm.name} failed: {failed[arm.name]}", file=sys.stderr)
+            threads_of = client.nthreads()  # (a worker's "processing" also lists its queue)
+            running = sum(min(sum(key in keys for key in keys_on), threads_of.get(worker, 1))
+                          for worker, keys_on in client.processing().items())
+            bar.update(len(done) + len(failed),
+                       f"{running} running, {len(failed)} failed" if progress else "")
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return done, failed
