@@ -99,7 +99,7 @@ def test_an_interrupted_seed_names_its_folder_and_stops_the_others(
         signalling, tmp_path, data_dir, monkeypatch):
     config = config_file(tmp_path)
     monkeypatch.setenv("TINYMTL_TEST_SIGNAL", "SIGINT@5")
-    result = run(config, "--out", tmp_path / "seeds", "--seeds", "2")
+    result = run(config, "--out", tmp_path / "seeds", "--seeds", "2", "--workers", "0")
     assert result.exit_code == 130, result.output
     assert "seed_3: paused at step 6" in result.output and "--resume" in result.output
     assert not (tmp_path / "seeds" / "seed_4").exists()

@@ -92,6 +92,17 @@ def main(debug):
     _OPTIONS["debug"] = debug
 
 
+def _workers_options(command):
+    """--workers and --scheduler: where the runs of a multi-run command go (runs.arms)."""
+    command = click.option(
+        "--scheduler", metavar="ADDRESS",
+        help="Run the arms on this existing Dask cluster (e.g. tcp://host:8786) instead.")(command)
+    return click.option(
+        "--workers", type=click.IntRange(min=0),
+        help="Worker processes of a local Dask cluster (default: one per core; 0: one run "
+             "after another in this process). Needs the dist extra.")(command)
+
+
 @main.command()
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
@@ -117,14 +128,17 @@ def main(debug):
                    "config).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]),
               help="Shortcut for --set device=D.")
+@_workers_options
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_guarded
 def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, overwrite, steps,
-        device):
+        device, workers, scheduler):
     """Train the experiment a YAML config describes and write its run directory.
 
     A comparison file (a ``compare:`` section: a base config, strategies, seeds) runs every
-    strategy under every seed and writes a comparison table instead."""
+    strategy under every seed and writes a comparison table instead. Comparisons and --seeds
+    run their runs as a sweep does (--workers, --scheduler; one BLAS thread each); running
+    them again continues them."""
     from tinymtl.report import tables
     from tinymtl.runs import compare
     from tinymtl.runs import run as run_config
@@ -135,18 +149,22 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, over
 
     raw = config_module.read_yaml(config_path)
     overrides = _shortcuts(raw, overrides, steps, device)
+    if (workers is not None or scheduler) and "compare" not in raw and seeds == 1:
+        _fail("--workers and --scheduler place the runs of --seeds or a comparison; one run "
+              "runs here (tinymtl sweep runs grids)", 2)
     if smoke:
         if resume or seeds > 1:
             _fail("--smoke runs a shrunk copy of the config once (and resumes it itself); "
                   "expected no --resume or --seeds with it", 2)
         return _smoke(config_path, raw, out_dir, overrides, seed, quiet)
     if "compare" in raw:
-        if seed is not None or seeds > 1 or resume or overrides:
-            _fail("a comparison file sets its own seeds and overrides; --seed, --seeds, --set "
-                  "and --resume apply to single runs", 2)
-        with interrupt.handled():
+        if seed is not None or seeds > 1 or overrides:
+            _fail("a comparison file sets its own seeds and overrides; --seed, --seeds and "
+                  "--set apply to single runs", 2)
+        with interrupt.handled():  # (--resume or not: finished arms reused, the rest resumed)
             result = compare.run_comparison(compare.load(config_path, raw), out_dir,
-                                            progress=not quiet)
+                                            progress=not quiet, workers=workers,
+                                            scheduler=scheduler)
         click.echo(tables.comparison(result))
         return
     config = config_module.load(config_path, raw, overrides)
@@ -162,12 +180,10 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, over
         click.echo(f"{out}: this run is complete; nothing to train. Its results: "
                    f"{out / 'summary.json'}")
         return _inspect_hint(out, config)
-    if seeds > 1:
-        if resume:
-            _fail("--resume continues one run; resume each seed_<s> folder on its own "
-                  "(with --seed s --out OUT/seed_<s>)", 2)
+    if seeds > 1:  # (--resume: finished seeds reused, interrupted ones resumed)
         with _naming(config_path), interrupt.handled():
-            summary = run_seeds(config, seeds, out_dir, progress=not quiet)
+            summary = run_seeds(config, seeds, out_dir, progress=not quiet, workers=workers,
+                                scheduler=scheduler)
         click.echo(tables.seeds(summary))
         return
     with _naming(config_path), interrupt.handled():
@@ -232,17 +248,6 @@ def _inspect_hint(out, config):
         task = next(iter(config["tasks"]))
         lines.append(f"  ask it:          tinymtl predict {checkpoint} --task {task} \"TEXT\"")
     click.echo("\n".join(lines))
-
-def _workers_options(command):
-    """--workers and --scheduler: where the runs of a multi-run command go (runs.arms)."""
-    command = click.option(
-        "--scheduler", metavar="ADDRESS",
-        help="Run the arms on this existing Dask cluster (e.g. tcp://host:8786) instead.")(command)
-    return click.option(
-        "--workers", type=click.IntRange(min=0),
-        help="Worker processes of a local Dask cluster (default: one per core; 0: one run "
-             "after another in this process). Needs the dist extra.")(command)
-
 
 @main.command()
 @click.argument("config_path", metavar="SWEEP", type=click.Path(dir_okay=False))

@@ -9,6 +9,7 @@ other exception is a bug, reported as such (``tinymtl --debug`` shows its traceb
       DataError         task data that is missing, unreadable or cannot give what is asked
       InputError        inputs to a command (predict's text, a device that is not there)
       DivergedError     training met a non-finite loss (``training.on_nonfinite: stop``)
+      ArmsFailed        runs of a sweep, a seed study or a comparison failed (each named)
 
 They subclass ValueError too, so code written against earlier versions still catches them.
 """
@@ -42,6 +43,17 @@ class DivergedError(TinymtlError):
     """A run stopped on a non-finite loss."""
 
 
+class ArmsFailed(TinymtlError):
+    """Some runs of a multi-run command (``runs.arms``) failed: ``failed`` is {run name: its
+    one-line error}; the message names each, after ``where`` (what was written of the rest).
+    Running the command again retries only the failed and unfinished runs."""
+
+    def __init__(self, failed, where):
+        self.failed = dict(failed)
+        super().__init__("\n".join([f"{len(failed)} run(s) failed; {where}:"] + [
+            f"  {name}: {error}" for name, error in failed.items()]))
+
+
 def one_line(text, limit=80):
     """``text`` (user input echoed in a message) on one line, cut to ``limit`` characters."""
     text = " ".join(str(text).split())
@@ -49,7 +61,7 @@ def one_line(text, limit=80):
 
 
 __all__ = ["TinymtlError", "ConfigError", "CheckpointError", "DataError", "InputError",
-           "DivergedError", "one_line"]
+           "DivergedError", "ArmsFailed", "Interrupted", "one_line"]
 
 
 class Interrupted(TinymtlError):

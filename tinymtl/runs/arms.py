@@ -69,32 +69,80 @@ def finished(arm):
     return finished_summary(pathlib.Path(arm.out), arm.config)
 
 
-def run_arm(arm, threads=1, progress=False):
+def plugin_modules(arms):
+    """The modules outside tinymtl whose plugins (``tinymtl.Plugin``) are registered here: a
+    worker imports them before its arm, so that a plugin of the user's own package is known
+    there too. A plugin an arm names that no worker could import (defined in a script or in a
+    function) is refused in one line."""
+    import importlib
+
+    from tinymtl.mtl.plugin import REGISTRY
+
+    foreign = [cls for kind in REGISTRY.values() for cls in kind.values()
+               if not cls.__module__.startswith("tinymtl")]
+    stranded = {cls.name: cls for cls in foreign
+                if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__}
+    named = set()
+
+    def methods_in(value):
+        if isinstance(value, dict):
+            if isinstance(value.get("method"), str):
+                named.add(value["method"])
+            for item in value.values():
+                methods_in(item)
+        elif isinstance(value, list):
+            for item in value:
+                methods_in(item)
+    for arm in arms:
+        methods_in(arm.config)
+    for name in sorted(named & set(stranded)):
+        where = stranded[name].__module__
+        raise ConfigError(f"plugin {name!r} is defined in {where} ({stranded[name].__qualname__})"
+                          f", which Dask workers cannot import; expected it in an importable "
+                          f"module, or --workers 0 to run the arms in this process")
+    modules = sorted({cls.__module__ for cls in foreign if cls.name not in stranded})
+    for module in modules:  # (fails here, once, if it cannot be imported)
+        importlib.import_module(module)
+    return modules
+
+
+def run_arm(arm, threads=1, progress=False, imports=()):
     """Run one arm to its end and return its summary: what a Dask worker is sent (so it is a
-    module-level function of plain arguments). Reuses a finished run, resumes a checkpointed
-    one; raises Interrupted if the run paused (Ctrl-C, a time budget)."""
+    module-level function of plain arguments). ``imports``: modules to import first (their
+    plugins register themselves). Reuses a finished run, resumes a checkpointed one; raises
+    Interrupted if the run paused (Ctrl-C, a time budget)."""
+    import importlib
+
+    import numpy as np
+
     from tinymtl import runs
+
+    for module in imports:
+        importlib.import_module(module)
 
     summary = finished(arm)
     if summary is not None:
         return summary
     out = pathlib.Path(arm.out)
-    with thread_limit(threads):
+    # (overflow and NaN are the trainer's to report, training.on_nonfinite, as in the CLI)
+    with thread_limit(threads), np.errstate(all="ignore"):
         summary = runs.run(arm.config, out, resume=(out / "checkpoint.h5").exists(),
                            progress=progress)
     if summary.get("complete") is False:
-        raise Interrupted(f"{arm.name}: paused at step {summary['step']} ({summary['stopped']})")
+        raise Interrupted(f"paused at step {summary['step']} ({summary['stopped']})")
     return summary
 
 
-def execute(arms, workers=None, scheduler=None, threads=1, progress=True):
+def execute(arms, workers=None, scheduler=None, threads=1, progress=True,
+            again="run the same command again"):
     """Run every arm; returns ({arm name: summary}, {arm name: its one-line error}).
 
     ``workers``: worker processes of a local Dask cluster (None: one per core, at most one per
     arm; 0: serially in this process). ``scheduler``: the address of an existing Dask cluster
     instead. Without Dask installed, arms run serially (with a note saying so) unless a
     scheduler was asked for. Ctrl-C: Interrupted, once the arms in flight are checkpointed (serial)
-    or their workers stopped (Dask: they resume from their last periodic checkpoint)."""
+    or their workers stopped (Dask: they resume from their last periodic checkpoint), saying
+    how to continue (``again``: e.g. "run the same command again")."""
     done = {}
     for arm in arms:
         summary = finished(arm)
@@ -104,7 +152,7 @@ def execute(arms, workers=None, scheduler=None, threads=1, progress=True):
     if not left:
         return done, {}
     if scheduler is None and workers == 0:
-        return _serial(left, done, threads, progress)
+        return _serial(left, done, threads, progress, again)
     try:
         import distributed  # noqa: F401
     except ImportError:
@@ -113,8 +161,8 @@ def execute(arms, workers=None, scheduler=None, threads=1, progress=True):
                               f"expected it ({DIST_HINT})") from None
         print(f"note: Dask is not installed ({DIST_HINT}); running the {len(left)} arms one "
               f"after another in this process", file=sys.stderr)
-        return _serial(left, done, threads, progress)
-    return _distributed(left, done, workers, scheduler, threads, progress, total=len(arms))
+        return _serial(left, done, threads, progress, again)
+    return _distributed(left, done, workers, scheduler, threads, progress, again, len(arms))
 
 
 def _one_line(error):
@@ -122,7 +170,7 @@ def _one_line(error):
     return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def _serial(arms, done, threads, progress):
+def _serial(arms, done, threads, progress, again):
     failed = {}
     counter = RunCounter(len(arms))
     for arm in arms:
@@ -130,9 +178,8 @@ def _serial(arms, done, threads, progress):
             try:
                 done[arm.name] = run_arm(arm, threads, progress)
             except Interrupted as error:
-                raise Interrupted(f"{error}; run the same command again to continue: finished "
-                                  f"arms are reused, this one resumes from its checkpoint") \
-                    from None
+                raise Interrupted(f"{arm.out}: {error}; {again} to continue: finished runs "
+                                  f"are reused, this one resumes from its checkpoint") from None
             except Exception as error:  # noqa: BLE001 (one arm's failure ends only that arm)
                 failed[arm.name] = _one_line(error)
                 print(f"arm {arm.name} failed: {failed[arm.name]}", file=sys.stderr)
@@ -155,14 +202,15 @@ def _cluster(workers, scheduler, arms):
     return Client(cluster), cluster
 
 
-def _distributed(arms, done, workers, scheduler, threads, progress, total):
+def _distributed(arms, done, workers, scheduler, threads, progress, again, total):
     from distributed import as_completed
 
+    imports = plugin_modules(arms)  # (before a cluster is started for nothing)
     client, cluster = _cluster(workers, scheduler, arms)
     failed = {}
     bar = ProgressBar(total, "arms", start=len(done), enabled=progress, unit="arm")
     try:
-        pending = {client.submit(run_arm, arm, threads, False, pure=False,
+        pending = {client.submit(run_arm, arm, threads, False, imports, pure=False,
                                  key=f"tinymtl-arm-{arm.name}-{time.time_ns()}"): arm
                    for arm in arms}
         keys = {future.key for future in pending}
@@ -171,8 +219,8 @@ def _distributed(arms, done, workers, scheduler, threads, progress, total):
             if interrupt.requested():
                 raise Interrupted(
                     f"sweep interrupted ({interrupt.requested()}): {len(done)} of {total} arms "
-                    f"finished; run the same command again to continue: finished arms are "
-                    f"reused, the others resume from their last checkpoints")
+                    f"finished; {again} to continue: finished arms are reused, the others "
+                    f"resume from their last checkpoints")
             finished_now = completed.next_batch(block=False)
             if not finished_now:
                 time.sleep(0.2)

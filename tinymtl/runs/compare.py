@@ -35,19 +35,19 @@ import pathlib
 
 import numpy as np
 
-from tinymtl import runs
-from tinymtl.errors import Interrupted
+from tinymtl.errors import ArmsFailed
 from tinymtl.files import write_text
 from tinymtl.report import plots, tables
 from tinymtl.runs import baselines
+from tinymtl.runs.arms import Arm, execute, thread_limit
 from tinymtl.runs.seeds import mean_std
 from tinymtl.runs.setup import load_tasks
-from tinymtl.train.config import ConfigError, merge, read_yaml, same_config, validate
+from tinymtl.train.config import ConfigError, merge, read_yaml, validate
 from tinymtl.train.metrics import task_summary
-from tinymtl.train.progress import RunCounter
 from tinymtl.train.task_kinds import TASK_KINDS
 
 COMPARE_KEYS = ("base", "seeds", "common", "strategies")
+THREADS = 1  # BLAS threads per arm and reference (runs.arms: the same bits serial or on Dask)
 
 
 def load(path, raw):
@@ -88,56 +88,47 @@ def load(path, raw):
             "strategies": configs}
 
 
-def _run_once(config, out, progress):
-    """One arm × seed; a finished run of exactly this config in ``out`` is reused and one
-    stopped half-way resumes from its checkpoint, so an interrupted comparison started again
-    continues where it stopped. Interrupted now (Ctrl-C): Interrupted, naming the arm."""
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("complete", True) and same_config(summary.get("config", {}), config):
-            return summary
-    summary = runs.run(config, out, progress=progress,
-                       resume=(out / "checkpoint.h5").exists())
-    if summary.get("complete") is False:
-        raise Interrupted(f"{out}: paused at step {summary['step']} ({summary['stopped']}); "
-                          f"run the comparison again to continue where it stopped")
-    return summary
-
-
 def delta_m(scores, reference, kinds):
     """Δm% of ``scores`` {task: M_t} against ``reference`` {task: M_t^single}."""
     terms = [TASK_KINDS[kinds[t]].gain(scores[t], reference[t]) / reference[t] for t in scores]
     return 100 * float(np.mean(terms))
 
 
-def run_comparison(comparison, out_dir=None, progress=True):
-    """Train every strategy × seed and the references; returns (and writes) the result."""
+def _run_arms(comparison, seeds, out, progress, workers, scheduler, **fixed):
+    """Every strategy × seed as the arms of a sweep (``runs.arms.execute``): {strategy: the
+    seeds' summaries}. Finished arms are reused, interrupted ones resume."""
+    arms = {(name, seed): Arm(f"{name}/seed_{seed}", dict(copy.deepcopy(config), seed=seed,
+                                                        **fixed),
+                              str(out / name / f"seed_{seed}"))
+            for name, config in comparison["strategies"].items() for seed in seeds}
+    done, failed = execute(list(arms.values()), workers, scheduler, THREADS, progress)
+    if failed:
+        raise ArmsFailed(failed, f"the finished arms are in {out}")
+    return {name: [done[arms[name, seed].name] for seed in seeds]
+            for name in comparison["strategies"]}
+
+
+def run_comparison(comparison, out_dir=None, progress=True, workers=None, scheduler=None):
+    """Train every strategy × seed and the references; returns (and writes) the result.
+    ``workers``/``scheduler``: where the arms run (``runs.arms.execute``)."""
     out = pathlib.Path(out_dir or pathlib.Path("runs") / comparison["name"])
     first = next(iter(comparison["strategies"].values()))
     seeds = [first["seed"] + k for k in range(comparison["seeds"])]
     if first["continual"]["stages"]:
-        return _run_continual(comparison, seeds, out, progress)
+        return _run_continual(comparison, seeds, out, progress, workers, scheduler)
     tasks = load_tasks(first)
     kinds = {t: d.kind for t, d in tasks.items()}
     scores = {t: f"test_{TASK_KINDS[k].score}" for t, k in kinds.items()}
-    arms = {}
-    counter = RunCounter(len(comparison["strategies"]) * len(seeds))
-    for name, config in comparison["strategies"].items():
-        arms[name] = []
-        for seed in seeds:
-            with counter.run(f"arm {name}, seed {seed}"):
-                arms[name].append(_run_once(dict(copy.deepcopy(config), seed=seed,
-                                                 baselines="none"),
-                                            out / name / f"seed_{seed}", progress))
+    arms = _run_arms(comparison, seeds, out, progress, workers, scheduler, baselines="none")
     references = []
     for k, seed in enumerate(seeds):  # each task alone, on the tokens the strategies fed it
         config = dict(copy.deepcopy(first), seed=seed)
         reference = {}
         for task, data in tasks.items():
             tokens = arms[next(iter(arms))][k]["tasks"][task]["tokens"]
-            _, history, counters, test = baselines.single_task(
-                config, task, data, 1, progress=progress, tokens=tokens)
+            with thread_limit(THREADS):  # (as the arms: the same bits wherever they ran)
+                _, history, counters, test = baselines.single_task(
+                    config, task, data, 1, progress=progress, tokens=tokens)
             reference[task] = dict(task_summary(history, task, data.kind, test), **counters)
         references.append(reference)
     result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
@@ -181,17 +172,13 @@ CONTINUAL_COLUMNS = ("average_accuracy", "backward_transfer", "forward_transfer"
                      "average_forgetting")
 
 
-def _run_continual(comparison, seeds, out, progress):
+def _run_continual(comparison, seeds, out, progress, workers, scheduler):
     """Every strategy × seed of a continual sequence, summarised by its accuracy matrix."""
     result = {"name": comparison["name"], "base": comparison["base"], "seeds": seeds,
               "continual": True, "strategies": {}}
-    counter = RunCounter(len(comparison["strategies"]) * len(seeds))
+    arms = _run_arms(comparison, seeds, out, progress, workers, scheduler)
     for name, config in comparison["strategies"].items():
-        summaries = []
-        for seed in seeds:
-            with counter.run(f"arm {name}, seed {seed}"):
-                summaries.append(_run_once(dict(copy.deepcopy(config), seed=seed),
-                                           out / name / f"seed_{seed}", progress))
+        summaries = arms[name]
         entry = {"config": {k: config["continual"][k] for k in ("method", "scenario")},
                  "wall_seconds": mean_std([s["wall_seconds"] for s in summaries])}
         for column in CONTINUAL_COLUMNS:

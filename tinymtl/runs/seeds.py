@@ -22,12 +22,11 @@ import math
 
 import numpy as np
 
-from tinymtl import runs
-from tinymtl.errors import Interrupted
+from tinymtl.errors import ArmsFailed
 from tinymtl.files import write_text
 from tinymtl.report import tables
+from tinymtl.runs.arms import Arm, execute
 from tinymtl.runs.setup import run_folder
-from tinymtl.train.progress import RunCounter
 from tinymtl.train.task_kinds import TASK_KINDS
 
 LABELS = ("genuine transfer", "exposure only", "negative transfer", "undetermined")
@@ -88,22 +87,23 @@ def summarise_continual(summaries):
             else mean_std([s["continual"][c] for s in summaries]) for c in columns}
 
 
-def run_seeds(config, count, out_dir=None, progress=True):
-    """Run ``config`` under ``count`` consecutive seeds; returns (and writes) the summary."""
+def run_seeds(config, count, out_dir=None, progress=True, workers=None, scheduler=None,
+              threads=1):
+    """Run ``config`` under ``count`` consecutive seeds, as the arms of a sweep
+    (``runs.arms.execute``: on Dask or serially, ``threads`` BLAS threads each; finished seeds
+    reused, interrupted ones resumed); returns (and writes) the summary."""
     out = run_folder(config, out_dir)
     seeds = [config["seed"] + k for k in range(count)]
-    summaries = []
-    counter = RunCounter(len(seeds))
-    for seed in seeds:
-        with counter.run(f"seed {seed}"):
-            summaries.append(runs.run(dict(copy.deepcopy(config), seed=seed),
-                                      out / f"seed_{seed}", progress=progress))
-        if summaries[-1].get("complete") is False:  # interrupted (Ctrl-C): checkpointed
-            raise Interrupted(f"{out / f'seed_{seed}'}: paused at step {summaries[-1]['step']} "
-                              f"({summaries[-1]['stopped']}); continue it with "
-                              f"{summaries[-1]['resume']}, then the seeds after it")
+    arms = [Arm(f"seed_{seed}", dict(copy.deepcopy(config), seed=seed), str(out / f"seed_{seed}"))
+            for seed in seeds]
+    done, failed = execute(arms, workers, scheduler, threads, progress,
+                           again="run the same command again with --resume")
+    if failed:
+        raise ArmsFailed(failed, f"the others are in {out}")
+    summaries = [done[arm.name] for arm in arms]
     result = {"config": config, "seeds": seeds, "baseline": config["baselines"],
-              "tasks": summarise(summaries), "continual": summarise_continual(summaries),
+              "threads": threads, "tasks": summarise(summaries),
+              "continual": summarise_continual(summaries),
               "wall_seconds": round(sum(s["wall_seconds"] for s in summaries), 3)}
     write_text(out / "seeds.json", json.dumps(result, indent=2))
     write_text(out / "seeds.md", tables.seeds(result) + "\n")

@@ -38,7 +38,7 @@ import json
 import pathlib
 import time
 
-from tinymtl.errors import TinymtlError
+from tinymtl.errors import ArmsFailed
 from tinymtl.files import write_text
 from tinymtl.report import plots, tables
 from tinymtl.runs.arms import Arm, execute
@@ -271,20 +271,8 @@ def run_sweep(sweep, out_dir=None, workers=None, scheduler=None, progress=True):
     write_text(out / "sweep.md", tables.sweep(result) + "\n")
     plots.sweep(result, out / "sweep.png")
     if failed:
-        raise SweepFailed(result, out)
+        raise ArmsFailed(failed, f"the results of the others are in {out / 'sweep.md'}")
     return result
 
 
-class SweepFailed(TinymtlError):
-    """Some arms failed (each with its one-line error in ``result["failed"]``); the others'
-    results are written. Running the sweep again retries only the failed and unfinished."""
-
-    def __init__(self, result, out):
-        self.result = result
-        lines = [f"{len(result['failed'])} arm(s) failed (results of the others in "
-                 f"{out / 'sweep.md'}):"] + [f"  {name}: {error}" for name, error in
-                                              result["failed"].items()]
-        super().__init__("\n".join(lines))
-
-
-__all__ = ["load", "run_sweep", "SweepFailed"]
+__all__ = ["load", "run_sweep"]
