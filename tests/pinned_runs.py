@@ -87,8 +87,8 @@ def arms():
     import yaml
 
     for path in sorted(EXAMPLES.glob("*.yaml")):
-        if {"compare", "pretraining"} & set(yaml.safe_load(path.read_text())):
-            continue  # comparisons are runs of these configs with other settings (below);
+        if {"compare", "sweep", "pretraining"} & set(yaml.safe_load(path.read_text())):
+            continue  # comparisons and sweeps are runs of these configs with other settings;
             # pretraining has its own determinism tests (tests/test_pretrain.py)
         if "molecules" in path.read_text() and not environment()["rdkit"]:
             continue  # (without RDKit the environment differs: the test skips)

@@ -186,7 +186,8 @@ def test_a_two_stage_run_resumes_without_pretraining_again(fake_molecules, tmp_p
     assert invoke("run", config, "--out", out, "--quiet").exit_code == 0
     whole = checkpoint.load(out / "checkpoint.h5")["model_state"]
     # interrupted in fine-tuning after step 3, the pretraining stage finished
-    shutil.copy(out / "checkpoints" / "multitask_step_000000003.h5", out / "checkpoint.h5")
+    (kept,) = (out / "checkpoints").glob("*_step_000000003.h5")  # (single-task_step_...)
+    shutil.copy(kept, out / "checkpoint.h5")
     stage = [(p, p.stat().st_mtime_ns) for p in (out / "pretraining").rglob("*")]
     result = invoke("run", config, "--out", out, "--resume", "--quiet")
     assert result.exit_code == 0, result.output

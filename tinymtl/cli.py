@@ -1,4 +1,4 @@
-"""The ``tinymtl`` command line (click): run | pretrain | check | eval | predict | inspect |
+"""The ``tinymtl`` command line (click): run | sweep | pretrain | check | eval | predict | inspect |
 diagnose | export-private | data fetch | methods.
 
 Errors a user can cause (a bad config, a missing checkpoint, an unknown task, an unreadable
@@ -149,7 +149,7 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, over
 
     raw = config_module.read_yaml(config_path)
     overrides = _shortcuts(raw, overrides, steps, device)
-    if (workers is not None or scheduler) and "compare" not in raw and seeds == 1:
+    if (workers is not None or scheduler) and not {"compare", "sweep"} & set(raw) and seeds == 1:
         _fail("--workers and --scheduler place the runs of --seeds or a comparison; one run "
               "runs here (tinymtl sweep runs grids)", 2)
     if smoke:
@@ -157,6 +157,11 @@ def run(config_path, out_dir, seed, overrides, seeds, resume, smoke, quiet, over
             _fail("--smoke runs a shrunk copy of the config once (and resumes it itself); "
                   "expected no --resume or --seeds with it", 2)
         return _smoke(config_path, raw, out_dir, overrides, seed, quiet)
+    if "sweep" in raw:
+        if seed is not None or seeds > 1 or overrides or resume:
+            _fail("a sweep file sets its own seeds and overrides; expected no --seed, --seeds, "
+                  "--set or --resume (running it again continues it)", 2)
+        return _sweep(config_path, raw, (), None, None, None, out_dir, workers, scheduler, quiet)
     if "compare" in raw:
         if seed is not None or seeds > 1 or overrides:
             _fail("a comparison file sets its own seeds and overrides; --seed, --seeds and "
@@ -271,12 +276,17 @@ def sweep(config_path, grid, seeds, select, threads, out_dir, workers, scheduler
     config with --grid and --seeds. Running it again continues it: finished arms are reused,
     interrupted ones resume from their checkpoints. Results: sweep.json, sweep.md, sweep.png,
     the best variant chosen on validation."""
+    from tinymtl.train import config as config_module
+
+    _sweep(config_path, config_module.read_yaml(config_path), grid, seeds, select, threads,
+           out_dir, workers, scheduler, quiet)
+
+
+def _sweep(config_path, raw, grid, seeds, select, threads, out_dir, workers, scheduler, quiet):
     from tinymtl.report import tables
     from tinymtl.runs import sweep as sweeps
-    from tinymtl.train import config as config_module
     from tinymtl.train import interrupt
 
-    raw = config_module.read_yaml(config_path)
     if "sweep" in raw and (select or threads):
         _fail("a sweep file sets its own select and threads; expected no --select or "
               "--threads", 2)
@@ -384,6 +394,16 @@ def _smoke(config_path, raw, out_dir, overrides, seed, quiet):
         comparison = compare.load(config_path, raw)
         out = pathlib.Path(out_dir or pathlib.Path("runs") / f"{comparison['name']}_smoke")
         reports = smoke.run_comparison(comparison, out, progress=not quiet)
+    elif "sweep" in raw:  # each arm once, at its first grid point (every variant validated)
+        from tinymtl.runs import sweep as sweeps
+
+        loaded = sweeps.load(config_path, raw)
+        out = pathlib.Path(out_dir or pathlib.Path("runs") / f"{loaded['name']}_smoke")
+        firsts = {}
+        for variant, entry in loaded["variants"].items():
+            firsts.setdefault(entry["arm"], variant)
+        reports = {variant: smoke.run(loaded["variants"][variant]["config"], out / variant,
+                                      not quiet) for variant in firsts.values()}
     else:
         config = config_module.load(config_path, raw, overrides)
         if seed is not None:

@@ -261,16 +261,27 @@ def sweep(result):
         return f"{display['sign'] * display['scale'] * mean:.{digits}f} ± " \
                f"{display['scale'] * std:.{digits}f}"
 
+    names = {"backward_transfer": "BWT", "forward_transfer": "FWT",
+             "average_forgetting": "forgetting"}  # (continual sweeps: in points)
+    extras = [c for c in names if any(c in row for row in result["variants"].values())]
+
+    def points(value):
+        return "-" if value is None else f"{100 * value[0]:+.2f} ± {100 * value[1]:.2f}"
+
     lines = [f"sweep {result['name']}: {result['scored']} ({display['label']}), mean ± std over "
              f"seeds {', '.join(map(str, result['seeds']))}; chosen on validation "
-             f"(* best of its arm, ** best overall), test reported", "",
-             "| variant | valid | test | seeds done | wall s |", "|---|---|---|---|---|"]
+             f"(* best of its arm, ** best overall), test reported"
+             + ("; BWT, FWT and forgetting on test, in points" if extras else ""), "",
+             "| variant | valid | test | " + "".join(f"{names[c]} | " for c in extras)
+             + "seeds done | wall s |",
+             "|---|---|---|" + "---|" * len(extras) + "---|---|"]
     for variant, row in result["variants"].items():
         mark = "**" if variant == result["chosen_on_valid"] else \
             "*" if variant in result["chosen_per_arm"].values() else ""
         wall = "-" if row["wall_seconds"] is None else f"{row['wall_seconds'][0]:.0f}"
         lines.append(f"| {variant}{mark} | {show(row['valid'])} | {show(row['test'])} | "
-                     f"{len(row['runs'])}/{len(result['seeds'])} | {wall} |")
+                     + "".join(f"{points(row.get(c))} | " for c in extras)
+                     + f"{len(row['runs'])}/{len(result['seeds'])} | {wall} |")
     for name, error in result["failed"].items():
         lines.append(f"\nfailed: {name}: {error}")
     return "\n".join(lines)

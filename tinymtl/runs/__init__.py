@@ -6,6 +6,7 @@ all of them):
     baselines     each task alone (same steps or same tokens), and linear models
     seeds         one config under several seeds, transfer against seed noise
     compare       one base config under several strategies × seeds
+    sweep         a grid of arms × seeds (arms: how many runs are run, serially or on Dask)
     diagnostics   why is one task hard? (confusions, probes, label ambiguity)
     pretrain      a graph encoder pretrained without labels (GraphCL), for fine-tuning to load
 """

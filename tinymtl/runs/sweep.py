@@ -49,6 +49,7 @@ from tinymtl.train.config import (ConfigError, config_differences, load_yaml, me
 from tinymtl.train.task_kinds import TASK_KINDS
 
 SWEEP_KEYS = ("base", "seeds", "common", "arms", "grid", "select", "threads")
+CONTINUAL_EXTRAS = ("backward_transfer", "forward_transfer", "average_forgetting")
 
 
 def _nested(key, value):
@@ -233,9 +234,12 @@ def summarise(sweep, kinds, summaries, failed, out):
                 runs[str(seed)] = {"dir": str(out / variant / f"seed_{seed}"),
                                    "valid": score(s, "valid"), "test": score(s, "test"),
                                    "wall_seconds": s.get("wall_seconds")}
+                if "continual" in s:  # the accuracy matrix's other summaries, on test
+                    runs[str(seed)].update({c: s["continual"].get(c) for c in CONTINUAL_EXTRAS})
         row = {"arm": entry["arm"], "point": entry["point"], "runs": runs}
         complete = len(runs) == len(sweep["seeds"])
-        for split in ("valid", "test"):
+        for split in ("valid", "test") + (CONTINUAL_EXTRAS if first["continual"]["stages"]
+                                          else ()):
             values = [r[split] for r in runs.values()]
             row[split] = mean_std(values) if complete and None not in values else None
         row["wall_seconds"] = mean_std([r["wall_seconds"] for r in runs.values()]) \
