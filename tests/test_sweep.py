@@ -247,3 +247,34 @@ def test_a_plugin_workers_cannot_import_is_refused_before_any_worker_starts(tmp_
         assert not (tmp_path / "a").exists()
     finally:
         del P.REGISTRY["callback"][Local.name]
+
+
+def test_ctrl_c_stops_a_distributed_sweep_and_the_same_command_continues_it(tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C in a terminal sends: the sweep and its
+    workers): exit 130 with how to continue; running the command again finishes every arm,
+    on the weights of an uninterrupted serial sweep."""
+    import subprocess
+    import sys
+
+    path = sweep_file(tmp_path, seeds=1, steps=300, checkpoint_every=20, eval_every=100)
+    env = dict(os.environ, TINYMTL_DATA_DIR=str(tmp_path / "data"))
+    command = [sys.executable, "-m", "tinymtl.cli", "sweep", str(path), "--out",
+               str(tmp_path / "dask"), "--workers", "2", "--quiet"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "dask").glob("*/**/checkpoint.h5")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "run the same command again to continue" in output
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    serial = subprocess.run(command[:6] + [str(tmp_path / "serial"), "--workers", "0",
+                                           "--quiet"], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert serial.returncode == 0, serial.stderr
+    for arm in sweeps.arms_of(load(path), tmp_path / "dask"):
+        assert_same_weights(arm.out, arm.out.replace(str(tmp_path / "dask"),
+                                                     str(tmp_path / "serial")))
