@@ -17,7 +17,7 @@ from tinymtl.options import ConfigError
 from tinymtl.train import config as config_module
 
 EXAMPLES = sorted(p for p in (pathlib.Path(__file__).resolve().parent.parent / "examples")
-                  .glob("*.yaml") if "compare" not in yaml.safe_load(p.read_text()))
+                  .glob("*.yaml") if not {"compare", "sweep"} & set(yaml.safe_load(p.read_text())))
 ODD_VALUES = [None, True, False, 0, -1, 10 ** 12, -(10 ** 12), 0.5, -0.5, math.nan, math.inf,
               -math.inf, "", "x" * 300, "1e-3", [], [1, "a"], {}, {"method": "nope"},
               {"a": {"b": {"c": 1}}}, ["tasks"], 2 ** 63]

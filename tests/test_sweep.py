@@ -278,3 +278,16 @@ def test_ctrl_c_stops_a_distributed_sweep_and_the_same_command_continues_it(tmp_
     for arm in sweeps.arms_of(load(path), tmp_path / "dask"):
         assert_same_weights(arm.out, arm.out.replace(str(tmp_path / "dask"),
                                                      str(tmp_path / "serial")))
+
+
+def test_check_validates_every_variant_of_a_sweep_file(tmp_path):
+    path = sweep_file(tmp_path)
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"{path}: a valid sweep file: 3 variants × 2 seeds = 6 runs"
+    raw = yaml.safe_load(path.read_text())
+    raw["sweep"]["arms"]["uncertainty"]["grid"] = {"training.lr": [0.01, -1]}
+    path.write_text(yaml.safe_dump(raw))
+    refused = CliRunner().invoke(main, ["check", str(path)])
+    assert refused.exit_code == 2 and "uncertainty/lr=-1" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1

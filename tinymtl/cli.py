@@ -374,6 +374,14 @@ def check(config_path, overrides):
         compare.load(config_path, raw)
         click.echo(f"{config_path}: a valid comparison file")
         return
+    if "sweep" in raw:
+        from tinymtl.runs import sweep as sweeps
+
+        loaded = sweeps.load(config_path, raw)  # (every variant's config validated)
+        click.echo(f"{config_path}: a valid sweep file: {len(loaded['variants'])} variants × "
+                   f"{len(loaded['seeds'])} seeds = "
+                   f"{len(loaded['variants']) * len(loaded['seeds'])} runs")
+        return
     config = config_module.load(config_path, raw, overrides)
     if "pretraining" in config:
         click.echo(f"{config_path}: a valid pretraining config")

@@ -41,8 +41,9 @@ from tinymtl.report import plots, tables
 from tinymtl.runs import baselines
 from tinymtl.runs.arms import Arm, execute, thread_limit
 from tinymtl.runs.seeds import mean_std
+from tinymtl.runs.sweep import read_base
 from tinymtl.runs.setup import load_tasks
-from tinymtl.train.config import ConfigError, merge, read_yaml, validate
+from tinymtl.train.config import ConfigError, merge, validate
 from tinymtl.train.metrics import task_summary
 from tinymtl.train.task_kinds import TASK_KINDS
 
@@ -69,12 +70,7 @@ def load(path, raw):
     if not isinstance(strategies, dict) or not strategies:
         raise ConfigError(f"{where}.strategies: expected a mapping of at least one strategy "
                           f"name to its overrides")
-    if not isinstance(spec.get("base"), str):
-        raise ConfigError(f"{where}.base: expected the path of a run config")
-    base_path = path.parent / spec["base"]
-    if not base_path.is_file():
-        raise ConfigError(f"{where}.base = {spec['base']!r}: no such file {base_path}")
-    base = read_yaml(base_path)
+    base_path, base = read_base(path, spec, where)
     common = spec.get("common") or {}
     configs = {}
     for name, overrides in strategies.items():

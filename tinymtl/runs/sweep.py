@@ -91,6 +91,17 @@ def _seeds(value, base_seed, where):
     return [base_seed + k for k in range(value)]
 
 
+def read_base(path, spec, where):
+    """(path, raw mapping) of the run config a multi-run file names as ``base`` (relative to
+    that file, ``path``), refused in one line if there is none."""
+    if not isinstance(spec.get("base"), str):
+        raise ConfigError(f"{where}.base: expected the path of a run config")
+    base_path = pathlib.Path(path).parent / spec["base"]
+    if not base_path.is_file():
+        raise ConfigError(f"{where}.base = {spec['base']!r}: no such file {base_path}")
+    return base_path, read_yaml(base_path)
+
+
 def load(path, raw, grid=(), seeds=None, threads=None):
     """The checked sweep of a sweep file, or of a run config with ``grid`` ("key=v1,v2"
     strings) and ``seeds`` (a count) given as flags: {name, base, seeds, threads, select,
@@ -107,12 +118,7 @@ def load(path, raw, grid=(), seeds=None, threads=None):
         if unknown:
             raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a sweep file has name and "
                               f"sweep ({', '.join(SWEEP_KEYS)})")
-        if not isinstance(spec.get("base"), str):
-            raise ConfigError(f"{where}.base: expected the path of a run config")
-        base_path = path.parent / spec["base"]
-        if not base_path.is_file():
-            raise ConfigError(f"{where}.base = {spec['base']!r}: no such file {base_path}")
-        base = read_yaml(base_path)
+        base_path, base = read_base(path, spec, where)
     else:
         spec, where, base_path, base = {"threads": threads}, f"{path}", path, raw
         spec["grid"] = {}
