@@ -95,7 +95,7 @@ def main():
     args = parser.parse_args()
     sweep = the_sweep(args.steps)
     workers = os.cpu_count()
-    results, walls = {}, {}
+    results, arms_of_way = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         folder = pathlib.Path(folder)
         sweeps.load_tasks(next(iter(sweep["variants"].values()))["config"])  # data cached first
@@ -104,7 +104,7 @@ def main():
                           ("LocalCluster", {"workers": workers, "threads": 1})):
             arms = sweeps.arms_of(sweep, folder / name.replace(", ", "_").replace(" ", "_"))
             wall, done = timed(arms, **how)
-            walls[name] = arms
+            arms_of_way[name] = arms
             busy = sum(s["wall_seconds"] for s in done.values())
             results[name] = {"wall_seconds": round(wall, 2), "arms": len(arms),
                              "arms_per_hour": round(3600 * len(arms) / wall, 1),
@@ -116,7 +116,7 @@ def main():
             all(np.array_equal(a, b) for a, b in zip(
                 checkpoint.load(pathlib.Path(x.out) / "checkpoint.h5")["model_state"].values(),
                 checkpoint.load(pathlib.Path(y.out) / "checkpoint.h5")["model_state"].values()))
-            for x, y in zip(walls["serial, 1 thread"], walls["LocalCluster"]))
+            for x, y in zip(arms_of_way["serial, 1 thread"], arms_of_way["LocalCluster"]))
     start_seconds, task_ms = empty_task_round_trip()
     dask = results["LocalCluster"]
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "steps": args.steps,

@@ -110,6 +110,10 @@ def test_grid_flags_on_a_run_config(tmp_path, data_dir):
     assert "| lr=0.01" in result.output and (tmp_path / "s" / "sweep.png").exists()
     refused = CliRunner().invoke(main, ["sweep", str(path), "--grid", "training.lr"])
     assert refused.exit_code == 2 and "expected KEY=V1,V2" in refused.output
+    unknown = CliRunner().invoke(main, ["sweep", str(path), "--grid", "training.lr=0.1",
+                                        "--select", "reading"])
+    assert unknown.exit_code == 2 and "select = 'reading': expected one of" in unknown.output
+    assert len(unknown.output.strip().splitlines()) == 1
 
 
 def test_distributed_arms_end_bitwise_equal_to_serial_arms(tmp_path, data_dir):

@@ -254,6 +254,7 @@ def _inspect_hint(out, config):
         lines.append(f"  ask it:          tinymtl predict {checkpoint} --task {task} \"TEXT\"")
     click.echo("\n".join(lines))
 
+
 @main.command()
 @click.argument("config_path", metavar="SWEEP", type=click.Path(dir_okay=False))
 @click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
@@ -290,9 +291,7 @@ def _sweep(config_path, raw, grid, seeds, select, threads, out_dir, workers, sch
     if "sweep" in raw and (select or threads):
         _fail("a sweep file sets its own select and threads; expected no --select or "
               "--threads", 2)
-    loaded = sweeps.load(config_path, raw, grid, seeds, threads)
-    if select:
-        loaded["select"] = select
+    loaded = sweeps.load(config_path, raw, grid, seeds, threads, select)
     with _naming(config_path), interrupt.handled():
         result = sweeps.run_sweep(loaded, out_dir, workers, scheduler, progress=not quiet)
     click.echo(tables.sweep(result))

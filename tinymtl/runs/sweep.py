@@ -45,18 +45,11 @@ from tinymtl.runs.arms import Arm, execute
 from tinymtl.runs.seeds import mean_std
 from tinymtl.runs.setup import load_tasks, run_folder
 from tinymtl.train.config import (ConfigError, config_differences, load_yaml, merge,
-                                  read_yaml, validate)
+                                  read_yaml, set_key, validate)
 from tinymtl.train.task_kinds import TASK_KINDS
 
 SWEEP_KEYS = ("base", "seeds", "common", "arms", "grid", "select", "threads")
 CONTINUAL_EXTRAS = ("backward_transfer", "forward_transfer", "average_forgetting")
-
-
-def _nested(key, value):
-    """``{"a": {"b": value}}`` for the dotted key "a.b"."""
-    for section in reversed(key.split(".")):
-        value = {section: value}
-    return value
 
 
 def _grid(grid, where):
@@ -102,10 +95,10 @@ def read_base(path, spec, where):
     return base_path, read_yaml(base_path)
 
 
-def load(path, raw, grid=(), seeds=None, threads=None):
+def load(path, raw, grid=(), seeds=None, threads=None, select=None):
     """The checked sweep of a sweep file, or of a run config with ``grid`` ("key=v1,v2"
-    strings) and ``seeds`` (a count) given as flags: {name, base, seeds, threads, select,
-    variants: {name: {"arm", "point", "config"}}}."""
+    strings), ``seeds`` (a count), ``threads`` and ``select`` given as flags: {name, base,
+    seeds, threads, select, variants: {name: {"arm", "point", "config"}}}."""
     path = pathlib.Path(path)
     if "sweep" in raw:
         if grid or seeds is not None:
@@ -120,7 +113,8 @@ def load(path, raw, grid=(), seeds=None, threads=None):
                               f"sweep ({', '.join(SWEEP_KEYS)})")
         base_path, base = read_base(path, spec, where)
     else:
-        spec, where, base_path, base = {"threads": threads}, f"{path}", path, raw
+        spec, where, base_path, base = {"threads": threads, "select": select}, f"{path}", \
+            path, raw
         spec["grid"] = {}
         for item in grid:
             key, sep, text = item.partition("=")
@@ -152,7 +146,7 @@ def load(path, raw, grid=(), seeds=None, threads=None):
             variant = "/".join(p for p in (str(arm), _point_name(point)) if p) or name
             raw_config = merge(merge(base, common), overrides)
             for key, value in point.items():
-                raw_config = merge(raw_config, _nested(key, value))
+                set_key(raw_config, key, value, f"{where}: {variant}: grid key {key!r}")
             config = validate(raw_config, f"{where}: {variant} (on {base_path})")
             config["name"] = f"{name}/{variant}"
             variants[variant] = {"arm": str(arm), "point": point, "config": config}
@@ -191,13 +185,14 @@ def check_directory(arms):
 
 
 def scorer(config, kinds, select=None):
-    """(what is scored, f(summary, split) -> the score, oriented so that higher is better).
-    ``kinds``: {task: kind} of the base's tasks (from its data)."""
+    """(what is scored, how it is shown, f(summary, split) -> the score, oriented so that
+    higher is better). ``kinds``: {task: kind} of the base's tasks (from its data)."""
     if config["continual"]["stages"]:
         def continual(summary, split):
             block = summary["continual"] if split == "test" else summary["continual"].get("valid")
             return None if block is None else block["average_accuracy"]
-        return "average accuracy (ACC)", continual
+        return "average accuracy (ACC)", {"label": "ACC %", "scale": 100, "sign": 1,
+                                          "decimals": 2}, continual
     tasks = [select] if select else list(kinds)
     if len({kinds[t] for t in tasks}) > 1:
         raise ConfigError(f"sweep: tasks {', '.join(tasks)} are of different kinds; expected "
@@ -212,22 +207,19 @@ def scorer(config, kinds, select=None):
                 return None
             values.append(value if kind.higher_is_better else -value)
         return sum(values) / len(values)
-    what = f"{select}'s {TASK_KINDS[kinds[select]].description}" if select else \
-        f"mean {TASK_KINDS[kinds[tasks[0]]].description} over the tasks"
-    return what, multitask
+    kind = TASK_KINDS[kinds[tasks[0]]]
+    what = f"{select}'s {kind.description}" if select else \
+        f"mean {kind.description} over the tasks"
+    display = {"label": kind.label, "scale": kind.scale, "decimals": kind.mean_decimals,
+               "sign": 1 if kind.higher_is_better else -1}  # (scores: higher is better)
+    return what, display, multitask
 
 
 def summarise(sweep, kinds, summaries, failed, out):
     """The sweep's result: per variant its seeds' validation and test scores (mean ± std), the
     best variant per arm and overall, chosen on validation."""
     first = next(iter(sweep["variants"].values()))["config"]
-    what, score = scorer(first, kinds, sweep["select"])
-    if first["continual"]["stages"]:
-        display = {"label": "ACC %", "scale": 100, "sign": 1, "decimals": 2}
-    else:
-        kind = TASK_KINDS[kinds[sweep["select"] or next(iter(kinds))]]
-        display = {"label": kind.label, "scale": kind.scale, "decimals": kind.mean_decimals,
-                   "sign": 1 if kind.higher_is_better else -1}  # (scores: higher is better)
+    what, display, score = scorer(first, kinds, sweep["select"])
     result = {"name": sweep["name"], "base": sweep["base"], "seeds": sweep["seeds"],
               "threads": sweep["threads"], "scored": what, "display": display,
               "variants": {}, "failed": failed}

@@ -621,14 +621,20 @@ def apply_overrides(raw, overrides):
             value = load_yaml(text)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
-        *sections, last = key.split(".")
-        target = raw
-        for section in sections:
-            target = target.setdefault(section, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"--set {item!r}: {section!r} is not a section")
-        target[last] = value
+        set_key(raw, key, value, f"--set {item!r}")
     return raw
+
+
+def set_key(raw, key, value, where):
+    """Set the dotted ``key`` (e.g. ``training.lr``) of the mapping ``raw`` to ``value``,
+    creating sections as needed; a key through a value that is not a section is refused."""
+    *sections, last = key.split(".")
+    target = raw
+    for section in sections:
+        target = target.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{where}: {section!r} is not a section")
+    target[last] = value
 
 
 def load(path, raw=None, overrides=()):
