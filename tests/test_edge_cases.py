@@ -90,7 +90,8 @@ def test_a_pooling_window_wholly_in_the_padding(kernels):
     y, argmax = module.max_pool2d_forward(x, *(geometry[k] for k in (
         "kernel", "stride", "padding", "dilation", "out_size")))
     assert np.all(np.isneginf(y)) and np.all(argmax == -1)  # height 1: both taps in padding
-    assert not module.max_pool2d_backward(np.ones_like(y), argmax, (1, 4)).any()
+    window = [geometry[k] for k in ("kernel", "stride", "padding", "dilation")]
+    assert not module.max_pool2d_backward(np.ones_like(y), argmax, (1, 4), *window).any()
 
 
 def test_pooling_padding_is_checked_against_the_dilated_kernel():

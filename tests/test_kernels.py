@@ -31,10 +31,11 @@ GEOMETRIES = [  # kernel, stride, padding, dilation
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-def test_image_kernels_match_reference(device, geometry, layout):
+@pytest.mark.parametrize("channels", [3, 6])  # the few-channel im2col copy and the general one
+def test_image_kernels_match_reference(device, geometry, layout, channels):
     kernel, stride, padding, dilation = geometry
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 3, 8, 7)).astype(np.float32)
+    x = rng.standard_normal((2, channels, 8, 7)).astype(np.float32)
     if layout == "channels_last":  # the same values, stored (N, H, W, C)
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     out_size = conv_output_size((8, 7), kernel, stride, padding, dilation)
@@ -54,7 +55,8 @@ def test_image_kernels_match_reference(device, geometry, layout):
         np.testing.assert_array_equal(to_numpy(argmax), rargmax)
         g = rng.standard_normal(ry.shape).astype(np.float32)
         np.testing.assert_allclose(
-            to_numpy(K.max_pool2d_backward(to_device(g, device), argmax, (8, 7))),
+            to_numpy(K.max_pool2d_backward(to_device(g, device), argmax, (8, 7), kernel, stride,
+                                           padding, dilation)),
             numpy_ref.max_pool2d_backward(g, rargmax, (8, 7)), rtol=1e-6)
 
 
@@ -68,6 +70,15 @@ def test_rowwise_and_elementwise_kernels_match_reference(device, dtype):
                                numpy_ref.log_softmax(x), rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(to_numpy(K.erf(to_device(x / 30, device))),
                                numpy_ref.erf(x / 30), rtol=1e-6, atol=1e-7)
+    relu_in = to_device(np.concatenate([x, [[np.nan, -np.nan, np.inf, -np.inf, 0, 1, -1]]]),
+                        device)
+    out = K.relu(relu_in)
+    np.testing.assert_array_equal(to_numpy(out), numpy_ref.relu(to_numpy(relu_in)))
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    grad[0, :3] = np.nan
+    np.testing.assert_array_equal(
+        to_numpy(K.relu_backward(to_device(grad, device), out)),
+        numpy_ref.relu_backward(grad, to_numpy(out)))  # NaN, signs of zero included
     target = np.zeros((4, 3), dtype)
     index = np.array([0, 2, 0, 3])
     values = rng.standard_normal((4, 3)).astype(dtype)

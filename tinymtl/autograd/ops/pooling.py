@@ -35,7 +35,8 @@ class MaxPool2d(Function):
 
     def backward(ctx, grad):
         (argmax,) = ctx.saved_tensors
-        return kernels_for(grad).max_pool2d_backward(grad, argmax, ctx.image_size)
+        return kernels_for(grad).max_pool2d_backward(grad, argmax, ctx.image_size, ctx.kernel,
+                                                     ctx.stride, ctx.padding, ctx.dilation)
 
 
 class AvgPool2d(Function):

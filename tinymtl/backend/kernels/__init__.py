@@ -5,7 +5,8 @@
 ``cupy_gpu``   the GPU implementation (CuPy kernels compiled once at import)
 
 Ops never branch on the device: they ask ``kernels_for(array)`` for the module and call it.
-Every module provides: im2col, col2im, max_pool2d_forward, max_pool2d_backward, log_softmax,
+Every module provides: im2col, col2im, max_pool2d_forward, max_pool2d_backward, relu,
+relu_backward, log_softmax,
 adam_update, scatter_add, segment_max, segment_softmax, segment_softmax_backward, erf.
 """
 
@@ -14,7 +15,8 @@ import numpy as np
 from tinymtl.backend.kernels import numba_cpu, numpy_ref
 
 KERNEL_NAMES = (
-    "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "log_softmax",
+    "im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward", "relu", "relu_backward",
+    "log_softmax",
     "adam_update", "scatter_add", "segment_max", "segment_softmax", "segment_softmax_backward",
     "erf",
 )
@@ -22,7 +24,7 @@ KERNEL_NAMES = (
 
 def kernels_for(array):
     """The kernel module that runs on ``array``'s device."""
-    if isinstance(array, np.ndarray):
+    if isinstance(array, (np.ndarray, np.generic)):  # (a 0-d result may be a NumPy scalar)
         return numba_cpu
     from tinymtl.backend.kernels import cupy_gpu
 

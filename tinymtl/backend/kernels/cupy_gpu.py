@@ -121,7 +121,8 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     return y, argmax
 
 
-def max_pool2d_backward(grad_y, argmax, image_size):
+def max_pool2d_backward(grad_y, argmax, image_size, kernel=None, stride=None, padding=None,
+                        dilation=None):
     n, c = grad_y.shape[:2]
     h, w = image_size
     grad_x = cupy.zeros((n * c, h * w), dtype=grad_y.dtype)
@@ -130,6 +131,18 @@ def max_pool2d_backward(grad_y, argmax, image_size):
     cupyx.scatter_add(grad_x, (rows[found], argmax.reshape(-1)[found]),
                       grad_y.reshape(-1)[found])
     return grad_x.reshape(n, c, h, w)
+
+
+def relu(a):
+    return cupy.maximum(a, 0)
+
+
+_relu_backward = cupy.ElementwiseKernel(
+    "T grad, T out", "T y", "y = grad * (out > 0 ? (T)1 : (T)0)", "tinymtl_relu_backward")
+
+
+def relu_backward(grad, out):
+    return _relu_backward(grad, out)
 
 
 def log_softmax(x):

@@ -47,11 +47,48 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, col):
                         col[n, y, xo, i, j, c] = x[n, row, column, c] if inside else 0
 
 
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _im2col_few_channels(x, kh, kw, sh, sw, ph, pw, dh, dw, col):
+    """The same copy for images of few channels (a first layer: 1 or 3), where the loop over
+    channels above is too short to pay: a kernel row's KW·C values are adjacent in both x and
+    col, so where the row lies wholly inside the image they are copied as one run."""
+    n_images, height, width, channels = x.shape
+    oh, ow = col.shape[1], col.shape[2]
+    x_rows = x.reshape(n_images, height, width * channels)
+    col_rows = col.reshape(n_images, oh, ow, kh, kw * channels)
+    run = kw * channels
+    for task in prange(n_images * oh):
+        n, y = task // oh, task % oh
+        for i in range(kh):
+            row = y * sh - ph + i * dh
+            if row < 0 or row >= height:
+                for xo in range(ow):
+                    for k in range(run):
+                        col_rows[n, y, xo, i, k] = 0
+                continue
+            for xo in range(ow):
+                start = xo * sw - pw
+                if dw == 1 and start >= 0 and start + kw <= width:
+                    for k in range(run):
+                        col_rows[n, y, xo, i, k] = x_rows[n, row, start * channels + k]
+                    continue
+                for j in range(kw):
+                    column = start + j * dw
+                    inside = 0 <= column < width
+                    for c in range(channels):
+                        col_rows[n, y, xo, i, j * channels + c] = (
+                            x_rows[n, row, column * channels + c] if inside else 0)
+
+
+FEW_CHANNELS = 4  # up to here, _im2col_few_channels is the faster copy (benchmarks/conv_layers.py)
+
+
 def im2col(x, kernel, stride, padding, dilation, out_size):
     """for n, oh, ow, i, j, c:  col[n,oh,ow,i,j,c] = x[n, c, oh*sh-ph+i*dh, ow*sw-pw+j*dw] or 0."""
     x = _channels_last(x)
     col = np.empty((x.shape[0], *out_size, *kernel, x.shape[3]), dtype=x.dtype)
-    _im2col(x, *kernel, *stride, *padding, *dilation, col)
+    copy = _im2col_few_channels if x.shape[3] <= FEW_CHANNELS else _im2col
+    copy(x, *kernel, *stride, *padding, *dilation, col)
     return col
 
 
@@ -93,8 +130,7 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
     for task in prange(n_images * oh):
         n, yo = task // oh, task % oh
         for xo in range(ow):
-            for c in range(channels):
-                argmax[n, yo, xo, c] = -1
+            first = True  # the window's first tap inside the image starts the maximum
             for i in range(kh):
                 row = yo * sh - ph + i * dh
                 if row < 0 or row >= height:
@@ -103,46 +139,88 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
                     column = xo * sw - pw + j * dw
                     if column < 0 or column >= width:
                         continue
+                    flat = row * width + column
                     for c in range(channels):
                         value = x[n, row, column, c]
-                        if argmax[n, yo, xo, c] < 0 or value > y[n, yo, xo, c]:
-                            y[n, yo, xo, c] = value
-                            argmax[n, yo, xo, c] = row * width + column
-            for c in range(channels):
-                if argmax[n, yo, xo, c] < 0:  # the window lies wholly in the padding
+                        better = first or value > y[n, yo, xo, c]  # (branch-free: SIMD)
+                        y[n, yo, xo, c] = value if better else y[n, yo, xo, c]
+                        argmax[n, yo, xo, c] = flat if better else argmax[n, yo, xo, c]
+                    first = False
+            if first:  # the window lies wholly in the padding
+                for c in range(channels):
                     y[n, yo, xo, c] = -np.inf
+                    argmax[n, yo, xo, c] = -1
 
 
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     """for each window: y = max(x[window]); argmax = flat index (row*W + col) of the first max;
-    a window wholly in the padding: y = -inf, argmax = -1 (as PyTorch)."""
+    a window wholly in the padding: y = -inf, argmax = -1 (as PyTorch).
+    (argmax is int32 here: half the memory traffic of int64, and no image has 2³¹ pixels.)"""
     x = _channels_last(x)
     n, c = x.shape[0], x.shape[3]
     y = np.empty((n, *out_size, c), dtype=x.dtype)
-    argmax = np.empty((n, *out_size, c), dtype=np.int64)
+    argmax = np.empty((n, *out_size, c), dtype=np.int32)
     _max_pool2d_forward(x, *kernel, *stride, *padding, *dilation, y, argmax)
     return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
 
 
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
-def _max_pool2d_backward(grad_y, argmax, grad_x):
+def _max_pool2d_backward(grad_y, argmax, kh, kw, sh, sw, ph, pw, dh, dw, grad_x):
     n_images, oh, ow, channels = grad_y.shape
-    width = grad_x.shape[2]
-    for n in prange(n_images):
+    height, width = grad_x.shape[1], grad_x.shape[2]
+    for n in prange(n_images):  # one thread per image: no two threads add into one pixel
         for yo in range(oh):
             for xo in range(ow):
-                for c in range(channels):
-                    index = argmax[n, yo, xo, c]
-                    if index >= 0:  # (-1: a window wholly in the padding, no input pixel)
-                        grad_x[n, index // width, index % width, c] += grad_y[n, yo, xo, c]
+                for i in range(kh):
+                    row = yo * sh - ph + i * dh
+                    if row < 0 or row >= height:
+                        continue
+                    for j in range(kw):
+                        column = xo * sw - pw + j * dw
+                        if column < 0 or column >= width:
+                            continue
+                        flat = row * width + column
+                        for c in range(channels):
+                            won = argmax[n, yo, xo, c] == flat
+                            grad_x[n, row, column, c] += grad_y[n, yo, xo, c] if won else 0
 
 
-def max_pool2d_backward(grad_y, argmax, image_size):
-    """for each window: grad_x[argmax] += grad_y."""
+def max_pool2d_backward(grad_y, argmax, image_size, kernel, stride, padding, dilation):
+    """for each window, for each tap: grad_x[tap] += grad_y if the tap was the argmax.
+    (Walking the window's taps, as the forward did, beats decoding argmax into a row and a
+    column: no division, and the loop over channels stays contiguous.)"""
     grad_y, argmax = _channels_last(grad_y), _channels_last(argmax)
     grad_x = np.zeros((grad_y.shape[0], *image_size, grad_y.shape[3]), dtype=grad_y.dtype)
-    _max_pool2d_backward(grad_y, argmax, grad_x)
+    _max_pool2d_backward(grad_y, argmax, *kernel, *stride, *padding, *dilation, grad_x)
     return grad_x.transpose(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# ReLU: one compiled pass each way (NumPy's maximum takes 4x longer: it handles every dtype)
+
+
+@vectorize(["float32(float32)", "float64(float64)"], cache=True)
+def _relu(a):
+    return 0 if a <= 0 else a  # NaN stays NaN, as in np.maximum(a, 0)
+
+
+@vectorize(["float32(float32, float32)", "float64(float64, float64)"], cache=True)
+def _relu_backward(grad, out):
+    return grad * (1 if out > 0 else 0)  # a product, as grad * (out > 0): NaN·0 stays NaN
+
+
+def relu(a):
+    """out = max(a, 0) elementwise, in a's memory layout."""
+    if a.dtype not in (np.float32, np.float64):
+        return np.maximum(a, 0)
+    return _relu(a)
+
+
+def relu_backward(grad, out):
+    """grad · [out > 0] elementwise, in out's memory layout."""
+    if grad.dtype != out.dtype or out.dtype not in (np.float32, np.float64):
+        return grad * (out > 0)
+    return _relu_backward(grad, out)
 
 
 # --------------------------------------------------------------------------------------------

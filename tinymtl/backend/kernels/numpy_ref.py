@@ -62,8 +62,11 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     return y, np.where(inside, rows * w + cols, -1).astype(np.int64)
 
 
-def max_pool2d_backward(grad_y, argmax, image_size):
-    """Route each output gradient to the input pixel that was the max (adding on overlaps)."""
+def max_pool2d_backward(grad_y, argmax, image_size, kernel=None, stride=None, padding=None,
+                        dilation=None):
+    """Route each output gradient to the input pixel that was the max (adding on overlaps).
+    (argmax says where that pixel is; the window's geometry, which the compiled kernels use to
+    walk each window's taps, is not needed here.)"""
     n, c = grad_y.shape[:2]
     h, w = image_size
     grad_x = np.zeros((n * c, h * w), dtype=grad_y.dtype)
@@ -71,6 +74,16 @@ def max_pool2d_backward(grad_y, argmax, image_size):
     found = argmax.reshape(-1) >= 0  # a window wholly in the padding sends no gradient
     np.add.at(grad_x, (rows[found], argmax.reshape(-1)[found]), grad_y.reshape(-1)[found])
     return grad_x.reshape(n, c, h, w)
+
+
+def relu(a):
+    """max(a, 0) elementwise (NaN stays NaN)."""
+    return np.maximum(a, 0)
+
+
+def relu_backward(grad, out):
+    """grad where the ReLU's output was positive, 0 elsewhere: grad · [out > 0]."""
+    return grad * (out > 0)
 
 
 def log_softmax(x):
