@@ -174,8 +174,11 @@ def environment():
         rdkit = importlib.metadata.version("rdkit")
     except importlib.metadata.PackageNotFoundError:
         rdkit = None
+    from tinymtl.backend.blas import blas_kernels
+
     return {"python": platform.python_version(), "machine": platform.machine(),
-            "numpy": np.__version__, "numba": numba.__version__, "rdkit": rdkit}
+            "numpy": np.__version__, "numba": numba.__version__, "rdkit": rdkit,
+            "blas": blas_kernels()}  # (OpenBLAS's AVX2 and AVX-512 kernels round differently)
 
 
 def prepare_data(directory):

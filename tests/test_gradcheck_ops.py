@@ -148,13 +148,36 @@ CONV_CASES = [  # (input shape, weight shape, stride, padding, dilation, groups)
     ((1, 2, 8, 8), (3, 2, 3, 3), 2, 1, 2, 1),
     ((2, 4, 6, 5), (6, 2, 3, 3), 1, 1, 1, 2),
     ((2, 4, 5, 5), (4, 1, 3, 3), 1, 1, 1, 4),
+    # Winograd F(2×2, 3×3) (3×3, stride 1, ≥ 8 channels): odd and even sizes, paddings 0-2
+    ((2, 8, 7, 6), (5, 8, 3, 3), 1, 1, 1, 1),
+    ((2, 9, 5, 6), (3, 9, 3, 3), 1, 0, 1, 1),
+    ((1, 8, 4, 3), (2, 8, 3, 3), 1, 2, 1, 1),
 ]
 
 
+@pytest.fixture(params=[False, True], ids=["im2col", "winograd"])
+def winograd_on(request, monkeypatch):
+    """Both ways of computing a convolution (Winograd is opt-in: TINYMTL_WINOGRAD=1)."""
+    from tinymtl.autograd.ops import winograd
+
+    monkeypatch.setattr(winograd, "WINOGRAD", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, groups", CONV_CASES)
-def test_conv2d(x_shape, w_shape, stride, padding, dilation, groups):
+def test_conv2d(x_shape, w_shape, stride, padding, dilation, groups, winograd_on):
     x, w, b = rand(*x_shape, seed=18), rand(*w_shape, seed=19), rand(w_shape[0], seed=20)
     gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups), [x, w, b])
+
+
+def test_the_winograd_cases_take_the_winograd_path(winograd_on):
+    from tinymtl.autograd.ops import winograd
+
+    for x_shape, w_shape, stride, padding, dilation, groups in CONV_CASES:
+        expected = winograd_on and w_shape[1] >= winograd.MIN_CHANNELS \
+            and w_shape[2:] == (3, 3) and stride == 1
+        y = F.conv2d(rand(*x_shape), rand(*w_shape), None, stride, padding, dilation, groups)
+        assert isinstance(y._ctx, winograd.WinogradConv2d) == expected, (x_shape, w_shape)
 
 
 @pytest.mark.parametrize("stride, padding, dilation, groups", [(1, 0, 1, 1), (2, 1, 1, 1),

@@ -60,6 +60,62 @@ def test_image_kernels_match_reference(device, geometry, layout, channels):
             numpy_ref.max_pool2d_backward(g, rargmax, (8, 7)), rtol=1e-6)
 
 
+WINOGRAD_SHAPES = [  # image (N, C, H, W), padding: odd and even outputs, paddings 0-2
+    ((2, 3, 7, 6), (1, 1)), ((2, 5, 8, 8), (0, 0)), ((1, 2, 5, 9), (2, 2)), ((3, 4, 3, 3), (1, 0)),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape, padding", WINOGRAD_SHAPES)
+def test_winograd_kernels_match_reference_and_their_adjoints(device, shape, padding):
+    """Each transform agrees with numpy_ref's, and each backward kernel is its forward's
+    adjoint: <T(a), b> = <a, T*(b)> (what makes the gradients right)."""
+    rng = np.random.default_rng(3)
+    (n, c, h, w), K = shape, kernel_module(device)
+    out_size = (h + 2 * padding[0] - 2, w + 2 * padding[1] - 2)
+    tiles = tuple((s + 1) // 2 for s in out_size)
+    x = rng.standard_normal(shape)
+    V = to_numpy(K.winograd_input(to_device(x, device), padding, tiles))
+    np.testing.assert_allclose(V, numpy_ref.winograd_input(x, padding, tiles), atol=1e-12)
+    dV = rng.standard_normal(V.shape)
+    dx = to_numpy(K.winograd_input_backward(to_device(dV.copy(), device), tiles, (h, w),
+                                            padding))
+    np.testing.assert_allclose(
+        dx, numpy_ref.winograd_input_backward(dV, tiles, (h, w), padding), atol=1e-12)
+    assert np.vdot(V, dV) == pytest.approx(np.vdot(x, dx), rel=1e-12)
+    M = rng.standard_normal((16, V.shape[1], 4))
+    y = to_numpy(K.winograd_output(to_device(M, device), tiles, out_size))
+    np.testing.assert_allclose(y, numpy_ref.winograd_output(M, tiles, out_size), atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    dM = to_numpy(K.winograd_output_backward(to_device(g, device), tiles))
+    np.testing.assert_allclose(dM, numpy_ref.winograd_output_backward(g, tiles), atol=1e-12)
+    assert np.vdot(y, g) == pytest.approx(np.vdot(M, dM), rel=1e-12)
+
+
+def test_winograd_and_im2col_agree_in_float32():
+    """The two ways of computing a 3x3 convolution: the same values to float32 rounding."""
+    import tinymtl as tm
+    import tinymtl.nn.functional as F
+    from tinymtl.autograd.ops import winograd
+
+    rng = np.random.default_rng(4)
+    x = tm.tensor(rng.standard_normal((4, 16, 9, 10)).astype(np.float32), requires_grad=True)
+    w = tm.tensor(rng.standard_normal((8, 16, 3, 3)).astype(np.float32) * 0.1,
+                  requires_grad=True)
+    results = []
+    for use in (True, False):
+        winograd.WINOGRAD = use
+        try:
+            y = F.conv2d(x, w, padding=1)
+            (y * y).sum().backward()
+        finally:
+            winograd.WINOGRAD = True
+        results.append((y.numpy().copy(), x.grad.copy(), w.grad.copy()))
+        x.grad = w.grad = None
+    for fast, direct in zip(*results):
+        np.testing.assert_allclose(fast, direct, rtol=2e-5, atol=2e-5 * np.abs(direct).max())
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rowwise_and_elementwise_kernels_match_reference(device, dtype):

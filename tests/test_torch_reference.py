@@ -82,6 +82,9 @@ CASES = {
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
                lambda x, w, b: TF.conv2d(x, w, b, stride=(2, 1), padding=1, dilation=(1, 2)),
                [(2, 3, 9, 8), (4, 3, 3, 3), (4,)]),
+    "conv2d_winograd": (lambda x, w, b: F.conv2d(x, w, b, padding=1),
+                        lambda x, w, b: TF.conv2d(x, w, b, padding=1),
+                        [(2, 8, 7, 6), (4, 8, 3, 3), (4,)]),
     "conv2d_groups": (lambda x, w: F.conv2d(x, w, padding=1, groups=2),
                       lambda x, w: TF.conv2d(x, w, padding=1, groups=2),
                       [(2, 4, 6, 6), (6, 2, 3, 3)]),
@@ -189,6 +192,14 @@ def _inputs(specs):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_torch(name):
     ours, theirs, specs = CASES[name]
+    compare(ours, theirs, *_inputs(specs))
+
+
+def test_winograd_conv_matches_torch(monkeypatch):
+    from tinymtl.autograd.ops import winograd
+
+    monkeypatch.setattr(winograd, "WINOGRAD", True)  # (opt-in: TINYMTL_WINOGRAD=1)
+    ours, theirs, specs = CASES["conv2d_winograd"]
     compare(ours, theirs, *_inputs(specs))
 
 

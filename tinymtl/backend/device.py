@@ -3,6 +3,12 @@
 The device is chosen once per process, by ``set_device("cuda")``, by a run config, or by the
 environment variable ``TINYMTL_DEVICE=cuda``. CuPy is imported only when asked for, so the whole
 library works, and its tests pass, on machines that do not have it.
+
+"cuda" is two things: an array module (CuPy) and the kernels written for it
+(``kernels.cupy_gpu``). ``stand_in_for_cuda`` replaces both, so that tests on a machine without a
+GPU can run every "cuda" code path on arrays that refuse to mix with NumPy's, as CuPy's do
+(``tests/fake_cuda.py``): a batch, a parameter or a state that misses its move to the device
+then fails there as it would on a GPU.
 """
 
 import os
@@ -13,7 +19,7 @@ import numpy as np
 from tinymtl.errors import InputError
 
 DEVICES = ("cpu", "cuda")
-_state = {"device": None}
+_state = {"device": None, "cuda": None, "cuda_kernels": None}  # "cuda": CuPy, or a stand-in
 
 
 class DeviceUnavailableError(InputError):
@@ -21,6 +27,9 @@ class DeviceUnavailableError(InputError):
 
 
 def _import_cupy():
+    """The array module of device 'cuda': CuPy (imported now), or the stand-in a test put."""
+    if _state["cuda"] is not None:
+        return _state["cuda"]
     try:
         import cupy  # noqa: F401  (optional dependency: the `gpu` extra)
     except ImportError as error:
@@ -28,7 +37,24 @@ def _import_cupy():
             "device 'cuda' needs CuPy: install it with `pip install -e \".[gpu]\"` "
             f"({error})"
         ) from None
+    _state["cuda"] = cupy
     return cupy
+
+
+def cuda_kernels():
+    """The kernel module of device 'cuda' (``kernels.cupy_gpu``, or a stand-in's)."""
+    if _state["cuda_kernels"] is None:
+        from tinymtl.backend.kernels import cupy_gpu
+
+        _state["cuda_kernels"] = cupy_gpu
+    return _state["cuda_kernels"]
+
+
+def stand_in_for_cuda(module, kernels):
+    """Make device 'cuda' mean ``module`` (an array module with CuPy's API: ``ndarray``,
+    ``asarray``, ``get_array_module``, arrays with ``.get()``) and ``kernels`` (with the kernel
+    names of ``kernels.numba_cpu``); ``None, None`` puts CuPy back. For tests only."""
+    _state["cuda"], _state["cuda_kernels"] = module, kernels
 
 
 def set_device(name):
@@ -56,15 +82,16 @@ def array_module(device=None):
 
 def get_array_module(*arrays):
     """numpy or cupy, whichever owns ``arrays`` (Chainer's helper; cheap when CuPy is absent)."""
-    cupy = sys.modules.get("cupy")
-    if cupy is not None:
-        return cupy.get_array_module(*arrays)
+    cuda = _state["cuda"] or sys.modules.get("cupy")
+    if cuda is not None:
+        return cuda.get_array_module(*arrays)
     return np
 
 
 def device_of(array):
-    """'cuda' for a CuPy array, 'cpu' for anything else."""
-    return "cpu" if isinstance(array, (np.ndarray, np.generic)) else "cuda"
+    """'cuda' for an array of the GPU's array module, 'cpu' for anything else."""
+    cuda = _state["cuda"] or sys.modules.get("cupy")
+    return "cuda" if cuda is not None and isinstance(array, cuda.ndarray) else "cpu"
 
 
 def to_device(array, device):
@@ -76,8 +103,8 @@ def to_device(array, device):
 
 def to_numpy(array):
     """A NumPy array holding ``array``'s values, moved from the GPU when needed."""
+    if device_of(array) == "cuda":
+        return array.get()
     if isinstance(array, np.ndarray):
         return array
-    if hasattr(array, "get"):
-        return array.get()
     return np.asarray(array)

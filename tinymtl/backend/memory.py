@@ -37,7 +37,9 @@ def available_bytes(device="cpu"):
     caches) on Linux, free pages elsewhere; on 'cuda', the GPU's free memory plus what CuPy's
     pool holds for reuse. None when it cannot be told."""
     if device == "cuda":
-        import cupy
+        from tinymtl.backend.device import array_module
+
+        cupy = array_module("cuda")
         free, _ = cupy.cuda.Device().mem_info
         return free + cupy.get_default_memory_pool().free_bytes()
     try:

@@ -17,7 +17,11 @@ whole batch (the way PyG's ``Batch`` does). ``graph.edge_batch`` gives each edge
 
 import dataclasses
 
+import copy
+
 import numpy as np
+
+from tinymtl.backend import device_of, get_array_module, to_device
 
 
 @dataclasses.dataclass
@@ -63,6 +67,18 @@ class Graph:
     def edge_batch(self):
         """Which graph each edge belongs to (its target's)."""
         return self.batch[self.edge_index[1]]
+
+    def to(self, device):
+        """This graph with its arrays on ``device`` ('cpu' or 'cuda'), as ``Data.to`` in PyG; the
+        labels ``y`` stay in host memory, where the losses and scores read them."""
+        if device_of(self.x) == device_of(self.edge_index) == device:
+            return self
+        moved = copy.copy(self)  # (not a new Graph: its checks would read device arrays)
+        for name in ("x", "edge_index", "edge_attr", "edge_type", "node_type", "batch", "ptr"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(moved, name, to_device(value, device))
+        return moved
 
     def graph(self, k):
         """Graph k of a batch, as it was before ``collate`` (indices back from 0)."""
@@ -116,8 +132,9 @@ def remove_self_loops(edge_index):
 
 def add_self_loops(edge_index, num_nodes):
     """Edges i → i for every node, appended after the given ones (PyG's order)."""
-    loops = np.arange(num_nodes, dtype=edge_index.dtype)
-    return np.concatenate([edge_index, np.stack([loops, loops])], axis=1)
+    xp = get_array_module(edge_index)
+    loops = xp.arange(num_nodes, dtype=edge_index.dtype)
+    return xp.concatenate([edge_index, xp.stack([loops, loops])], axis=1)
 
 
 class GraphSet:

@@ -31,6 +31,7 @@ from tinymtl.autograd.ops.reduction import mean, sum
 from tinymtl.autograd.ops.segment import index_select, segment_mean, segment_softmax, segment_sum
 from tinymtl.autograd.ops.shape import cat
 from tinymtl.autograd.tensor import Tensor
+from tinymtl.backend import get_array_module
 from tinymtl.graph.batch import add_self_loops, remove_self_loops
 from tinymtl.nn import init
 from tinymtl.nn.module import Parameter
@@ -158,7 +159,8 @@ class RelationalGATConv(nn.Module):
         if self.add_self_loops:
             edge_index, kept = remove_self_loops(edge_index)
             edge_index, edge_type = add_self_loops(edge_index, n), edge_type[kept]
-            edge_type = np.concatenate([edge_type, np.full(n, self.num_relations,
+            xp = get_array_module(edge_type)
+            edge_type = xp.concatenate([edge_type, xp.full(n, self.num_relations,
                                                            dtype=edge_type.dtype)])
         relations = self.weight.shape[0]
         h = (x @ self.weight).reshape(relations, n, heads, channels)  # W_r x for every r

@@ -12,6 +12,8 @@ of the training nodes are used).
 
 import numpy as np
 
+from tinymtl.backend import to_device
+
 
 class NodeSet:
     def __init__(self, graph, nodes):
@@ -31,6 +33,13 @@ class NodeSet:
 
     def __len__(self):
         return len(self.nodes)
+
+    def to(self, device):
+        """These nodes and their graph on ``device`` (a node task's batch reads its rows out of
+        every node's embedding, so the whole graph goes)."""
+        moved = object.__new__(NodeSet)  # (not NodeSet(): its checks would read device arrays)
+        moved.graph, moved.nodes = self.graph.to(device), to_device(self.nodes, device)
+        return moved
 
     def __getitem__(self, index):
         return NodeSet(self.graph, self.nodes[index])

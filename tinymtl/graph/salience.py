@@ -15,20 +15,21 @@ All take a collated ``Graph`` (a batch) and return one value per node, (N,), as 
 to" is read from, on the food graph).
 """
 
-import dataclasses
+import copy
 
 import numpy as np
 
 from tinymtl.autograd.tensor import Tensor
 from tinymtl.backend import to_numpy
 from tinymtl.graph.nodes import NodeSet
+from tinymtl.nn.utils import module_device
 
 
 def edge_attention(encoder, graph):
     """(edge_index (2, E), α (E,)): each edge's attention, averaged over the encoder's layers
     and heads (every layer attends along the same edges, self-loops included)."""
-    layers = encoder.attention(graph)
-    edge_index = np.asarray(layers[0][0])
+    layers = encoder.attention(graph.to(module_device(encoder)))
+    edge_index = to_numpy(layers[0][0])
     return edge_index, np.mean([to_numpy(alpha.data).mean(1) for _, alpha in layers], axis=0)
 
 
@@ -45,23 +46,27 @@ def gradient_input_salience(model, task, graph, targets=None):
     each graph's output; or a ``NodeSet``, y each of its nodes' output (node tasks). For a
     classifier y is the logit of the predicted class, or of ``targets`` (one class per graph
     or node) when given. One backward pass for all of them: the gradient of their sum."""
-    nodes = graph if isinstance(graph, NodeSet) else None
-    base = graph.graph if nodes is not None else graph
-    x = Tensor(np.asarray(base.x), requires_grad=True)
-    changed = dataclasses.replace(base, x=x)
+    device = module_device(model)
+    nodes = graph.to(device) if isinstance(graph, NodeSet) else None
+    base = nodes.graph if nodes is not None else graph.to(device)
+    x = Tensor(base.x, requires_grad=True)
+    changed = copy.copy(base)  # the graph with x as a Tensor whose gradient is kept
+    changed.x = x
+    if nodes is not None:
+        nodes = copy.copy(nodes)
+        nodes.graph = changed
     # the backbone called directly: a frozen one (no gradient for its weights) still passes
     # the gradient on to its input
-    outputs = model.forward_heads(model.backbone(
-        NodeSet(changed, nodes.nodes) if nodes is not None else changed), task)
-    values = outputs.data
+    outputs = model.forward_heads(model.backbone(nodes if nodes is not None else changed), task)
+    values = to_numpy(outputs.data)
     if values.ndim == 2 and values.shape[1] > 1:
         chosen = np.zeros(values.shape, dtype=values.dtype)
-        picked = to_numpy(values).argmax(1) if targets is None else np.asarray(targets)
+        picked = values.argmax(1) if targets is None else np.asarray(targets)
         chosen[np.arange(len(values)), picked] = 1
-        (outputs * Tensor(chosen)).sum().backward()
+        (outputs * Tensor(chosen, device=device)).sum().backward()
     else:
         outputs.sum().backward()
-    return (to_numpy(x.grad) * np.asarray(base.x)).sum(1)
+    return (to_numpy(x.grad) * to_numpy(base.x)).sum(1)
 
 
 def random_salience(graph, rng):

@@ -34,6 +34,7 @@ identically.
 import numpy as np
 
 from tinymtl.autograd import Tensor, grad, no_grad
+from tinymtl.backend import to_numpy
 from tinymtl.backend.random import stream
 from tinymtl.mtl.model import model_input
 from tinymtl.mtl.plugin import Plugin, register
@@ -60,21 +61,23 @@ def diagonal_fisher(model, task, x, y=None, parameters=None, generator=None):
             label = int(generator.choice(len(probabilities), p=probabilities / probabilities.sum()))
         else:
             label = int(y[k])
-        negative_log_likelihood = F.cross_entropy(logits, np.array([label]))
+        negative_log_likelihood = F.cross_entropy(logits, Tensor(np.array([label]), device=logits.device))
         gradients = grad(negative_log_likelihood, [p for _, p in named], allow_unused=True)
         for (name, _), g in zip(named, gradients):
             if g is not None:
-                fisher[name] += np.asarray(g, dtype=np.float64) ** 2
+                fisher[name] += to_numpy(g).astype(np.float64) ** 2
     return {n: (f / len(x)).astype(np.float32) for n, f in fisher.items()}
 
 
 def quadratic_penalty(model, importance, anchor):
-    """Σ_k importance_k (θ_k − anchor_k)² over the named parameters in ``importance``."""
+    """Σ_k importance_k (θ_k − anchor_k)² over the named parameters in ``importance``
+    (kept in host memory by the methods, and moved to each parameter's device here)."""
     parameters = dict(model.named_parameters())
     total = None
     for name, weight in importance.items():
         p = parameters[name]
-        term = (Tensor(weight) * (p - Tensor(anchor[name])) ** 2).sum()
+        term = (Tensor(weight, device=p.device)
+                * (p - Tensor(anchor[name], device=p.device)) ** 2).sum()
         total = term if total is None else total + term
     return total
 
@@ -207,7 +210,7 @@ class EWC(ContinualMethod):
 
     def add_anchor(self, model, fisher):
         """Anchor at the current weights with this Fisher."""
-        theta = {n: p.data.copy() for n, p in model.named_parameters() if n in fisher}
+        theta = {n: to_numpy(p.data).copy() for n, p in model.named_parameters() if n in fisher}
         self.anchors.append((fisher, theta))
         self._merged = None
 
@@ -265,7 +268,7 @@ class SI(ContinualMethod):
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.omega = {n: np.zeros(p.shape, np.float32) for n, p in named}        # ω, this stage
         self.importance = {n: np.zeros(p.shape, np.float32) for n, p in named}   # Ω
-        self.anchor = {n: p.data.copy() for n, p in named}                       # θ*, θ(start)
+        self.anchor = {n: to_numpy(p.data).copy() for n, p in named}             # θ*, θ(start)
         self._before = None
 
     def penalty(self, model):
@@ -274,23 +277,24 @@ class SI(ContinualMethod):
         return quadratic_penalty(model, self.importance, self.anchor) * self.c
 
     def on_before_optimizer_step(self, trainer):
-        self._before = {n: (p.data.copy(), None if p.grad is None else np.array(p.grad))
+        self._before = {n: (to_numpy(p.data).copy(),
+                            None if p.grad is None else to_numpy(p.grad).copy())
                         for n, p in trainer.model.named_parameters() if n in self.omega}
 
     def on_after_optimizer_step(self, trainer, losses):
         for name, p in trainer.model.named_parameters():
             if name in self.omega and self._before[name][1] is not None:
                 old, g = self._before[name]
-                self.omega[name] -= g * (p.data - old)  # ω += −g Δθ
+                self.omega[name] -= g * (to_numpy(p.data) - old)  # ω += −g Δθ
         self._before = None
 
     def on_stage_end(self, trainer, stage, tasks):
         for name, p in trainer.model.named_parameters():
             if name in self.omega:
-                travelled = p.data - self.anchor[name]
+                travelled = to_numpy(p.data) - self.anchor[name]
                 self.importance[name] += self.omega[name] / (travelled ** 2 + self.xi)
                 self.omega[name][...] = 0.0
-                self.anchor[name] = p.data.copy()
+                self.anchor[name] = to_numpy(p.data).copy()
         super().on_stage_end(trainer, stage, tasks)
 
     def state_dict(self):
@@ -388,7 +392,8 @@ class Replay(ContinualMethod):
             for index in np.unique(rtask):
                 rows = rtask == index
                 outputs = trainer.model(Tensor(rx[rows]), self.sequence[index])
-                terms[f"replay:{self.sequence[index]}"] = F.cross_entropy(outputs, ry[rows]) * (
+                target = Tensor(ry[rows], device=outputs.device)
+                terms[f"replay:{self.sequence[index]}"] = F.cross_entropy(outputs, target) * (
                     rows.sum() / total)
         self.buffer.add(x, y, self.sequence.index(task))
         return terms
@@ -409,7 +414,7 @@ def distillation_loss(logits, teacher_logits, temperature):
     teacher = np.exp(teacher - teacher.max(1, keepdims=True))
     teacher /= teacher.sum(1, keepdims=True)
     log_student = (logits * (1.0 / temperature)).log_softmax(dim=-1)
-    targets = Tensor(teacher.astype(log_student.numpy().dtype))
+    targets = Tensor(teacher.astype(log_student.dtype), device=logits.device)
     return -(targets * log_student).sum() * (temperature ** 2 / len(teacher))
 
 

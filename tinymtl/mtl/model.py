@@ -26,6 +26,7 @@ from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.graph import Graph, GraphEncoder, GraphSet, NodeSet
 from tinymtl.mtl.architectures import ARCHITECTURES, Adapter, Experts, Gate
 from tinymtl.mtl.heads import make_head
+from tinymtl.nn.utils import module_device
 
 PRIVATE = ("heads", "adapters", "gates")  # the task-private submodules, by attribute name
 
@@ -38,14 +39,18 @@ def concatenate_inputs(parts):
     return np.concatenate(parts)
 
 
-def model_input(x):
+def model_input(x, device=None):
     """What a backbone reads, from a batch of a task's inputs: a Tensor of an array (text
-    ids, pixels), or one collated ``Graph`` of a ``GraphSet``'s graphs."""
-    if isinstance(x, (Tensor, Graph, NodeSet)):  # (a NodeSet: the encoder reads its graph)
-        return x
+    ids, pixels) on ``device`` (the model's: batches are drawn in host memory and moved here,
+    as ``x.to(device)`` in a PyTorch loop), or one collated ``Graph`` of a ``GraphSet``'s
+    graphs, moved there too."""
     if isinstance(x, GraphSet):
-        return x.collate()
-    return Tensor(x)
+        x = x.collate()
+    if isinstance(x, (Graph, NodeSet)):  # (a NodeSet: the encoder reads its graph)
+        return x if device is None else x.to(device)
+    if isinstance(x, Tensor):
+        return x if device is None or x.device == device else x.to(device)
+    return Tensor(x, device=device)
 
 
 class MultiTaskModel(nn.Module):
@@ -75,8 +80,13 @@ class MultiTaskModel(nn.Module):
             self.backbone.eval()
         return self
 
+    @property
+    def device(self):
+        """Where the parameters are ('cpu' or 'cuda'): inputs are moved there."""
+        return module_device(self)
+
     def features(self, x):
-        x = model_input(x)
+        x = model_input(x, self.device)
         if self.freeze_backbone:
             with no_grad():
                 return self.backbone(x)

@@ -42,6 +42,7 @@ import numpy as np
 from tinymtl import nn
 from tinymtl.autograd import grad
 from tinymtl.autograd.ops.elementwise import exp
+from tinymtl.backend import array_module, to_device, to_numpy
 from tinymtl.backend.random import Generator
 from tinymtl.mtl.plugin import Plugin, register
 from tinymtl.options import Float, Int
@@ -128,7 +129,8 @@ class Uncertainty(LossWeighting):
 
     def bind(self, tasks, kinds=None):
         super().bind(tasks, kinds)
-        self.log_vars = {t: nn.Parameter(np.zeros(1, dtype=np.float32)) for t in self.tasks}
+        xp = array_module()  # (the current device: where the model and its losses are)
+        self.log_vars = {t: nn.Parameter(xp.zeros(1, dtype=np.float32)) for t in self.tasks}
         return self
 
     def _factor(self, task):
@@ -168,7 +170,7 @@ class GradNorm(LossWeighting):
 
     def bind(self, tasks, kinds=None):
         super().bind(tasks, kinds)
-        self.w_param = nn.Parameter(np.ones(len(self.tasks), dtype=np.float32))
+        self.w_param = nn.Parameter(array_module().ones(len(self.tasks), dtype=np.float32))
         self.initial_losses = None
         self.last = {}
         return self
@@ -185,7 +187,7 @@ class GradNorm(LossWeighting):
             raise ValueError("gradnorm needs every task's loss in every step; use a joint or "
                              "mixed schedule")
         shared = model.last_shared_layer()
-        w = self.w_param.data
+        w = to_numpy(self.w_param.data)
         norms = np.array([_norm(grad(losses[t], shared, retain_graph=True, allow_unused=True))
                           for t in self.tasks])
         current = np.array([losses[t].item() for t in self.tasks])
@@ -196,7 +198,8 @@ class GradNorm(LossWeighting):
 
     def on_before_optimizer_step(self, trainer):
         if self.last:
-            self.w_param.grad = self.last["grad_w"].astype(self.w_param.data.dtype)
+            self.w_param.grad = to_device(self.last["grad_w"].astype(self.w_param.data.dtype),
+                                          self.w_param.device)
 
     def on_after_optimizer_step(self, trainer, losses):
         w = np.maximum(self.w_param.data, 1e-6)  # keep weights positive, then Σ w = T
@@ -207,14 +210,15 @@ class GradNorm(LossWeighting):
                 if self.initial_losses is None else self.initial_losses.tolist()}
 
     def load_state_dict(self, state):
-        self.w_param.data[...] = np.array(state["w"], dtype=self.w_param.data.dtype)
+        self.w_param.data[...] = to_device(np.array(state["w"], dtype=self.w_param.data.dtype),
+                                           self.w_param.device)
         initial = state["initial_losses"]
         self.initial_losses = None if initial is None else np.array(initial)
 
 
 def _norm(gradients):
     """‖(g_1, …, g_k)‖₂ over a list of gradients (None: unused, zero)."""
-    return float(np.sqrt(sum(float((np.asarray(g, dtype=np.float64) ** 2).sum())
+    return float(np.sqrt(sum(float((to_numpy(g).astype(np.float64) ** 2).sum())
                              for g in gradients if g is not None)))
 
 

@@ -1,4 +1,4 @@
-"""Gradient utilities (``torch.nn.utils``)."""
+"""Gradient and module utilities (``torch.nn.utils``)."""
 
 import math
 
@@ -31,3 +31,9 @@ def parameters_to_vector(parameters):
     """One flat array holding every parameter (for analysis; a copy)."""
     arrays = [p.data.reshape(-1) for p in parameters]
     return get_array_module(arrays[0]).concatenate(arrays)
+
+
+def module_device(module):
+    """Where a module's parameters are ('cpu' or 'cuda'; 'cpu' for one without any): what a
+    PyTorch user reads as ``next(model.parameters()).device``."""
+    return next((p.device for p in module.parameters()), "cpu")

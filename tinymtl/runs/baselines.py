@@ -21,6 +21,7 @@ import numpy as np
 
 import tinymtl.nn as nn
 from tinymtl.autograd import Tensor
+from tinymtl.backend import get_device
 from tinymtl.backend.random import Generator, manual_seed
 from tinymtl.datasets import VOCAB_SIZE
 from tinymtl.errors import Interrupted
@@ -107,7 +108,7 @@ class LinearOneHot(nn.Module):
         self.table = nn.Embedding(max_length * VOCAB_SIZE, classes)
         nn.init.zeros_(self.table.weight)
         self.bias = nn.Parameter(np.zeros(classes, dtype=np.float32))
-        self.offsets = np.arange(max_length) * VOCAB_SIZE
+        self.register_buffer("offsets", np.arange(max_length) * VOCAB_SIZE)
 
     def forward(self, ids, task=None):
         return self.table(ids.data + self.offsets).sum(1) + self.bias
@@ -163,12 +164,13 @@ def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
     else:
         model = LinearPixels(int(np.prod(data.x_train.shape[1:])), data.num_outputs)
         lr = min(lr, 1e-3)
+    model.to(get_device())
     optimizer = Adam(model.parameters(), lr=lr)
     rng = Generator(seed)
     for _ in range(steps):
         index = rng.integers(0, len(data.y_train), batch_size)
         optimizer.zero_grad()
-        task_loss(data.kind, model(model_input(data.x_train[index])),
+        task_loss(data.kind, model(model_input(data.x_train[index], get_device())),
                   data.y_train[index]).backward()
         optimizer.step()
     score = f"test_{TASK_KINDS[data.kind].score}"

@@ -13,6 +13,7 @@ from tinymtl.autograd import Tensor, no_grad
 from tinymtl.backend import to_numpy
 from tinymtl.backend.kernels import numpy_ref
 from tinymtl.mtl.model import model_input
+from tinymtl.nn.utils import module_device
 from tinymtl.train.task_kinds import TASK_KINDS
 
 
@@ -38,7 +39,8 @@ def predict_logits(model, task, x, batch_size=1024):
     was_training = model.training
     model.eval()
     try:
-        parts = [to_numpy(model(model_input(x[k:k + batch_size]), task).data)
+        device = module_device(model)
+        parts = [to_numpy(model(model_input(x[k:k + batch_size], device), task).data)
                  for k in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)

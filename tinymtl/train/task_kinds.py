@@ -38,23 +38,29 @@ from tinymtl.train import scores
 TRIPLET_MARGIN = 0.2  # of the embedding kind's loss, between unit vectors (distances in [0, 2])
 
 
+def _target(outputs, y, dtype=None):
+    """The labels ``y`` (host memory, as batches are drawn) as a Tensor where ``outputs`` are."""
+    y = np.asarray(y) if dtype is None else np.asarray(y, dtype)
+    return Tensor(y, device=outputs.device)
+
+
 def _cross_entropy(outputs, y):
-    return F.cross_entropy(outputs, y)
+    return F.cross_entropy(outputs, _target(outputs, y))
 
 
 def _binary_cross_entropy(outputs, y):
-    return F.binary_cross_entropy_with_logits(outputs, Tensor(np.asarray(y, np.float32)
-                                                              .reshape(outputs.shape)))
+    return F.binary_cross_entropy_with_logits(
+        outputs, _target(outputs, np.asarray(y, np.float32).reshape(outputs.shape)))
 
 
 def _squared_error(outputs, y):
     if y.ndim == 1:
-        return F.mse_loss(outputs.reshape(-1), Tensor(y))
-    return F.mse_loss(outputs, Tensor(y.astype(outputs.dtype, copy=False)))
+        return F.mse_loss(outputs.reshape(-1), _target(outputs, y))
+    return F.mse_loss(outputs, _target(outputs, y, outputs.dtype))
 
 
 def _triplet(outputs, y):
-    return F.batch_hard_triplet_loss(outputs, y, margin=TRIPLET_MARGIN)
+    return F.batch_hard_triplet_loss(outputs, _target(outputs, y), margin=TRIPLET_MARGIN)
 
 
 def _alignment(outputs, y):
@@ -63,7 +69,7 @@ def _alignment(outputs, y):
     width = y.shape[1]
     embedding, predicted = outputs[:, :-width], outputs[:, -width:]
     return F.profile_triplet_loss(embedding, y, margin=TRIPLET_MARGIN) + \
-        F.mse_loss(predicted, Tensor(y.astype(outputs.dtype, copy=False)))
+        F.mse_loss(predicted, _target(outputs, y, outputs.dtype))
 
 
 def _correct(outputs, y):

@@ -9,6 +9,9 @@ weight W reordered to (O, KH·KW·C):
 Groups split C and O into G independent blocks: the same products, batched over G. The output
 is returned as a (N, O, OH, OW) view of channels-last (N, OH, OW, O) memory: no copy is made,
 and the kernels that read it next (pooling, the next im2col) want exactly that layout.
+
+``conv2d`` computes 3×3 convolutions of stride 1 by Winograd's algorithm instead, with 2.25x
+fewer multiply-adds (``winograd.py``); this module does every other one.
 """
 
 from tinymtl.autograd.function import Function
@@ -63,7 +66,9 @@ class Conv2d(Function):
         g = g_rows.reshape(rows, groups, out_channels // groups).transpose(1, 0, 2)  # (G, M, O/G)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[1]:
-            grad_w = g.transpose(0, 2, 1) @ col                           # (G, O/G, K)
+            # (colᵀ g)ᵀ rather than gᵀ col: the same numbers, and BLAS is faster with the long
+            # axis M inside for a first layer's narrow col (K = 9: 0.48 vs 0.80 ms)
+            grad_w = (col.transpose(0, 2, 1) @ g).transpose(0, 2, 1)      # (G, O/G, K)
             grad_w = grad_w.reshape(out_channels, kh * kw, group_channels)
             grad_w = grad_w.transpose(0, 2, 1).reshape(ctx.weight_shape)
         if ctx.needs_input_grad[0]:
@@ -72,11 +77,17 @@ class Conv2d(Function):
             grad_x = kernels_for(grad_col).col2im(grad_col, (h, w), ctx.stride, ctx.padding,
                                                   ctx.dilation)
         if ctx.needs_input_grad[2:] == (True,):
-            # dL/db = Σ over output pixels: a matrix-vector product (1ᵀ g), BLAS's, is ~5x
-            # faster than NumPy's sum over the rows of a narrow (M, O) array
-            ones = get_array_module(grad).ones(rows, dtype=g_rows.dtype)
-            grad_b = ones @ g_rows
+            grad_b = bias_gradient(grad)
         return grad_x, grad_w, grad_b
+
+
+def bias_gradient(grad):
+    """dL/db = Σ of grad (N, O, OH, OW) over every output pixel, as the matrix-vector product
+    1ᵀ g of g (N·OH·OW, O): BLAS's is ~5x faster than NumPy's sum over the rows of a narrow
+    array."""
+    rows = grad.shape[0] * grad.shape[2] * grad.shape[3]
+    g_rows = grad.transpose(0, 2, 3, 1).reshape(rows, grad.shape[1])
+    return get_array_module(grad).ones(rows, dtype=g_rows.dtype) @ g_rows
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -85,8 +96,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         raise ValueError(f"conv2d: input has {x.shape[1]} channels, weight {weight.shape} "
                          f"with groups={groups} expects {weight.shape[1] * groups}")
     inputs = (x, weight) if bias is None else (x, weight, bias)
-    return Conv2d.apply(*inputs, stride=pair(stride), padding=pair(padding),
-                        dilation=pair(dilation), groups=groups)
+    geometry = dict(stride=pair(stride), padding=pair(padding), dilation=pair(dilation))
+    from tinymtl.autograd.ops import winograd  # (it builds on this module)
+
+    if winograd.applies(weight.shape, geometry["stride"], geometry["dilation"], groups):
+        return winograd.WinogradConv2d.apply(*inputs, padding=geometry["padding"])
+    return Conv2d.apply(*inputs, groups=groups, **geometry)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

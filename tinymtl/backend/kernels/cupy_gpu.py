@@ -133,6 +133,15 @@ def max_pool2d_backward(grad_y, argmax, image_size, kernel=None, stride=None, pa
     return grad_x.reshape(n, c, h, w)
 
 
+# Winograd's transforms: numpy_ref's array code, written against xp, runs on CuPy as it is
+from tinymtl.backend.kernels.numpy_ref import (  # noqa: E402
+    winograd_input, winograd_input_backward, winograd_output, winograd_output_backward)
+
+
+def winograd_empty(tiles_total, channels, dtype):
+    return cupy.empty((16, tiles_total, channels), dtype=dtype)
+
+
 def relu(a):
     return cupy.maximum(a, 0)
 

@@ -224,6 +224,183 @@ def relu_backward(grad, out):
 
 
 # --------------------------------------------------------------------------------------------
+# Winograd F(2×2, 3×3): the transforms between images and 4×4 tiles (numpy_ref says the math;
+# here each tile's 16 values are combined with the ±1 coefficients of Bᵀ and Aᵀ written out)
+
+PLANE_GAP = 16  # elements between two of the 16 planes: without it they lie a power of two
+# apart, and the 16 streams a transform reads or writes evict each other from the cache
+# (4K aliasing; the input transform ran 8x slower)
+
+
+def winograd_empty(tiles_total, channels, dtype):
+    """An uninitialised (16, P, C) array whose 16 planes do not alias in the cache."""
+    size = tiles_total * channels
+    return np.empty((16, size + PLANE_GAP), dtype=dtype)[:, :size].reshape(
+        16, tiles_total, channels)
+
+
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _winograd_input(padded, th, tw, V):
+    n_images, channels = padded.shape[0], padded.shape[3]
+    for task in prange(n_images * th):
+        n, ty = task // th, task % th
+        r = 2 * ty
+        for tx in range(tw):
+            p, s = (n * th + ty) * tw + tx, 2 * tx
+            for c in range(channels):
+                x0, x1, x2, x3 = (padded[n, r, s, c], padded[n, r, s + 1, c],
+                                  padded[n, r, s + 2, c], padded[n, r, s + 3, c])
+                y0, y1, y2, y3 = (padded[n, r + 1, s, c], padded[n, r + 1, s + 1, c],
+                                  padded[n, r + 1, s + 2, c], padded[n, r + 1, s + 3, c])
+                z0, z1, z2, z3 = (padded[n, r + 2, s, c], padded[n, r + 2, s + 1, c],
+                                  padded[n, r + 2, s + 2, c], padded[n, r + 2, s + 3, c])
+                w0, w1, w2, w3 = (padded[n, r + 3, s, c], padded[n, r + 3, s + 1, c],
+                                  padded[n, r + 3, s + 2, c], padded[n, r + 3, s + 3, c])
+                # t = Bᵀ d: rows x - z, y + z, z - y, y - w (of the tile's rows x, y, z, w)
+                a0, a1, a2, a3 = x0 - z0, x1 - z1, x2 - z2, x3 - z3
+                b0, b1, b2, b3 = y0 + z0, y1 + z1, y2 + z2, y3 + z3
+                e0, e1, e2, e3 = z0 - y0, z1 - y1, z2 - y2, z3 - y3
+                f0, f1, f2, f3 = y0 - w0, y1 - w1, y2 - w2, y3 - w3
+                # v = t B: the same combination along each row
+                V[0, p, c], V[1, p, c], V[2, p, c], V[3, p, c] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                V[4, p, c], V[5, p, c], V[6, p, c], V[7, p, c] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                V[8, p, c], V[9, p, c], V[10, p, c], V[11, p, c] = (e0 - e2, e1 + e2, e2 - e1,
+                                                                    e1 - e3)
+                V[12, p, c], V[13, p, c], V[14, p, c], V[15, p, c] = (f0 - f2, f1 + f2, f2 - f1,
+                                                                      f1 - f3)
+
+
+def winograd_input(x, padding, tiles):
+    """V[4i+j, p, c] = (Bᵀ d B)[i, j], d the 4×4 tile p of channel c of x zero-padded."""
+    x = _channels_last(x)
+    (n, h, w, c), (th, tw), (ph, pw) = x.shape, tiles, padding
+    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+    padded[:, ph: ph + h, pw: pw + w] = x
+    V = winograd_empty(n * th * tw, c, x.dtype)
+    _winograd_input(padded, th, tw, V)
+    return V
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _winograd_output(M, th, tw, y):
+    n_images, oh, ow, channels = y.shape
+    for task in prange(n_images * th):
+        n, ty = task // th, task % th
+        r = 2 * ty
+        for tx in range(tw):
+            p, s = (n * th + ty) * tw + tx, 2 * tx
+            right, below = s + 1 < ow, r + 1 < oh
+            for k in range(channels):
+                # Aᵀ m: rows m0 + m1 + m2 and m1 - m2 - m3 of the tile, per column j ...
+                a0 = M[0, p, k] + M[4, p, k] + M[8, p, k]
+                a1 = M[1, p, k] + M[5, p, k] + M[9, p, k]
+                a2 = M[2, p, k] + M[6, p, k] + M[10, p, k]
+                a3 = M[3, p, k] + M[7, p, k] + M[11, p, k]
+                b0 = M[4, p, k] - M[8, p, k] - M[12, p, k]
+                b1 = M[5, p, k] - M[9, p, k] - M[13, p, k]
+                b2 = M[6, p, k] - M[10, p, k] - M[14, p, k]
+                b3 = M[7, p, k] - M[11, p, k] - M[15, p, k]
+                # ... then the same along each row: the 2×2 output tile (cut at the image edge)
+                y[n, r, s, k] = a0 + a1 + a2
+                if right:
+                    y[n, r, s + 1, k] = a1 - a2 - a3
+                if below:
+                    y[n, r + 1, s, k] = b0 + b1 + b2
+                    if right:
+                        y[n, r + 1, s + 1, k] = b1 - b2 - b3
+
+
+def winograd_output(M, tiles, out_size):
+    """y (N, K, OH, OW): each 2×2 output tile Aᵀ m A, m the 4×4 of tile p of M (16, P, K)."""
+    th, tw = tiles
+    y = np.empty((M.shape[1] // (th * tw), *out_size, M.shape[2]), dtype=M.dtype)
+    _winograd_output(M, th, tw, y)
+    return y.transpose(0, 3, 1, 2)
+
+
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _winograd_output_backward(g, th, tw, dM):
+    n_images, oh, ow, channels = g.shape
+    zero = g.dtype.type(0)
+    for task in prange(n_images * th):
+        n, ty = task // th, task % th
+        r = 2 * ty
+        for tx in range(tw):
+            p, s = (n * th + ty) * tw + tx, 2 * tx
+            right, below = s + 1 < ow, r + 1 < oh
+            for k in range(channels):
+                g00 = g[n, r, s, k]
+                g01 = g[n, r, s + 1, k] if right else zero
+                g10 = g[n, r + 1, s, k] if below else zero
+                g11 = g[n, r + 1, s + 1, k] if right and below else zero
+                # u = A g: rows g0, g0 + g1, g0 - g1, -g1 (of the tile's rows g0, g1) ...
+                u00, u10, u20, u30 = g00, g00 + g10, g00 - g10, -g10
+                u01, u11, u21, u31 = g01, g01 + g11, g01 - g11, -g11
+                # ... and dM = u Aᵀ: each row (v0, v1) becomes (v0, v0 + v1, v0 - v1, -v1)
+                dM[0, p, k], dM[1, p, k], dM[2, p, k], dM[3, p, k] = (u00, u00 + u01,
+                                                                      u00 - u01, -u01)
+                dM[4, p, k], dM[5, p, k], dM[6, p, k], dM[7, p, k] = (u10, u10 + u11,
+                                                                      u10 - u11, -u11)
+                dM[8, p, k], dM[9, p, k], dM[10, p, k], dM[11, p, k] = (u20, u20 + u21,
+                                                                        u20 - u21, -u21)
+                dM[12, p, k], dM[13, p, k], dM[14, p, k], dM[15, p, k] = (u30, u30 + u31,
+                                                                          u30 - u31, -u31)
+
+
+def winograd_output_backward(grad_y, tiles):
+    """dM (16, P, K) = A g Aᵀ for each 2×2 tile g of grad_y (zero past the image's edge):
+    the adjoint of ``winograd_output``."""
+    g = _channels_last(grad_y)
+    th, tw = tiles
+    dM = winograd_empty(g.shape[0] * th * tw, g.shape[3], g.dtype)
+    _winograd_output_backward(g, th, tw, dM)
+    return dM
+
+
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _winograd_input_backward(dV, th, tw, padded):
+    n_images, channels = padded.shape[0], padded.shape[3]
+    for n in prange(n_images):  # one thread per image: tiles overlap, images do not
+        for ty in range(th):
+            r = 2 * ty
+            for tx in range(tw):
+                p, s = (n * th + ty) * tw + tx, 2 * tx
+                for c in range(channels):
+                    # e = dv B: each row (v0, v1, v2, v3) -> (v0, v1 - v2 + v3, v1 + v2 - v0, -v3)
+                    a0, a1, a2, a3 = _adjoint_row(dV[0, p, c], dV[1, p, c], dV[2, p, c],
+                                                  dV[3, p, c])
+                    b0, b1, b2, b3 = _adjoint_row(dV[4, p, c], dV[5, p, c], dV[6, p, c],
+                                                  dV[7, p, c])
+                    e0, e1, e2, e3 = _adjoint_row(dV[8, p, c], dV[9, p, c], dV[10, p, c],
+                                                  dV[11, p, c])
+                    f0, f1, f2, f3 = _adjoint_row(dV[12, p, c], dV[13, p, c], dV[14, p, c],
+                                                  dV[15, p, c])
+                    # ... then the same down each column, added onto the tile's 4×4 pixels
+                    for j, (x0, x1, x2, x3) in enumerate(((a0, b0, e0, f0), (a1, b1, e1, f1),
+                                                          (a2, b2, e2, f2), (a3, b3, e3, f3))):
+                        column = _adjoint_row(x0, x1, x2, x3)
+                        padded[n, r, s + j, c] += column[0]
+                        padded[n, r + 1, s + j, c] += column[1]
+                        padded[n, r + 2, s + j, c] += column[2]
+                        padded[n, r + 3, s + j, c] += column[3]
+
+
+@njit(inline="always")
+def _adjoint_row(v0, v1, v2, v3):
+    """B v, B = (Bᵀ)ᵀ: what each of the 4 inputs of a Bᵀ row combination receives."""
+    return v0, v1 - v2 + v3, v1 + v2 - v0, -v3
+
+
+def winograd_input_backward(dV, tiles, image_size, padding):
+    """dx (N, C, H, W): B dv Bᵀ of each tile's dv (4×4 of dV (16, P, C)) added back onto the
+    pixels of its 4×4 tile (tiles overlap by 2), padding cut off: the adjoint of
+    ``winograd_input``."""
+    (th, tw), (h, w), (ph, pw) = tiles, image_size, padding
+    padded = np.zeros((dV.shape[1] // (th * tw), 2 * th + 2, 2 * tw + 2, dV.shape[2]),
+                      dtype=dV.dtype)
+    _winograd_input_backward(dV, th, tw, padded)
+    return padded[:, ph: ph + h, pw: pw + w].transpose(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
 # row-wise log softmax (the stable core of cross-entropy)
 
 

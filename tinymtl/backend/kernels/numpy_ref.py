@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from tinymtl.backend.device import get_array_module
+
 
 def im2col(x, kernel, stride, padding, dilation, out_size):
     """col[n, oh, ow, i, j, c] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)."""
@@ -154,6 +156,91 @@ def segment_softmax_backward(alpha, grad, index, num_segments):
     weighted = np.zeros((num_segments,) + alpha.shape[1:], dtype=alpha.dtype)
     np.add.at(weighted, index, alpha * grad)
     return alpha * (grad - weighted[index])
+
+
+# -- Winograd F(2×2, 3×3): a 3×3 convolution of stride 1 on 4×4 input tiles -----------------
+# Each 4×4 tile d of the zero-padded image gives a 2×2 tile of the output (Lavin & Gray 2016):
+#
+#     Y = Aᵀ [ (G g Gᵀ) ⊙ (Bᵀ d B) ] A          16 multiplications where direct needs 36
+#
+# Tile (ty, tx) of image n is p = (n·TH + ty)·TW + tx; its input tile starts at row 2·ty,
+# column 2·tx of the padded image. These kernels move data between images and the transformed
+# domain — V = Bᵀ d B as (16, P, C), M as (16, P, K): entry (i, j) of every tile in plane
+# 4i + j — and back (the adjoints, for the gradients); the 16 products over channels are
+# BLAS's, in ``autograd/ops/winograd.py``. Written against ``xp`` so CuPy runs this same code.
+WINOGRAD_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+WINOGRAD_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+
+
+def _combine(coefficients, terms):
+    """Σ_k coefficients[k] · terms[k], skipping zero coefficients (they are 0 or ±1)."""
+    return sum(c * t for c, t in zip(coefficients, terms) if c)
+
+
+def _tiles_at(image, i, j, tiles):
+    """(N, TH, TW, C): pixel (i, j) of every tile of a channels-last image."""
+    th, tw = tiles
+    return image[:, i: i + 2 * th: 2, j: j + 2 * tw: 2]
+
+
+def winograd_empty(tiles_total, channels, dtype):
+    """An uninitialised (16, P, C) array (the CPU kernels space its planes apart)."""
+    return np.empty((16, tiles_total, channels), dtype=dtype)
+
+
+def winograd_input(x, padding, tiles):
+    """V[4i+j, p, c] = (Bᵀ d B)[i, j], d the 4×4 tile p of channel c of x zero-padded."""
+    xp = get_array_module(x)
+    (n, c, h, w), (th, tw), (ph, pw) = x.shape, tiles, padding
+    padded = xp.zeros((n, 2 * th + 2, 2 * tw + 2, c), dtype=x.dtype)
+    padded[:, ph: ph + h, pw: pw + w] = x.transpose(0, 2, 3, 1)
+    d = [[_tiles_at(padded, a, b, tiles) for b in range(4)] for a in range(4)]
+    rows = [[_combine(WINOGRAD_BT[i], [d[a][b] for a in range(4)]) for b in range(4)]
+            for i in range(4)]                                                     # Bᵀ d
+    V = xp.stack([_combine(WINOGRAD_BT[j], rows[i]) for i in range(4) for j in range(4)])
+    return V.reshape(16, n * th * tw, c)                                           # (Bᵀ d) B
+
+
+def winograd_output(M, tiles, out_size):
+    """y (N, K, OH, OW): each 2×2 output tile Aᵀ m A, m the 4×4 of tile p of M (16, P, K)."""
+    xp = get_array_module(M)
+    (th, tw), (oh, ow) = tiles, out_size
+    m = M.reshape(16, -1, th, tw, M.shape[2])
+    y = xp.empty((m.shape[1], 2 * th, 2 * tw, M.shape[2]), dtype=M.dtype)
+    for u in range(2):
+        for v in range(2):
+            y[:, u::2, v::2] = _combine(
+                [WINOGRAD_AT[u][i] * WINOGRAD_AT[v][j] for i in range(4) for j in range(4)], m)
+    return y[:, :oh, :ow].transpose(0, 3, 1, 2)
+
+
+def winograd_output_backward(grad_y, tiles):
+    """dM (16, P, K) = A g Aᵀ for each 2×2 tile g of grad_y (zero past the image's edge):
+    the adjoint of ``winograd_output``."""
+    xp = get_array_module(grad_y)
+    (n, k, oh, ow), (th, tw) = grad_y.shape, tiles
+    g = xp.zeros((n, 2 * th, 2 * tw, k), dtype=grad_y.dtype)
+    g[:, :oh, :ow] = grad_y.transpose(0, 2, 3, 1)
+    quarters = [g[:, u::2, v::2] for u in range(2) for v in range(2)]
+    dM = xp.stack([_combine([WINOGRAD_AT[u][i] * WINOGRAD_AT[v][j]
+                             for u in range(2) for v in range(2)], quarters)
+                   for i in range(4) for j in range(4)])
+    return dM.reshape(16, n * th * tw, k)
+
+
+def winograd_input_backward(dV, tiles, image_size, padding):
+    """dx (N, C, H, W): B dv Bᵀ of each tile's dv (4×4 of dV (16, P, C)) added back onto the
+    pixels of its 4×4 tile (tiles overlap by 2), padding cut off: the adjoint of
+    ``winograd_input``."""
+    xp = get_array_module(dV)
+    (th, tw), (h, w), (ph, pw) = tiles, image_size, padding
+    v = dV.reshape(16, -1, th, tw, dV.shape[2])
+    padded = xp.zeros((v.shape[1], 2 * th + 2, 2 * tw + 2, dV.shape[2]), dtype=dV.dtype)
+    for a in range(4):
+        for b in range(4):
+            _tiles_at(padded, a, b, tiles)[...] += _combine(
+                [WINOGRAD_BT[i][a] * WINOGRAD_BT[j][b] for i in range(4) for j in range(4)], v)
+    return padded[:, ph: ph + h, pw: pw + w].transpose(0, 3, 1, 2)
 
 
 def erf(x):
