@@ -1,7 +1,8 @@
-"""Time one full training step (forward, backward, Adam lr 1e-3) in tinymtl and in PyTorch CPU.
+"""Time one full training step (forward, backward, Adam lr 1e-3) in tinymtl and in PyTorch.
 
-    python benchmarks/step_time.py            # a table
-    python benchmarks/step_time.py --json     # one JSON object per model per line
+    python benchmarks/step_time.py                  # a table (CPU: tinymtl NumPy/Numba vs torch)
+    python benchmarks/step_time.py --json           # one JSON object per model per line
+    python benchmarks/step_time.py --device cuda    # tinymtl CuPy vs PyTorch CUDA, same shapes
 
 Both frameworks run the same model on the same shapes in the same process, float32, with all
 the machine's threads; they take turns in blocks of steps and the median step of each is reported,
@@ -25,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import tinymtl  # noqa: E402
 import tinymtl.nn as nn  # noqa: E402
 import tinymtl.nn.functional as F  # noqa: E402
+from tinymtl.backend.blas import blas_kernels  # noqa: E402
 from tinymtl.optim import Adam  # noqa: E402
 
 MODELS = ("mlp", "shapes3_cnn", "mnist_cnn")
@@ -112,13 +114,20 @@ def matmul_flops(name):
 
 
 # -- one training step in each framework -----------------------------------------------------
-def tinymtl_step_fn(name):
+def synchronize(device):
+    """Wait for the GPU to finish what was queued (a no-op on the CPU): GPU timings need it."""
+    if device == "cuda":
+        tinymtl.backend.array_module("cuda").cuda.Device().synchronize()
+
+
+def tinymtl_step_fn(name, device="cpu"):
+    tinymtl.set_device(device)
     tinymtl.manual_seed(0)
     model = build_tinymtl(name)
     optimizer = Adam(model.parameters(), lr=1e-3)
     x, targets = make_batch(name)
-    x = tinymtl.tensor(x)
-    targets = [tinymtl.tensor(t) for t in targets]
+    x = tinymtl.tensor(x, device=device)
+    targets = [tinymtl.tensor(t, device=device) for t in targets]
 
     def step():
         optimizer.zero_grad()
@@ -130,19 +139,20 @@ def tinymtl_step_fn(name):
             loss = F.cross_entropy(out, targets[0])
         loss.backward()
         optimizer.step()
+        synchronize(device)
     return step
 
 
-def torch_step_fn(name):
+def torch_step_fn(name, device="cpu"):
     import torch
     import torch.nn.functional as TF
 
     torch.manual_seed(0)
-    model = build_torch(name)
+    model = build_torch(name).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, targets = make_batch(name)
-    x = torch.from_numpy(x)
-    targets = [torch.from_numpy(t) for t in targets]
+    x = torch.from_numpy(x).to(device)
+    targets = [torch.from_numpy(t).to(device) for t in targets]
 
     def step():
         optimizer.zero_grad()
@@ -154,6 +164,8 @@ def torch_step_fn(name):
             loss = TF.cross_entropy(out, targets[0])
         loss.backward()
         optimizer.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
     return step
 
 
@@ -175,10 +187,14 @@ def median_ms(steps, warmup, repeats, rounds=5):
     return [statistics.median(bucket) * 1e3 for bucket in times]
 
 
-def machine_gflops(size=2048, repeats=5):
+def machine_gflops(size=None, repeats=5, device="cpu"):
+    """The float32 matrix-product rate: NumPy's BLAS (2048²), or cuBLAS through CuPy (8192²)."""
+    size = size or (8192 if device == "cuda" else 2048)
     a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    a = tinymtl.backend.to_device(a, device)
+    product = (lambda: (a @ a, synchronize(device)))
+    product()
+    best = min(_timed(product) for _ in range(repeats))
     return 2 * size ** 3 / best / 1e9
 
 
@@ -198,20 +214,31 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per block")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: tinymtl on CuPy against PyTorch on CUDA")
+    parser.add_argument("--peak-size", type=int, default=None,
+                        help="side of the matrix product that measures the peak rate")
     args = parser.parse_args(argv)
+    try:
+        tinymtl.set_device(args.device)
+    except tinymtl.backend.device.DeviceUnavailableError as error:
+        sys.exit(f"error: {error}")
     try:
         import torch
         torch.set_num_threads(os.cpu_count())
+        if args.device == "cuda" and not torch.cuda.is_available():
+            print("note: PyTorch has no CUDA here; timing tinymtl alone", file=sys.stderr)
+            torch = None
     except ImportError:
         torch = None
-    peak = machine_gflops()
+    peak = machine_gflops(args.peak_size, device=args.device)
     rows = []
     for name in args.models:
-        ours_step = tinymtl_step_fn(name)
+        ours_step = tinymtl_step_fn(name, args.device)
         for _ in range(args.warmup):
             ours_step()
         rss = peak_rss_mb()  # before torch runs, so it is tinymtl's peak
-        steps = [ours_step] + ([torch_step_fn(name)] if torch else [])
+        steps = [ours_step] + ([torch_step_fn(name, args.device)] if torch else [])
         timings = median_ms(steps, args.warmup, args.repeats)
         ours, theirs = timings[0], (timings[1] if torch else None)
         gflops = 3 * matmul_flops(name) / (ours / 1e3) / 1e9
@@ -219,14 +246,16 @@ def main(argv=None):
                "torch_ms": None if theirs is None else round(theirs, 3),
                "ratio": None if theirs is None else round(ours / theirs, 3),
                "tinymtl_peak_rss_mb": round(rss, 1), "tinymtl_gflops": round(gflops, 1),
-               "machine_matmul_gflops": round(peak, 1),
+               "machine_matmul_gflops": round(peak, 1), "device": args.device,
+               "blas": blas_kernels() if args.device == "cpu" else "cuBLAS",
                "threads": os.cpu_count()}
         rows.append(row)
         if args.json:
             print(json.dumps(row), flush=True)
     if not args.json:
-        print(f"float32 matrix product on this machine: {peak:.1f} GFLOP/s "
-              f"({os.cpu_count()} threads)")
+        where = (f"{os.cpu_count()} threads, BLAS kernels {blas_kernels()}"
+                 if args.device == "cpu" else "cuBLAS")
+        print(f"float32 matrix product on this machine: {peak:.1f} GFLOP/s ({where})")
         print(f"{'model':<12} {'tinymtl ms':>11} {'torch ms':>9} {'ratio':>6} "
               f"{'GFLOP/s':>8} {'% of peak':>9} {'peak RSS MB':>11}")
         for r in rows:

@@ -113,3 +113,70 @@ def test_smoke_on_the_device_trains_evaluates_resumes_and_predicts(cuda, tmp_pat
                                        "--device", "cuda", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert "bitwise the same weights" in result.output and "predicted" in result.output
+
+
+def test_eval_and_predict_of_a_checkpoint_run_on_the_device(cuda, tmp_path, monkeypatch):
+    """A checkpoint evaluated and queried with ``--device cuda`` gives the CPU's answers."""
+    from click.testing import CliRunner
+
+    from tinymtl.cli import main
+
+    monkeypatch.setenv("TINYMTL_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    settings = ["training.warmup_steps=0", "baselines=none", "linear_baseline=false"]
+    result = runner.invoke(main, ["run", "examples/kindergarten_math.yaml", "--quiet",
+                                  "--steps", "20", "--out", str(tmp_path / "r")]
+                           + [arg for setting in settings for arg in ("--set", setting)])
+    assert result.exit_code == 0, result.output
+    checkpoint = str(tmp_path / "r" / "checkpoint.h5")
+    answers = {}
+    for device in ("cpu", "cuda"):
+        evaluated = runner.invoke(main, ["eval", checkpoint, "--json", "--device", device])
+        predicted = runner.invoke(main, ["predict", checkpoint, "--task", "math", "7+5", "--json",
+                                         "--device", device])
+        assert evaluated.exit_code == 0 and predicted.exit_code == 0, evaluated.output
+        answers[device] = (json.loads(evaluated.output), predicted.output)
+    set_device("cpu")
+    assert answers["cuda"] == answers["cpu"]
+
+
+def test_the_gpu_step_benchmark_runs_on_the_device(cuda, capsys):
+    """``benchmarks/step_time.py --device cuda`` (what a lent GPU measures) runs end to end."""
+    import pathlib
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
+    import step_time
+
+    step_time.main(["--device", "cuda", "--models", "mlp", "shapes3_cnn", "--repeats", "2",
+                    "--warmup", "1", "--peak-size", "256", "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["model"] for r in rows] == ["mlp", "shapes3_cnn"]
+    assert all(r["device"] == "cuda" and r["tinymtl_ms"] > 0 for r in rows)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("conftest")._cuda_available(),
+                    reason="CuPy or a CUDA device is not available")
+def test_on_a_real_gpu_a_cnn_step_gives_the_cpus_loss_and_gradients():
+    """cuBLAS and CuPy's kernels round differently from the CPU's: equal to float32 accuracy."""
+    import tinymtl
+    import tinymtl.nn as nn
+    import tinymtl.nn.functional as F
+
+    results = {}
+    x = np.random.default_rng(0).standard_normal((6, 3, 12, 12)).astype(np.float32)
+    target = np.array([0, 1, 2, 0, 1, 2])
+    for device in ("cpu", "cuda"):
+        set_device(device)
+        tinymtl.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(8, 16, 3), nn.ReLU(), nn.GlobalAvgPool2d(),
+                              nn.Linear(16, 3))
+        loss = F.cross_entropy(model(tinymtl.tensor(x, device=device)),
+                               tinymtl.tensor(target, device=device))
+        loss.backward()
+        results[device] = [loss.item()] + [to_numpy(p.grad) for p in model.parameters()]
+    set_device("cpu")
+    for on_cpu, on_gpu in zip(results["cpu"], results["cuda"]):
+        np.testing.assert_allclose(on_gpu, on_cpu, rtol=1e-4, atol=1e-6)

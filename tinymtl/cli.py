@@ -440,11 +440,20 @@ def _naming(config_path):
         raise ConfigError(f"{config_path}: {error}") from None
 
 
-def _load(checkpoint_path):
+def _load(checkpoint_path, device=None):
+    """(config, tasks, model) of a checkpoint, the model on ``device`` (default: the current
+    one: TINYMTL_DEVICE, else cpu), wherever it was trained."""
+    from tinymtl.backend import set_device
     from tinymtl.train import checkpoint
     from tinymtl.runs.setup import model_from_checkpoint
 
+    if device:
+        set_device(device)
     return model_from_checkpoint(checkpoint.load(checkpoint_path))
+
+
+_DEVICE_OPTION = click.option("--device", type=click.Choice(["cpu", "cuda"]),
+                              help="Where to run it (default: TINYMTL_DEVICE, else cpu).")
 
 
 def _check_task(task, tasks):
@@ -458,14 +467,15 @@ def _check_task(task, tasks):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--private", "private_path", type=click.Path(dir_okay=False),
               help="Task-private weights (from export-private) to put on its backbone first.")
+@_DEVICE_OPTION
 @_guarded
-def evaluate_command(checkpoint_path, task, as_json, private_path):
+def evaluate_command(checkpoint_path, task, as_json, private_path, device):
     """Held-out accuracy of a checkpoint, without training."""
     from tinymtl.runs.setup import load_private
     from tinymtl.train.metrics import evaluate
     from tinymtl.train.task_kinds import TASK_KINDS
 
-    config, tasks, model = _load(checkpoint_path)
+    config, tasks, model = _load(checkpoint_path, device)
     _check_task(task, tasks)
     if private_path:
         load_private(model, private_path)
@@ -505,8 +515,9 @@ def export_private_command(checkpoint_path, out_path, task_names):
 @click.option("--input", "input_file", type=click.File("r"),
               help="Read inputs from a file, one per line ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per prediction.")
+@_DEVICE_OPTION
 @_guarded
-def predict(checkpoint_path, inputs, task, input_file, as_json):
+def predict(checkpoint_path, inputs, task, input_file, as_json, device):
     """Answer inputs with a trained model; tasks can switch from line to line (one load).
 
     \b
@@ -517,7 +528,7 @@ def predict(checkpoint_path, inputs, task, input_file, as_json):
     from tinymtl.errors import one_line
     from tinymtl.train.metrics import predict_logits, softmax
 
-    config, tasks, model = _load(checkpoint_path)
+    config, tasks, model = _load(checkpoint_path, device)
     _check_task(task, tasks)
     items = [(task, text) for text in inputs]
     if input_file is not None:

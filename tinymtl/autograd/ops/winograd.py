@@ -21,7 +21,7 @@ Every step is linear, so backward is the same steps' adjoints, in reverse:
 
     dM = A dY Aᵀ per tile                                  (winograd_output_backward)
     dU[ξ] = V[ξ]ᵀ dM[ξ]      then  dg = Gᵀ dU G             (the weight gradient)
-    dV[ξ] = dM[ξ] U[ξ]ᵀ      then  dx = B dV Bᵀ, added back per tile (winograd_input_backward)
+    dV[ξ] = dM[ξ] U[ξ]ᵀ      then  dx = B dV Bᵀ added back per tile (winograd_input_backward)
 
 **Off by default, because it does not pay on the machine tinymtl is measured on.** With
 ``TINYMTL_WINOGRAD=1`` (or ``winograd.WINOGRAD = True``) ``conv2d`` uses it for 3×3 kernels of
