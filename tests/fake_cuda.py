@@ -10,7 +10,7 @@ Kernels run NumPy's compiled CPU ones on the arrays' memory, and results come ba
 arrays. One gap is left: ``np.asarray(device_array)`` quietly gives a NumPy view here, where
 CuPy raises; the library's own code moves arrays with ``to_numpy``.
 
-    from tinymtl.backend.device import stand_in_for_cuda
+    from tinymtl.backend.kernels import stand_in_for_cuda
     stand_in_for_cuda(fake_cuda.module, fake_cuda.kernels)   # device 'cuda' is now this
 """
 

@@ -14,7 +14,8 @@ import pytest
 import fake_cuda
 import pinned_runs
 from tinymtl.backend import set_device, to_device, to_numpy
-from tinymtl.backend.device import device_of, stand_in_for_cuda
+from tinymtl.backend.device import device_of
+from tinymtl.backend.kernels import stand_in_for_cuda
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_winograd_kernels_match_reference_and_their_adjoints(device, shape, padd
     assert np.vdot(y, g) == pytest.approx(np.vdot(M, dM), rel=1e-12)
 
 
-def test_winograd_and_im2col_agree_in_float32():
+def test_winograd_and_im2col_agree_in_float32(monkeypatch):
     """The two ways of computing a 3x3 convolution: the same values to float32 rounding."""
     import tinymtl as tm
     import tinymtl.nn.functional as F
@@ -104,12 +104,9 @@ def test_winograd_and_im2col_agree_in_float32():
                   requires_grad=True)
     results = []
     for use in (True, False):
-        winograd.WINOGRAD = use
-        try:
-            y = F.conv2d(x, w, padding=1)
-            (y * y).sum().backward()
-        finally:
-            winograd.WINOGRAD = True
+        monkeypatch.setattr(winograd, "WINOGRAD", use)  # (restored after the test)
+        y = F.conv2d(x, w, padding=1)
+        (y * y).sum().backward()
         results.append((y.numpy().copy(), x.grad.copy(), w.grad.copy()))
         x.grad = w.grad = None
     for fast, direct in zip(*results):

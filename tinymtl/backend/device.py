@@ -5,10 +5,10 @@ environment variable ``TINYMTL_DEVICE=cuda``. CuPy is imported only when asked f
 library works, and its tests pass, on machines that do not have it.
 
 "cuda" is two things: an array module (CuPy) and the kernels written for it
-(``kernels.cupy_gpu``). ``stand_in_for_cuda`` replaces both, so that tests on a machine without a
-GPU can run every "cuda" code path on arrays that refuse to mix with NumPy's, as CuPy's do
-(``tests/fake_cuda.py``): a batch, a parameter or a state that misses its move to the device
-then fails there as it would on a GPU.
+(``kernels.cupy_gpu``). ``kernels.stand_in_for_cuda`` replaces both, so that tests on a machine
+without a GPU can run every "cuda" code path on arrays that refuse to mix with NumPy's, as
+CuPy's do (``tests/fake_cuda.py``): a batch, a parameter or a state that misses its move to the
+device then fails there as it would on a GPU.
 """
 
 import os
@@ -19,7 +19,7 @@ import numpy as np
 from tinymtl.errors import InputError
 
 DEVICES = ("cpu", "cuda")
-_state = {"device": None, "cuda": None, "cuda_kernels": None}  # "cuda": CuPy, or a stand-in
+_state = {"device": None, "cuda": None}  # "cuda": CuPy, or a stand-in
 
 
 class DeviceUnavailableError(InputError):
@@ -41,20 +41,11 @@ def _import_cupy():
     return cupy
 
 
-def cuda_kernels():
-    """The kernel module of device 'cuda' (``kernels.cupy_gpu``, or a stand-in's)."""
-    if _state["cuda_kernels"] is None:
-        from tinymtl.backend.kernels import cupy_gpu
-
-        _state["cuda_kernels"] = cupy_gpu
-    return _state["cuda_kernels"]
-
-
-def stand_in_for_cuda(module, kernels):
+def use_cuda_module(module):
     """Make device 'cuda' mean ``module`` (an array module with CuPy's API: ``ndarray``,
-    ``asarray``, ``get_array_module``, arrays with ``.get()``) and ``kernels`` (with the kernel
-    names of ``kernels.numba_cpu``); ``None, None`` puts CuPy back. For tests only."""
-    _state["cuda"], _state["cuda_kernels"] = module, kernels
+    ``asarray``, ``get_array_module``, arrays with ``.get()``); None puts CuPy back. For tests,
+    through ``kernels.stand_in_for_cuda``."""
+    _state["cuda"] = module
 
 
 def set_device(name):

@@ -39,7 +39,7 @@ checks hold it to the same bound as every op.
 import os
 
 from tinymtl.autograd.function import Function
-from tinymtl.autograd.ops.conv import bias_gradient
+from tinymtl.autograd.ops._util import bias_gradient
 from tinymtl.backend import get_array_module
 from tinymtl.backend.kernels import kernels_for
 

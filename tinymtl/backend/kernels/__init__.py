@@ -11,7 +11,7 @@ relu_backward, log_softmax,
 adam_update, scatter_add, segment_max, segment_softmax, segment_softmax_backward, erf.
 """
 
-from tinymtl.backend.device import cuda_kernels, device_of
+from tinymtl.backend.device import device_of, use_cuda_module
 from tinymtl.backend.kernels import numba_cpu, numpy_ref
 
 KERNEL_NAMES = (
@@ -24,11 +24,26 @@ KERNEL_NAMES = (
 )
 
 
+_CUDA_KERNELS = {"module": None}  # kernels.cupy_gpu, imported on first use, or a stand-in's
+
+
 def kernels_for(array):
     """The kernel module that runs on ``array``'s device."""
     if device_of(array) == "cpu":
         return numba_cpu
-    return cuda_kernels()
+    if _CUDA_KERNELS["module"] is None:
+        from tinymtl.backend.kernels import cupy_gpu
+
+        _CUDA_KERNELS["module"] = cupy_gpu
+    return _CUDA_KERNELS["module"]
 
 
-__all__ = ["kernels_for", "numpy_ref", "numba_cpu", "KERNEL_NAMES"]
+def stand_in_for_cuda(module, kernels):
+    """Make device 'cuda' mean ``module`` (an array module with CuPy's API) and ``kernels`` (a
+    module with the functions of ``KERNEL_NAMES``); ``None, None`` puts CuPy back. For tests:
+    ``tests/fake_cuda.py`` runs every "cuda" path on a machine without a GPU."""
+    use_cuda_module(module)
+    _CUDA_KERNELS["module"] = kernels
+
+
+__all__ = ["kernels_for", "stand_in_for_cuda", "numpy_ref", "numba_cpu", "KERNEL_NAMES"]
