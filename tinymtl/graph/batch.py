@@ -15,9 +15,8 @@ the nodes before it, so no edge crosses two graphs and one pass of message passi
 whole batch (the way PyG's ``Batch`` does). ``graph.edge_batch`` gives each edge's graph.
 """
 
-import dataclasses
-
 import copy
+import dataclasses
 
 import numpy as np
 
