@@ -5,7 +5,7 @@ longer hold.
     python benchmarks/reproduce.py --slow       # and the ones that take minutes
     python benchmarks/reproduce.py --all        # and the ones that take hours (continual tables)
     python benchmarks/reproduce.py --only flagship     # figures whose name contains a word
-    (add --json FILE for a machine-readable report)
+    (add --json FILE for a machine-readable report, --keep DIR to keep the runs)
 
 A figure is a value printed in README.md or docs/ (a held-out accuracy, a share of a peak, the
 output of a README example), where it is printed, the command that produces it, where its run
@@ -290,11 +290,18 @@ def main(argv=None):
     parser.add_argument("--all", action="store_true", help="also the figures of hours")
     parser.add_argument("--only", help="only figures whose name contains this")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep the runs in DIR (to update a document's whole table when a "
+                             "figure moved), instead of a temporary folder")
     args = parser.parse_args(argv)
     speed = "all" if args.all else "slow" if args.slow else "fast"
     figures = select(speed, args.only)
-    with tempfile.TemporaryDirectory(prefix="reproduce-") as scratch:
-        report = check(figures, pathlib.Path(scratch))
+    if args.keep:
+        pathlib.Path(args.keep).mkdir(parents=True, exist_ok=True)
+        report = check(figures, pathlib.Path(args.keep))
+    else:
+        with tempfile.TemporaryDirectory(prefix="reproduce-") as scratch:
+            report = check(figures, pathlib.Path(scratch))
     for entry in report:
         mark = "holds" if entry["holds"] else "DIFFERS"
         expected = "(printed output)" if "snippet" in entry else entry["expected"]
