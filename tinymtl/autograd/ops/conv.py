@@ -18,7 +18,6 @@ from tinymtl.autograd.function import Function
 from tinymtl.autograd.ops import winograd
 from tinymtl.autograd.ops._util import bias_gradient, pair
 from tinymtl.autograd.ops.shape import reshape
-from tinymtl.backend import get_array_module
 from tinymtl.backend.kernels import kernels_for
 
 

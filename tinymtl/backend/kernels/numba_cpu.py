@@ -279,6 +279,8 @@ def winograd_input(x, padding, tiles):
     V = winograd_empty(n * th * tw, c, x.dtype)
     _winograd_input(padded, th, tw, V)
     return V
+
+
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _winograd_output(M, th, tw, y):
     n_images, oh, ow, channels = y.shape
