@@ -63,10 +63,11 @@ def thread_limit(threads):
 
 
 def finished(arm):
-    """The summary of a finished run of ``arm``'s config in its directory, or None."""
+    """The summary of a finished run of ``arm``'s config in its directory, or None (its
+    checkpoint may have been deleted: an arm's result is its summary)."""
     from tinymtl.runs.setup import finished_summary
 
-    return finished_summary(pathlib.Path(arm.out), arm.config)
+    return finished_summary(pathlib.Path(arm.out), arm.config, weights_needed=False)
 
 
 def plugin_modules(arms):

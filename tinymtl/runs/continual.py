@@ -25,7 +25,6 @@ import json
 
 import numpy as np
 
-import tinymtl
 from tinymtl.backend.random import CONTINUAL_STAGE_SEED, default_generator
 from tinymtl.errors import DivergedError
 from tinymtl.files import write_text
@@ -33,7 +32,7 @@ from tinymtl.mtl import make_schedule
 from tinymtl.mtl.plugin import create, methods
 from tinymtl.report import plots
 from tinymtl.runs import memory, setup
-from tinymtl.runs.setup import RunDirectory, make_callbacks
+from tinymtl.runs.setup import RunDirectory, make_callbacks, run_identity
 from tinymtl.train import continual_metrics
 from tinymtl.train.config import method_spec
 from tinymtl.train.metrics import evaluate
@@ -205,7 +204,7 @@ def _summary(config, directory, tasks, progress_state):
     # (the choice made on validation, the value reported on test)
     peaks = R[V.argmax(axis=0), np.arange(len(stages))]
     return {
-        "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+        **run_identity(config),
         "continual": matrix, "wall_seconds": round(directory.elapsed(), 3),
         "tasks": {t: {"kind": "classification", "test_accuracy": float(R[-1, j]),
                       "valid_accuracy": float(V[-1, j]),

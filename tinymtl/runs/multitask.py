@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 
-import tinymtl
 from tinymtl.errors import DivergedError
 from tinymtl.mtl import make_schedule
 from tinymtl.mtl.plugin import create
@@ -22,7 +21,8 @@ from tinymtl.mtl.weighting import Static
 from tinymtl.report import plots
 from tinymtl.runs import baselines
 from tinymtl.runs import memory, salience
-from tinymtl.runs.setup import RunDirectory, build, load_tasks, make_callbacks, read_rows
+from tinymtl.runs.setup import (RunDirectory, build, load_tasks, make_callbacks, read_rows,
+                                 run_identity)
 from tinymtl.train import checkpoint
 from tinymtl.train.config import method_spec
 from tinymtl.train.metrics import predict_logits, task_summary
@@ -241,7 +241,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     phase("checking the checkpoint's round trip (weights and outputs, bit for bit)", progress)
     roundtrip_result = roundtrip(model, config, tasks, directory.checkpoint_path)
     return directory.finish({
-        "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+        **run_identity(config),
         "schedule": config["training"]["schedule"],
         "wall_seconds": round(directory.elapsed(), 3),
         "timings": {"multitask_seconds": round(multitask_seconds, 3),

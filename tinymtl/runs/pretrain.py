@@ -34,7 +34,6 @@ import time
 
 import numpy as np
 
-import tinymtl
 from tinymtl import nn
 from tinymtl.autograd import no_grad
 from tinymtl.backend import default_generator, manual_seed
@@ -44,7 +43,8 @@ from tinymtl.datasets.base import array_digest
 from tinymtl.graph.augment import augment, contrastive_accuracy, nt_xent_loss
 from tinymtl.mtl.model import build_backbone, graph_options
 from tinymtl.report import plots
-from tinymtl.runs.setup import RunDirectory, finished_summary, molecule_encoder, read_rows
+from tinymtl.runs.setup import (RunDirectory, finished_summary, molecule_encoder, read_rows,
+                                 run_identity)
 from tinymtl.train import checkpoint, interrupt
 from tinymtl.train.progress import ProgressBar
 from tinymtl.train.trainer import make_lr_scheduler, make_optimizer
@@ -316,7 +316,7 @@ def run(config, out_dir=None, resume=False, progress=True):
     plots.pretraining_curves(rows, directory.out / "pretraining.png")
     evals = [r for r in rows if r["type"] == "eval" and "valid_loss" in r]
     return directory.finish({
-        "config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+        **run_identity(config),
         "wall_seconds": round(directory.elapsed(), 3),
         "train_step_ms": round(1000 * train_seconds / max(settings["steps"], 1), 3),
         "steps": step, "epochs": batches.epoch, "pool": manifest,

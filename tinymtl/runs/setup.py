@@ -27,6 +27,7 @@ import yaml
 from tinymtl import datasets
 from tinymtl.datasets.cache import location as cache_location
 from tinymtl.backend import manual_seed, set_device
+from tinymtl.backend.blas import blas_kernels
 from tinymtl.errors import one_line
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model
@@ -42,16 +43,30 @@ def run_folder(config, out_dir=None):
     return pathlib.Path(out_dir or pathlib.Path("runs") / config["name"])
 
 
-def finished_summary(out, config):
+def run_identity(config):
+    """What every run's summary opens with: its config and seed, and what else decides its
+    bits: the tinymtl version and the BLAS kernels (``backend.blas``)."""
+    import tinymtl
+
+    return {"config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
+            "blas": blas_kernels()}
+
+
+def finished_summary(out, config, weights_needed=True):
     """The summary of a finished run of ``config`` in ``out`` (what ``--resume`` of a complete
     run reports instead of training again), or None: a summary that says the run is complete,
     written after its checkpoint (a pretraining run's too: ``runs.pretrain.first_stage``). A
     run with a pretraining stage is finished when its fine-tuning, from that stage's
-    checkpoint, is."""
+    checkpoint, is. ``weights_needed=False`` (a sweep's arms, whose results are their
+    summaries): a finished run whose checkpoint was deleted to save space still counts."""
     path, saved_weights = pathlib.Path(out) / "summary.json", pathlib.Path(out) / "checkpoint.h5"
-    if not path.exists() or not saved_weights.exists() or \
-            saved_weights.stat().st_mtime_ns > path.stat().st_mtime_ns:
-        return None  # (a checkpoint newer than the summary: put back to continue from it)
+    if not path.exists():
+        return None
+    if saved_weights.exists():
+        if saved_weights.stat().st_mtime_ns > path.stat().st_mtime_ns:
+            return None  # (a checkpoint newer than the summary: put back to continue from it)
+    elif weights_needed:
+        return None
     try:
         summary = json.loads(path.read_text())
     except ValueError:
