@@ -25,6 +25,7 @@ def test_every_module_defines_every_kernel():
 
 GEOMETRIES = [  # kernel, stride, padding, dilation
     ((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2)), ((1, 1), (2, 2), (0, 0), (1, 1)),
+    ((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 2), (3, 2), (0, 0), (1, 1)),  # tiling pool windows
 ]
 
 
@@ -58,6 +59,35 @@ def test_image_kernels_match_reference(device, geometry, layout, channels):
             to_numpy(K.max_pool2d_backward(to_device(g, device), argmax, (8, 7), kernel, stride,
                                            padding, dilation)),
             numpy_ref.max_pool2d_backward(g, rargmax, (8, 7)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 2)])
+def test_tiling_max_pool_kernels_equal_the_general_ones_bit_for_bit(kernel):
+    """numba_cpu's kernels for windows that tile the image give the general kernels' bits:
+    the first of tied maxima (ReLU's zeros) wins, a -0.0 gradient comes out as +0.0 as the
+    zeroed sum makes it, and pixels past the last whole window get 0."""
+    rng = np.random.default_rng(1)
+    x = np.maximum(rng.standard_normal((3, 4, 11, 9)).astype(np.float32), 0)  # many ties at 0
+    geometry = (kernel, kernel, (0, 0), (1, 1))
+    out_size = conv_output_size((11, 9), *geometry)
+    assert numba_cpu._tiles(*geometry) and not numba_cpu._tiles(kernel, (1, 1), (0, 0), (1, 1))
+    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    y, argmax = numba_cpu.max_pool2d_forward(x, *geometry, out_size)
+    general_y = np.empty_like(numba_cpu._channels_last(y))
+    general_argmax = np.empty(general_y.shape, dtype=np.int32)
+    numba_cpu._max_pool2d_forward(x_last, *kernel, *kernel, 0, 0, 1, 1, general_y,
+                                  general_argmax)
+    np.testing.assert_array_equal(numba_cpu._channels_last(y), general_y)
+    np.testing.assert_array_equal(numba_cpu._channels_last(argmax), general_argmax)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    g[:, :, 0] = -0.0
+    grad_x = numba_cpu.max_pool2d_backward(g, argmax, (11, 9), *geometry)
+    general = np.zeros_like(x_last)
+    numba_cpu._max_pool2d_backward(numba_cpu._channels_last(g), general_argmax, *kernel, *kernel,
+                                   0, 0, 1, 1, general)
+    grad_x = numba_cpu._channels_last(grad_x)
+    np.testing.assert_array_equal(grad_x, general)
+    np.testing.assert_array_equal(np.signbit(grad_x), np.signbit(general))
 
 
 WINOGRAD_SHAPES = [  # image (N, C, H, W), padding: odd and even outputs, paddings 0-2

@@ -152,6 +152,38 @@ def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
                     argmax[n, yo, xo, c] = -1
 
 
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _max_pool2d_tiles_forward(x, kh, kw, y, argmax):
+    """The same for windows that tile the image (stride = kernel, no padding or dilation: the
+    usual 2×2 pooling): every window lies inside, so no bounds to check, and its first tap
+    starts the maximum before the loop (twice as fast on a 32×32×32 image batch)."""
+    width = x.shape[2]
+    n_images, oh, ow, channels = y.shape
+    for task in prange(n_images * oh):
+        n, yo = task // oh, task % oh
+        for xo in range(ow):
+            top, left = yo * kh, xo * kw
+            for c in range(channels):
+                y[n, yo, xo, c] = x[n, top, left, c]
+                argmax[n, yo, xo, c] = top * width + left
+            for i in range(kh):
+                for j in range(kw):
+                    if i == 0 and j == 0:
+                        continue
+                    flat = (top + i) * width + left + j
+                    for c in range(channels):
+                        value = x[n, top + i, left + j, c]
+                        better = value > y[n, yo, xo, c]
+                        y[n, yo, xo, c] = value if better else y[n, yo, xo, c]
+                        argmax[n, yo, xo, c] = flat if better else argmax[n, yo, xo, c]
+
+
+def _tiles(kernel, stride, padding, dilation):
+    """Do the pooling windows tile the image (the fast kernels' case)?"""
+    return tuple(kernel) == tuple(stride) and tuple(padding) == (0, 0) and \
+        tuple(dilation) == (1, 1)
+
+
 def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     """for each window: y = max(x[window]); argmax = flat index (row*W + col) of the first max;
     a window wholly in the padding: y = -inf, argmax = -1 (as PyTorch).
@@ -160,7 +192,10 @@ def max_pool2d_forward(x, kernel, stride, padding, dilation, out_size):
     n, c = x.shape[0], x.shape[3]
     y = np.empty((n, *out_size, c), dtype=x.dtype)
     argmax = np.empty((n, *out_size, c), dtype=np.int32)
-    _max_pool2d_forward(x, *kernel, *stride, *padding, *dilation, y, argmax)
+    if _tiles(kernel, stride, padding, dilation):
+        _max_pool2d_tiles_forward(x, *kernel, y, argmax)
+    else:
+        _max_pool2d_forward(x, *kernel, *stride, *padding, *dilation, y, argmax)
     return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
 
 
@@ -185,13 +220,40 @@ def _max_pool2d_backward(grad_y, argmax, kh, kw, sh, sw, ph, pw, dh, dw, grad_x)
                             grad_x[n, row, column, c] += grad_y[n, yo, xo, c] if won else 0
 
 
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _max_pool2d_tiles_backward(grad_y, argmax, kh, kw, grad_x):
+    """The same for windows that tile the image: each pixel lies in at most one window, so
+    it is written once (its window's gradient if it won, else 0) instead of zeroed and then
+    added to, half the memory traffic. ``0.0 + g`` is what the zeroed sum gives, bit for bit
+    (it turns -0.0 into +0.0); pixels past the last whole window get 0."""
+    n_images, oh, ow, channels = grad_y.shape
+    height, width = grad_x.shape[1], grad_x.shape[2]
+    for n in prange(n_images):
+        for row in range(height):
+            yo = row // kh
+            for column in range(width):
+                xo, flat = column // kw, row * width + column
+                if yo >= oh or xo >= ow:
+                    for c in range(channels):
+                        grad_x[n, row, column, c] = 0
+                    continue
+                for c in range(channels):
+                    won = argmax[n, yo, xo, c] == flat
+                    grad_x[n, row, column, c] = (0.0 + grad_y[n, yo, xo, c]) if won else 0.0
+
+
 def max_pool2d_backward(grad_y, argmax, image_size, kernel, stride, padding, dilation):
     """for each window, for each tap: grad_x[tap] += grad_y if the tap was the argmax.
     (Walking the window's taps, as the forward did, beats decoding argmax into a row and a
     column: no division, and the loop over channels stays contiguous.)"""
     grad_y, argmax = _channels_last(grad_y), _channels_last(argmax)
-    grad_x = np.zeros((grad_y.shape[0], *image_size, grad_y.shape[3]), dtype=grad_y.dtype)
-    _max_pool2d_backward(grad_y, argmax, *kernel, *stride, *padding, *dilation, grad_x)
+    shape = (grad_y.shape[0], *image_size, grad_y.shape[3])
+    if _tiles(kernel, stride, padding, dilation):
+        grad_x = np.empty(shape, dtype=grad_y.dtype)
+        _max_pool2d_tiles_backward(grad_y, argmax, *kernel, grad_x)
+    else:
+        grad_x = np.zeros(shape, dtype=grad_y.dtype)
+        _max_pool2d_backward(grad_y, argmax, *kernel, *stride, *padding, *dilation, grad_x)
     return grad_x.transpose(0, 3, 1, 2)
 
 
