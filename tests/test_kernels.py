@@ -26,13 +26,14 @@ def test_every_module_defines_every_kernel():
 GEOMETRIES = [  # kernel, stride, padding, dilation
     ((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 2), (2, 1), (1, 0), (1, 2)), ((1, 1), (2, 2), (0, 0), (1, 1)),
     ((2, 2), (2, 2), (0, 0), (1, 1)), ((3, 2), (3, 2), (0, 0), (1, 1)),  # tiling pool windows
+    ((3, 3), (2, 3), (2, 3), (1, 2)),  # strided and dilated columns running into the padding
 ]
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("geometry", GEOMETRIES)
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-@pytest.mark.parametrize("channels", [3, 6])  # the few-channel im2col copy and the general one
+@pytest.mark.parametrize("channels", [1, 3, 6])  # the few-channel im2col copies; the general one
 def test_image_kernels_match_reference(device, geometry, layout, channels):
     kernel, stride, padding, dilation = geometry
     rng = np.random.default_rng(0)
@@ -46,6 +47,8 @@ def test_image_kernels_match_reference(device, geometry, layout, channels):
     col = K.im2col(xd, kernel, stride, padding, dilation, out_size)
     expected_col = numpy_ref.im2col(x, kernel, stride, padding, dilation, out_size)
     np.testing.assert_array_equal(to_numpy(col), expected_col)
+    taps_first = K.im2col(xd, kernel, stride, padding, dilation, out_size, taps_first=True)
+    np.testing.assert_array_equal(to_numpy(taps_first), expected_col)  # (in any layout)
     np.testing.assert_allclose(to_numpy(K.col2im(col, (8, 7), stride, padding, dilation)),
                                numpy_ref.col2im(expected_col, (8, 7), stride, padding, dilation),
                                rtol=1e-6, atol=1e-6)

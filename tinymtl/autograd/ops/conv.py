@@ -44,7 +44,7 @@ class Conv2d(Function):
         if min(ctx.out_size) <= 0:
             raise ValueError(f"conv2d: input {h}x{w} is smaller than the dilated kernel")
         col = kernels_for(x).im2col(x, (kh, kw), ctx.stride, ctx.padding, ctx.dilation,
-                                    ctx.out_size)
+                                    ctx.out_size, taps_first=True)  # (any layout: a product's)
         rows = n * ctx.out_size[0] * ctx.out_size[1]
         col = col.reshape(rows, kh * kw, groups, group_channels)
         # (G, M, K); sizes spelled out, not -1: an empty batch (N = 0) gives an empty result

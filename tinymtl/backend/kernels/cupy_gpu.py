@@ -96,7 +96,8 @@ _adam_kernel = cupy.ElementwiseKernel(
 )
 
 
-def im2col(x, kernel, stride, padding, dilation, out_size):
+def im2col(x, kernel, stride, padding, dilation, out_size, taps_first=False):
+    """(numba_cpu's; ``taps_first`` changes nothing here: one GPU thread per output value.)"""
     n, c, h, w = x.shape
     col = cupy.empty((n, *out_size, *kernel, c), dtype=x.dtype)
     _im2col_kernel(cupy.ascontiguousarray(x), c, h, w, *out_size, *kernel, *stride, *padding,

@@ -17,8 +17,9 @@ import numpy as np
 from tinymtl.backend.device import get_array_module
 
 
-def im2col(x, kernel, stride, padding, dilation, out_size):
-    """col[n, oh, ow, i, j, c] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside)."""
+def im2col(x, kernel, stride, padding, dilation, out_size, taps_first=False):
+    """col[n, oh, ow, i, j, c] = x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside).
+    (``taps_first`` would allow another memory layout; this one is always C-contiguous.)"""
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, padding, dilation, out_size
     n, c = x.shape[:2]
     padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
