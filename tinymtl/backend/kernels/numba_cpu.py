@@ -116,8 +116,8 @@ def im2col(x, kernel, stride, padding, dilation, out_size, taps_first=False):
     ``taps_first=True`` allows col in another memory layout (for a product, which reads either
     layout at the same speed and with the same bits): images of few channels (a first layer)
     are then copied tap by tap into a (KH, KW, C, N, OH, OW) array, returned as its transposed
-    view, 5x faster than into the row layout, where each output pixel's taps are a run of
-    KH·KW·C values to gather (1.1 against 0.2 ms for 64 images of 32×32×1)."""
+    view, twice as fast as into the row layout, where each output pixel's taps are a run of
+    KH·KW·C values to gather (0.55 against 1.07 ms for 64 images of 32×32×1, padding 1)."""
     if taps_first and x.shape[1] <= FEW_CHANNELS:
         x = np.ascontiguousarray(x)
         col = np.empty((*kernel, x.shape[1], x.shape[0], *out_size), dtype=x.dtype)
