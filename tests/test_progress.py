@@ -23,6 +23,27 @@ def test_in_a_log_it_prints_a_line_every_tenth_with_speed_eta_and_status():
                for line in lines)
 
 
+def test_in_a_log_a_slow_count_also_prints_when_it_moves_after_a_minute(monkeypatch):
+    """A sweep's 39 arms of half an hour each: a line per finished arm once the last line is
+    a minute old, not only every 10 % (4 arms, 2 hours)."""
+    from tinymtl.train import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    log = io.StringIO()
+    bar = ProgressBar(39, "arms", stream=log, unit="arm")
+    bar.update(0, "2 running")                    # the first line
+    for arm in (1, 2):
+        clock[0] += 1800
+        bar.update(arm, "2 running")              # 2.6 %, 5.1 %: no tenth reached
+    clock[0] += 30
+    bar.update(2, "1 running")                    # the count did not move: no line
+    clock[0] += 20
+    bar.update(3, "2 running")                    # moved, but 50 s after the last line
+    lines = log.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["0/39", "1/39", "2/39"]
+
+
 def test_on_a_terminal_it_redraws_one_line_with_the_status():
     terminal = Terminal()
     bar = ProgressBar(50, "stage0", stream=terminal)

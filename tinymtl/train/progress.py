@@ -2,7 +2,9 @@
 loss/accuracy) beside it.
 
 On a terminal tqdm redraws one line, fitted to the terminal's width; otherwise (logs, CI) a
-line in tqdm's format is printed every 10 %, instead of a line of carriage returns.
+line in tqdm's format is printed every 10 %, instead of a line of carriage returns, and also
+when the count moved and the last line is a minute old (a sweep's arm finishing after half an
+hour is news in a log long before the next 10 %).
 """
 
 import contextlib
@@ -12,6 +14,7 @@ import time
 from tqdm import tqdm
 
 LOG_FORMAT = "{desc} {n_fmt}/{total_fmt} {rate_fmt} elapsed {elapsed} eta {remaining}"  # (logs)
+LOG_EVERY_SECONDS = 60  # (logs: besides every 10 %, a line when the count moved after this)
 _WHERE = []  # what a multi-run command is running now ("arm pcgrad, seed 2 — run 7 of 21")
 
 
@@ -70,6 +73,7 @@ class ProgressBar:
         self.total, self.label, self.start, self.enabled = total, label, start, enabled
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.started, self.last_decile, self.unit = time.perf_counter(), -1, unit
+        self.last_line, self.last_step = self.started, start
         self.bar = tqdm(total=total, initial=start, desc=label, unit=unit, file=self.stream,
                         dynamic_ncols=width is None, ncols=width,
                         disable=not (enabled and self.interactive))
@@ -81,10 +85,11 @@ class ProgressBar:
             self.bar.set_postfix_str(status, refresh=False)
             self.bar.update(step - self.bar.n)
             return
-        fraction = step / self.total if self.total else 1.0
-        if int(fraction * 10) > self.last_decile or step == self.total:
-            self.last_decile = int(fraction * 10)
-            elapsed = time.perf_counter() - self.started
+        fraction, now = step / self.total if self.total else 1.0, time.perf_counter()
+        if int(fraction * 10) > self.last_decile or step == self.total or (
+                step != self.last_step and now - self.last_line >= LOG_EVERY_SECONDS):
+            self.last_decile, self.last_line, self.last_step = int(fraction * 10), now, step
+            elapsed = now - self.started
             rate = (step - self.start) / elapsed if elapsed > 0 else None
             line = tqdm.format_meter(step, self.total, elapsed, prefix=self.label,
                                      unit=self.unit, rate=rate, bar_format=LOG_FORMAT,
