@@ -24,6 +24,7 @@ import time
 import numpy as np
 import yaml
 
+import tinymtl
 from tinymtl import datasets
 from tinymtl.datasets.cache import location as cache_location
 from tinymtl.backend import manual_seed, set_device
@@ -46,8 +47,6 @@ def run_folder(config, out_dir=None):
 def run_identity(config):
     """What every run's summary opens with: its config and seed, and what else decides its
     bits: the tinymtl version and the BLAS kernels (``backend.blas``)."""
-    import tinymtl
-
     return {"config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
             "blas": blas_kernels()}
 
