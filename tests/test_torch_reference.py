@@ -93,6 +93,8 @@ CASES = {
                [(2, 3, 11), (5, 3, 3), (5,)]),
     "max_pool2d": (lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1),
                    [(2, 3, 9, 8)]),
+    "max_pool2d_tiles": (lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2),
+                         [(2, 3, 7, 6)]),  # (windows that tile the image, a row left over)
     "max_pool2d_dilated": (lambda x: F.max_pool2d(x, 2, 1, 0, 2),
                            lambda x: TF.max_pool2d(x, 2, 1, 0, 2), [(2, 3, 7, 6)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1), lambda x: TF.avg_pool2d(x, 3, 2, 1),
