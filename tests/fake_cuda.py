@@ -133,9 +133,9 @@ module.get_default_memory_pool = _Pool
 def _kernel(name):
     function = getattr(numba_cpu, name)
 
-    def on_device(*args):
+    def on_device(*args, **options):  # (options: plain values, e.g. im2col's taps_first)
         _refuse_host_arrays(f"kernel {name}", args)
-        return _device(function(*_host(list(args))))
+        return _device(function(*_host(list(args)), **options))
     return on_device
 
 
