@@ -85,7 +85,8 @@ class ProgressBar:
             self.bar.set_postfix_str(status, refresh=False)
             self.bar.update(step - self.bar.n)
             return
-        fraction, now = step / self.total if self.total else 1.0, time.perf_counter()
+        fraction = step / self.total if self.total else 1.0
+        now = time.perf_counter()
         if int(fraction * 10) > self.last_decile or step == self.total or (
                 step != self.last_step and now - self.last_line >= LOG_EVERY_SECONDS):
             self.last_decile, self.last_line, self.last_step = int(fraction * 10), now, step
