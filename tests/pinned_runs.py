@@ -13,7 +13,11 @@ layer can prove it changed nothing (``tests/test_pinned_runs.py`` compares again
 Every arm is an example config (or the flagship with one method switched on), shrunk to a few
 steps on a few hundred examples; MNIST is replaced by the tests' fake MNIST. Digests are only
 comparable on the same platform and package versions (floating-point rounding of BLAS and
-Numba may differ elsewhere), so the recording carries those and the test skips on a mismatch.
+Numba may differ elsewhere), so each recording carries those, the file keeps one recording per
+environment (OpenBLAS's AVX2 and AVX-512 kernels, say), and the test skips where none matches.
+``--record`` replaces only this environment's recording: after a change meant to alter
+training, re-record every one listed (on an AVX-512 machine both kernel sets can be had:
+``OPENBLAS_CORETYPE=Haswell python tests/pinned_runs.py --record``).
 """
 
 import copy
@@ -275,6 +279,28 @@ def resume_frozen(name, workdir):
     return run_digests(out)
 
 
+def recordings():
+    """Every recording in ``RECORD``: [{environment, arms, resumed_format1}, ...]."""
+    return json.loads(RECORD.read_text())["recordings"]
+
+
+def recording_for(environment_now=None):
+    """The recording made in this environment, or None."""
+    environment_now = environment_now or environment()
+    return next((r for r in recordings() if r["environment"] == environment_now), None)
+
+
+def save_recording(recording):
+    """Put ``recording`` in ``RECORD`` in place of the one of its environment (the others are
+    kept), written to a temporary file and renamed."""
+    kept = [r for r in recordings() if r["environment"] != recording["environment"]]
+    ordered = sorted(kept + [recording], key=lambda r: json.dumps(r["environment"], sort_keys=True))
+    temporary = RECORD.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps({"recordings": ordered}, indent=1, sort_keys=True) + "\n")
+    temporary.replace(RECORD)
+    return len(kept)
+
+
 def differences(recorded, measured):
     """Lines naming each arm whose digests differ from the recording (or are missing)."""
     lines = []
@@ -289,25 +315,30 @@ def main(argv):
         freeze_format1(pathlib.Path(tempfile.mkdtemp(prefix="pinned-")))
         print(f"froze {len(FROZEN_ARMS)} checkpoints in {FROZEN}")
         return 0
+    recorded = recording_for()
     if "--record-new" in argv:
-        recorded = json.loads(RECORD.read_text())
+        if recorded is None:
+            print(f"no recording for {environment()}: run --record first")
+            return 1
         new = compute([name for name in arms() if name not in recorded["arms"]])
         recorded["arms"].update(new)
-        RECORD.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
+        save_recording(recorded)
         print(f"recorded {len(new)} new arms: {', '.join(new) or 'none'}")
         return 0
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="pinned-"))
     measured = compute(workdir=workdir)
     if "--record" in argv:
         resumed = {name: resume_frozen(name, workdir) for name in FROZEN_ARMS}
-        RECORD.write_text(json.dumps({"environment": environment(), "arms": measured,
-                                      "resumed_format1": resumed},
-                                     indent=1, sort_keys=True) + "\n")
-        print(f"recorded {len(measured)} arms and {len(resumed)} format-1 resumes in {RECORD}")
+        others = save_recording({"environment": environment(), "arms": measured,
+                                 "resumed_format1": resumed})
+        print(f"recorded {len(measured)} arms and {len(resumed)} format-1 resumes for "
+              f"{environment()} in {RECORD}; {others} other environment(s) kept: if behaviour "
+              f"changed, re-record them too")
         return 0
-    recorded = json.loads(RECORD.read_text())
-    if recorded["environment"] != environment():
-        print(f"note: recorded under {recorded['environment']}, now {environment()}")
+    if recorded is None:
+        print(f"no recording for {environment()}; recorded for "
+              f"{[r['environment'] for r in recordings()]}")
+        return 1
     lines = differences(recorded["arms"], measured)
     print("\n".join(lines) or f"all {len(measured)} arms identical")
     return 1 if lines else 0
