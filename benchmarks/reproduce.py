@@ -14,14 +14,19 @@ the document prints it, it must read the same. Runs are deterministic for a seed
 machine and package versions; on another machine rounding can move a figure, which is what
 this report is for. Wall times and speed ratios are not listed: they are a machine's, and
 docs/benchmarks.md gives their commands.
+
+OpenBLAS picks its kernels for the CPU it finds, and its AVX2 and AVX-512 kernels round
+differently, so a figure reads the same only under the kernels it was measured with. Most were
+measured with the AVX2 ("Haswell") ones, which every x86-64 machine of the last decade has:
+each figure runs in a process whose ``OPENBLAS_CORETYPE`` names the figure's kernels
+(``"blas"``, Haswell unless it says otherwise).
 """
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import pathlib
+import platform
 import re
 import subprocess
 import sys
@@ -230,32 +235,46 @@ def shown(value, decimals, scale=100):
     return round(scale * value, decimals)
 
 
-def run_snippet(heading, index):
-    """(what the README prints, what its code prints), run in a scratch folder with a copy of
-    examples/ (the code's paths are relative to the repository)."""
+def kernel_environment(blas):
+    """The environment of a process whose OpenBLAS uses the kernels named ``blas`` (what
+    ``tinymtl.backend.blas.blas_kernels()`` reports, e.g. "Haswell"; None: OpenBLAS's own
+    choice). Only x86-64 has these kernels; elsewhere the environment is left as it is."""
+    environment = dict(os.environ)
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return environment
+    environment.pop("OPENBLAS_CORETYPE", None)
+    if blas is not None:
+        environment["OPENBLAS_CORETYPE"] = blas
+    return environment
+
+
+def run_snippet(heading, index, blas):
+    """(what the README prints, what its code prints), run in a fresh Python process (its
+    OpenBLAS with the kernels ``blas``) in a scratch folder with a copy of examples/ (the
+    code's paths are relative to the repository)."""
     import shutil
 
     code, printed = readme_block(heading, index)
-    output = io.StringIO()
-    cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="readme-") as scratch:
         shutil.copytree(ROOT / "examples", pathlib.Path(scratch) / "examples")
-        os.chdir(scratch)
-        try:
-            with contextlib.redirect_stdout(output):
-                exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
-        finally:
-            os.chdir(cwd)
-    return printed, output.getvalue()
+        environment = kernel_environment(blas)
+        environment["PYTHONPATH"] = os.pathsep.join(  # this checkout's tinymtl, as imported here
+            [str(ROOT)] + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p])
+        ran = subprocess.run([sys.executable, "-c", code], cwd=scratch, env=environment,
+                             capture_output=True, text=True)
+    if ran.returncode:
+        raise RuntimeError(f"README.md, {heading!r} block {index}: failed:\n{ran.stderr}")
+    return printed, ran.stdout
 
 
-def run_command(command, workdir, done):
-    """The JSON result of ``command`` run into its own folder under ``workdir`` (once)."""
-    key = " ".join(command)
+def run_command(command, workdir, done, blas):
+    """The JSON result of ``command`` run into its own folder under ``workdir`` (once), its
+    OpenBLAS with the kernels ``blas``."""
+    key = " ".join(command) + f" [{blas}]"
     if key not in done:
         out = workdir / f"run{len(done)}"
         subprocess.run(command + ["--out", str(out)], cwd=ROOT, check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=kernel_environment(blas))
         done[key] = out
     return done[key]
 
@@ -264,12 +283,13 @@ def check(figures, workdir):
     """[(figure, measured, holds)] for each figure."""
     done, report = {}, []
     for figure in figures:
+        blas = figure.get("blas", "Haswell")
         if "snippet" in figure:
-            expected, measured = run_snippet(*figure["snippet"])
+            expected, measured = run_snippet(*figure["snippet"], blas)
             report.append({**figure, "measured": measured, "expected": expected,
                            "holds": measured == expected})
             continue
-        out = run_command(figure["command"], workdir, done)
+        out = run_command(figure["command"], workdir, done, blas)
         result = json.loads((out / figure.get("result", "summary.json")).read_text())
         measured = shown(lookup(result, figure["path"]), figure.get("decimals", 1),
                          figure.get("scale", 100))
