@@ -117,10 +117,14 @@ def test_grid_flags_on_a_run_config(tmp_path, data_dir):
 
 
 def test_distributed_arms_end_bitwise_equal_to_serial_arms(tmp_path, data_dir):
-    """The same 6 arms serially in this process and on a 2-worker LocalCluster."""
+    """The same 6 arms serially in this process and on a 2-worker LocalCluster; the cluster
+    leaves this process's environment as it was (Dask writes its workers' one-thread BLAS
+    settings into it)."""
     sweep = load(sweep_file(tmp_path))
     serial = sweeps.run_sweep(sweep, tmp_path / "serial", workers=0, progress=False)
+    environment = dict(os.environ)
     spread = sweeps.run_sweep(sweep, tmp_path / "dask", workers=2, progress=False)
+    assert dict(os.environ) == environment
     for variant in sweep["variants"]:
         for seed in sweep["seeds"]:
             assert_same_weights(tmp_path / "serial" / variant / f"seed_{seed}",

@@ -187,6 +187,22 @@ def _serial(arms, done, threads, progress, again):
     return done, failed
 
 
+@contextlib.contextmanager
+def environment_kept():
+    """``os.environ`` as it was before the block. Starting a LocalCluster writes the workers'
+    environment (OMP/MKL/OPENBLAS_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_, PYTHONHASHSEED) into
+    this process's too, and every process started from here afterwards (a notebook kernel, a
+    ``tinymtl run`` subprocess) would run its products on one thread: slower, and rounded
+    differently."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        os.environ.update(before)
+
+
 def _cluster(workers, scheduler, arms):
     """A Dask client: of the cluster at ``scheduler``, or of a new LocalCluster (one worker
     process per core or ``workers``, one thread each; Dask starts workers with
@@ -198,8 +214,9 @@ def _cluster(workers, scheduler, arms):
     if scheduler is not None:
         return Client(scheduler, timeout="20s"), None
     count = workers or min(os.cpu_count() or 1, len(arms))
-    cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+    with environment_kept():
+        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
