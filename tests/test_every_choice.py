@@ -2,7 +2,8 @@
 (walked from the schema itself, methods from the registry, targets from the data sources) is set
 on a small config of a fitting kind and run for a few steps. A value that no kind of config
 accepts, or that is accepted and then crashes, fails the test (``model.encoder: attention``
-once crashed at build time)."""
+once crashed at build time). The runs draw no plots (a third of their time): every example's
+smoke run (``tests/test_smoke.py``) draws every kind of plot."""
 
 import copy
 import importlib.util
@@ -144,8 +145,11 @@ def with_value(raw, key, value):
 def test_every_accepted_value_builds_and_trains(tmp_path, data_dir, monkeypatch):
     from test_mnist import fetch_fake_mnist
 
+    from tinymtl.report import plots
     from tinymtl.runs import run
 
+    monkeypatch.setattr(plots, "task_curves", lambda *args, **kwargs: None)
+    monkeypatch.setattr(plots, "confusion", lambda matrix, classes, title, path: str(path))
     (tmp_path / "idx").mkdir()
     fetch_fake_mnist(tmp_path / "idx", train=80, test=20, cycle_labels=True)
     (tmp_path / "own").mkdir()
