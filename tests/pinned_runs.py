@@ -300,9 +300,11 @@ def save_recording(recording):
     kept), written to a temporary file and renamed."""
     kept = [r for r in recordings() if r["environment"] != recording["environment"]]
     ordered = sorted(kept + [recording], key=lambda r: json.dumps(r["environment"], sort_keys=True))
-    temporary = RECORD.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps({"recordings": ordered}, indent=1, sort_keys=True) + "\n")
-    temporary.replace(RECORD)
+    from tinymtl.files import atomic_write
+
+    with atomic_write(RECORD) as temporary:
+        pathlib.Path(temporary).write_text(
+            json.dumps({"recordings": ordered}, indent=1, sort_keys=True) + "\n")
     return len(kept)
 
 
