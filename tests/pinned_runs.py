@@ -178,16 +178,12 @@ def environment():
         rdkit = importlib.metadata.version("rdkit")
     except importlib.metadata.PackageNotFoundError:
         rdkit = None
-    from threadpoolctl import threadpool_info
+    from tinymtl.backend.blas import blas_kernels, blas_threads
 
-    from tinymtl.backend.blas import blas_kernels
-
-    blas_threads = next((pool["num_threads"] for pool in threadpool_info()
-                         if pool.get("user_api") == "blas"), None)
     return {"python": platform.python_version(), "machine": platform.machine(),
             "numpy": np.__version__, "numba": numba.__version__, "rdkit": rdkit,
             "blas": blas_kernels(),  # (OpenBLAS's AVX2 and AVX-512 kernels round differently,
-            "blas_threads": blas_threads}  # and so do products split over more threads)
+            "blas_threads": blas_threads()}  # and so do products split over more threads)
 
 
 def prepare_data(directory):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import tinymtl as tm
 import tinymtl.nn as nn
@@ -46,3 +47,20 @@ def test_same_seed_gives_identical_weights_across_processes():
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout.strip() for _ in range(2)]
     assert runs[0] == runs[1] == train_and_hash()
+
+
+def test_run_identity_records_the_blas_threads_that_decide_the_bits():
+    # A product split over more threads sums in another order and rounds differently, so a
+    # run's summary says how many threads its BLAS used (backend.blas.blas_threads).
+    from threadpoolctl import threadpool_limits
+
+    from tinymtl.backend.blas import blas_threads
+    from tinymtl.runs.setup import run_identity
+
+    if blas_threads() is None:
+        pytest.skip("threadpoolctl finds no BLAS")
+    config = {"seed": 3}
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert blas_threads() == 1
+        assert run_identity(config)["blas_threads"] == 1
+    assert run_identity(config)["blas_threads"] == blas_threads() >= 1
