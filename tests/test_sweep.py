@@ -1,8 +1,9 @@
 """Sweeps (issue #22): a grid of arms × seeds, each an ordinary run directory, on Dask or
 serially. Distributed arms end on bitwise the weights of serial ones; a worker killed mid-arm
 (a real SIGKILL of its process) is replaced and the arm resumes from its checkpoint, ending as
-an uninterrupted arm; a sweep started again reuses its finished arms and resumes the others;
-the choice is made on validation; a failed arm is named in one line, the others kept."""
+an uninterrupted arm; a paused one is waited for, not replaced; a sweep started again reuses
+its finished arms and resumes the others; the choice is made on validation; a failed arm is
+named in one line, the others kept."""
 
 import json
 import os
@@ -303,3 +304,35 @@ def test_check_validates_every_variant_of_a_sweep_file(tmp_path):
     refused = CliRunner().invoke(main, ["check", str(path)])
     assert refused.exit_code == 2 and "uncertainty/lr=-1" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
+
+
+def test_a_paused_worker_is_waited_for_not_replaced(tmp_path, data_dir):
+    """SIGSTOP the worker running an arm for longer than the scheduler's heartbeat timeout
+    (shortened here to 1 s from Dask's 5 minutes: a laptop put to sleep mid-sweep is the same
+    thing), then SIGCONT: the arm carries on where it was, on the same worker, and is not
+    restarted from its checkpoint elsewhere."""
+    import dask
+
+    path = base_file(tmp_path, steps=400, checkpoint_every=20, eval_every=100)
+    from tinymtl.train.config import load as load_config
+
+    arm = arm_runner.Arm("paused", load_config(path), str(tmp_path / "paused"))
+    outcome = {}
+    with dask.config.set({"distributed.scheduler.worker-ttl": "1s"}):
+        runner = threading.Thread(target=lambda: outcome.update(
+            result=arm_runner.execute([arm], workers=1, progress=False)))
+        runner.start()
+        checkpoint, deadline = tmp_path / "paused" / "checkpoint.h5", time.time() + 120
+        while not checkpoint.exists() and time.time() < deadline and runner.is_alive():
+            time.sleep(0.02)
+        pids = _worker_pids()
+        assert checkpoint.exists() and pids, "the arm wrote no checkpoint to pause it after"
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        time.sleep(15)  # (Dask waits at least 10 heartbeat intervals, 5 s for one worker)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        runner.join(timeout=300)
+    done, failed = outcome["result"]
+    assert not failed
+    assert done["paused"]["timings"].get("resumed_from_step") is None  # one uninterrupted run

@@ -206,15 +206,23 @@ def environment_kept():
 def _cluster(workers, scheduler, arms):
     """A Dask client: of the cluster at ``scheduler``, or of a new LocalCluster (one worker
     process per core or ``workers``, one thread each; Dask starts workers with
-    OMP/MKL/OPENBLAS_NUM_THREADS=1)."""
+    OMP/MKL/OPENBLAS_NUM_THREADS=1).
+
+    The LocalCluster's scheduler never drops a worker for missing heartbeats (``worker-ttl``
+    off; Dask's default is 5 minutes): on one machine a worker that stops answering has been
+    paused with the rest of the sweep (a laptop asleep, Ctrl-Z, SIGSTOP), and dropping it would
+    restart its arm from the last checkpoint on another worker. A worker that dies is still
+    replaced: its nanny sees the process end. A cluster at ``scheduler`` keeps its own setting,
+    which guards against machines lost on a network."""
     import logging
 
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
         return Client(scheduler, timeout="20s"), None
     count = workers or min(os.cpu_count() or 1, len(arms))
-    with environment_kept():
+    with environment_kept(), dask.config.set({"distributed.scheduler.worker-ttl": None}):
         cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR)
     return Client(cluster), cluster
