@@ -143,6 +143,21 @@ def _worker_pids():
             if "spawn_main" in " ".join(p.cmdline()) or "forkserver" in " ".join(p.cmdline())]
 
 
+def _start_arm_on_one_worker(arm):
+    """Run ``arm`` on a one-worker LocalCluster in a thread; once its first periodic checkpoint
+    is written, return (the thread, {"result": (done, failed)} once it ends, the worker pids)."""
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(
+        result=arm_runner.execute([arm], workers=1, progress=False)))
+    runner.start()
+    checkpoint, deadline = pathlib.Path(arm.out) / "checkpoint.h5", time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and runner.is_alive():
+        time.sleep(0.02)
+    pids = _worker_pids()
+    assert checkpoint.exists() and pids, "the arm wrote no checkpoint in 120 s"
+    return runner, outcome, pids
+
+
 def test_a_killed_worker_is_replaced_and_its_arm_resumes(tmp_path, data_dir):
     """SIGKILL the worker process running an arm once its first periodic checkpoint is
     written: Dask reschedules the arm, which resumes from that checkpoint (its summary says
@@ -153,15 +168,7 @@ def test_a_killed_worker_is_replaced_and_its_arm_resumes(tmp_path, data_dir):
     config = load_config(path)
     killed_arm = arm_runner.Arm("killed", config, str(tmp_path / "killed"))
     straight_arm = arm_runner.Arm("straight", config, str(tmp_path / "straight"))
-    outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(
-        result=arm_runner.execute([killed_arm], workers=1, progress=False)))
-    runner.start()
-    checkpoint, deadline = tmp_path / "killed" / "checkpoint.h5", time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline and runner.is_alive():
-        time.sleep(0.02)
-    pids = _worker_pids()
-    assert checkpoint.exists() and pids, "the arm wrote no checkpoint to kill it after"
+    runner, outcome, pids = _start_arm_on_one_worker(killed_arm)
     summary_before = (tmp_path / "killed" / "summary.json").exists()
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -317,16 +324,8 @@ def test_a_paused_worker_is_waited_for_not_replaced(tmp_path, data_dir):
     from tinymtl.train.config import load as load_config
 
     arm = arm_runner.Arm("paused", load_config(path), str(tmp_path / "paused"))
-    outcome = {}
     with dask.config.set({"distributed.scheduler.worker-ttl": "1s"}):
-        runner = threading.Thread(target=lambda: outcome.update(
-            result=arm_runner.execute([arm], workers=1, progress=False)))
-        runner.start()
-        checkpoint, deadline = tmp_path / "paused" / "checkpoint.h5", time.time() + 120
-        while not checkpoint.exists() and time.time() < deadline and runner.is_alive():
-            time.sleep(0.02)
-        pids = _worker_pids()
-        assert checkpoint.exists() and pids, "the arm wrote no checkpoint to pause it after"
+        runner, outcome, pids = _start_arm_on_one_worker(arm)
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
         time.sleep(15)  # (Dask waits at least 10 heartbeat intervals, 5 s for one worker)
