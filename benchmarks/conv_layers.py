@@ -15,9 +15,7 @@ the same run. The BLAS kernels in use are printed: they change both.
 import argparse
 import json
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -26,6 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from tinymtl.autograd.ops import conv as conv_ops  # noqa: E402
 from tinymtl.autograd.ops import winograd  # noqa: E402
 from tinymtl.backend.blas import blas_kernels  # noqa: E402
+
+from step_time import machine_gflops, median_ms  # noqa: E402  (the same timing)
 
 LAYERS = [  # name, in channels, out channels, image size, padding
     ("shapes3.conv1", 1, 32, 32, 1), ("shapes3.conv2", 32, 64, 16, 1),
@@ -75,33 +75,6 @@ def torch_parts(x, w, padding):
             "weight_grad": backward([False, True, False])}
 
 
-def median_ms(functions, repeats, rounds=5, warmup=2):
-    """Median ms of each function; they take turns in ``rounds`` blocks."""
-    times = [[] for _ in functions]
-    for _ in range(rounds):
-        for function, bucket in zip(functions, times):
-            for _ in range(warmup):
-                function()
-            for _ in range(max(1, repeats // rounds)):
-                start = time.perf_counter()
-                function()
-                bucket.append(time.perf_counter() - start)
-    return [statistics.median(bucket) * 1e3 for bucket in times]
-
-
-def machine_gflops(size=2048, repeats=5):
-    a = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
-    return 2 * size ** 3 / best / 1e9
-
-
-def _timed(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -126,7 +99,8 @@ def main(argv=None):
         if torch is not None:
             ways["torch"] = torch_parts(np.ascontiguousarray(x), w, padding)
         for part in PARTS:
-            times = median_ms([parts[part] for parts in ways.values()], args.repeats)
+            times, _ = median_ms([parts[part] for parts in ways.values()], warmup=2,
+                                 repeats=args.repeats)
             row = {"layer": name, "part": part, "gflop": flops / 1e9,
                    "machine_matmul_gflops": round(peak, 1), "blas": blas_kernels(),
                    "conv2d_uses": "winograd" if winograd.applies(w.shape, (1, 1), (1, 1), 1)

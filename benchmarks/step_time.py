@@ -170,21 +170,26 @@ def torch_step_fn(name, device="cpu"):
 
 
 def median_ms(steps, warmup, repeats, rounds=5):
-    """Median ms/step of each step function. The frameworks take turns in blocks (ours, theirs,
-    ours, ...: ``rounds`` blocks each) so slow drifts of the machine hit both alike; each block
-    starts with untimed steps, because one framework's idle thread pool can slow the other's
-    first steps."""
+    """(median ms/step of each step function, [its median in each block]). The frameworks take
+    turns in blocks (ours, theirs, ours, ...: ``rounds`` blocks each) so slow drifts of the
+    machine hit both alike; each block starts with untimed steps, because one framework's idle
+    thread pool can slow the other's first steps. The blocks' own medians show how much the
+    machine moved during the run: a ratio from a block of each, side by side, is one sample."""
     times = [[] for _ in steps]
+    blocks = [[] for _ in steps]
     per_block = max(1, repeats // rounds)
     for _ in range(rounds):
-        for step, bucket in zip(steps, times):
+        for step, bucket, medians in zip(steps, times, blocks):
             for _ in range(warmup):
                 step()
+            block = []
             for _ in range(per_block):
                 start = time.perf_counter()
                 step()
-                bucket.append(time.perf_counter() - start)
-    return [statistics.median(bucket) * 1e3 for bucket in times]
+                block.append(time.perf_counter() - start)
+            bucket.extend(block)
+            medians.append(statistics.median(block) * 1e3)
+    return [statistics.median(bucket) * 1e3 for bucket in times], blocks
 
 
 def machine_gflops(size=None, repeats=5, device="cpu"):
@@ -213,6 +218,8 @@ def main(argv=None):
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="blocks per framework, taking turns (the repeats are split among them)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per block")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: tinymtl on CuPy against PyTorch on CUDA")
@@ -239,12 +246,14 @@ def main(argv=None):
             ours_step()
         rss = peak_rss_mb()  # before torch runs, so it is tinymtl's peak
         steps = [ours_step] + ([torch_step_fn(name, args.device)] if torch else [])
-        timings = median_ms(steps, args.warmup, args.repeats)
+        timings, blocks = median_ms(steps, args.warmup, args.repeats, args.rounds)
         ours, theirs = timings[0], (timings[1] if torch else None)
+        block_ratios = ([round(a / b, 3) for a, b in zip(*blocks)] if torch else None)
         gflops = 3 * matmul_flops(name) / (ours / 1e3) / 1e9
         row = {"model": name, "tinymtl_ms": round(ours, 3),
                "torch_ms": None if theirs is None else round(theirs, 3),
                "ratio": None if theirs is None else round(ours / theirs, 3),
+               "block_ratios": block_ratios,  # one per round: the run's own spread
                "tinymtl_peak_rss_mb": round(rss, 1), "tinymtl_gflops": round(gflops, 1),
                "machine_matmul_gflops": round(peak, 1), "device": args.device,
                "blas": blas_kernels() if args.device == "cpu" else "cuBLAS",
@@ -256,12 +265,14 @@ def main(argv=None):
         where = (f"{os.cpu_count()} threads, BLAS kernels {blas_kernels()}"
                  if args.device == "cpu" else "cuBLAS")
         print(f"float32 matrix product on this machine: {peak:.1f} GFLOP/s ({where})")
-        print(f"{'model':<12} {'tinymtl ms':>11} {'torch ms':>9} {'ratio':>6} "
+        print(f"{'model':<12} {'tinymtl ms':>11} {'torch ms':>9} {'ratio':>6} {'blocks':>11} "
               f"{'GFLOP/s':>8} {'% of peak':>9} {'peak RSS MB':>11}")
         for r in rows:
             torch_ms = "n/a" if r["torch_ms"] is None else f"{r['torch_ms']:.2f}"
             ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
-            print(f"{r['model']:<12} {r['tinymtl_ms']:>11.2f} {torch_ms:>9} {ratio:>6} "
+            spread = ("n/a" if r["block_ratios"] is None
+                      else f"{min(r['block_ratios']):.2f}-{max(r['block_ratios']):.2f}")
+            print(f"{r['model']:<12} {r['tinymtl_ms']:>11.2f} {torch_ms:>9} {ratio:>6} {spread:>11} "
                   f"{r['tinymtl_gflops']:>8.1f} {100 * r['tinymtl_gflops'] / peak:>8.1f}% "
                   f"{r['tinymtl_peak_rss_mb']:>11.0f}")
 
