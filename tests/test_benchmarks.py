@@ -29,3 +29,26 @@ def test_median_ms_gives_each_functions_median_and_its_blocks():
                                           warmup=1, repeats=4, rounds=2)
     assert calls == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3  # turns: warmup, then 2 timed
     assert len(medians) == 2 and [len(b) for b in blocks] == [2, 2]
+
+
+def test_batch_halves_reproduces_the_full_batch_gradient_and_keeps_the_copies_equal(capsys):
+    # The design it measures must compute the same step: the two halves' averaged gradient is
+    # the whole batch's (to float32 rounding: the sums are split in another order), and after
+    # a step both copies of the model hold the same weights.
+    pytest.importorskip("threadpoolctl")
+    import batch_halves
+
+    batch_halves.main(["--repeats", "2", "--rounds", "1", "--warmup", "0", "--json"])
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["full_batch_ms"] > 0 and row["halves_ms"] > 0
+    assert 0 < row["max_grad_difference"] < 1e-5
+
+    from threadpoolctl import ThreadpoolController
+
+    halves = batch_halves.HalvesStep(ThreadpoolController().select(user_api="blas")
+                                     .lib_controllers[0])
+    before = [p.data.copy() for p in halves.params[0]]
+    halves()
+    for first, second, old in zip(*halves.params, before):
+        assert (first.data == second.data).all()
+    assert any((first.data != old).any() for first, old in zip(halves.params[0], before))
