@@ -196,6 +196,20 @@ def test_max_pool2d(kernel, stride, padding, dilation):
     gradcheck(lambda x: F.max_pool2d(x, kernel, stride, padding, dilation), [x], eps=1e-4)
 
 
+@pytest.mark.parametrize("kernel", [2, (3, 2)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_relu_max_pool2d(kernel, with_bias):
+    # distinct values 0.1 apart, none at ReLU's kink: no tie or kink the finite difference
+    # could cross (7 rows: with a kernel of 3 or 2, a row is left over)
+    data = (np.random.default_rng(25).permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) - 120.05)
+    x = tm.tensor(data / 10.0, requires_grad=True)
+    if with_bias:
+        b = tm.tensor(np.array([0.3, -0.2, 0.01]), requires_grad=True)
+        gradcheck(lambda x, b: F.relu_max_pool2d(x, kernel, b), [x, b], eps=1e-4)
+    else:
+        gradcheck(lambda x: F.relu_max_pool2d(x, kernel), [x], eps=1e-4)
+
+
 @pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((3, 2), 1, (1, 0))])
 def test_avg_pool2d(kernel, stride, padding):
     gradcheck(lambda x: F.avg_pool2d(x, kernel, stride, padding), [rand(2, 3, 7, 6, seed=25)])

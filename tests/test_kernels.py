@@ -93,6 +93,77 @@ def test_tiling_max_pool_kernels_equal_the_general_ones_bit_for_bit(kernel):
     np.testing.assert_array_equal(np.signbit(grad_x), np.signbit(general))
 
 
+@pytest.mark.parametrize("kernel", [(2, 2), (3, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_relu_max_pool_kernels_give_the_separate_ops_bits(kernel, dtype):
+    """bias + ReLU + pooling in one pass each way: numba_cpu's kernels give exactly the bits
+    of the bias add, relu, max_pool2d and their backward one after the other (ReLU's tied
+    zeros, -0.0 gradients, rows past the last window), and every module agrees with them."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4, 11, 9)).astype(dtype)
+    x[:, :, :4] = -np.abs(x[:, :, :4])  # windows of ReLU's zeros only: ties
+    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # a conv's layout
+    bias = rng.standard_normal(4).astype(dtype)
+    geometry = (kernel, kernel, (0, 0), (1, 1))
+    out_size = conv_output_size((11, 9), *geometry)
+    g = rng.standard_normal((3, 4, *out_size)).astype(dtype)
+    g[:, :, 0] = -0.0
+    for b in (bias, None):
+        activated = numba_cpu.relu(x if b is None else x + b.reshape(1, -1, 1, 1))
+        y, argmax = numba_cpu.max_pool2d_forward(activated, *geometry, out_size)
+        grad = numba_cpu.relu_backward(
+            numba_cpu.max_pool2d_backward(g, argmax, (11, 9), *geometry), activated)
+        for module in (numba_cpu, numpy_ref):
+            fused_y, fused_argmax = module.relu_max_pool2d_forward(x, b, kernel)
+            fused_grad = module.relu_max_pool2d_backward(g, fused_y, fused_argmax, (11, 9),
+                                                         kernel)
+            for ours, theirs in ((fused_y, y), (fused_argmax, argmax), (fused_grad, grad)):
+                np.testing.assert_array_equal(ours, theirs)
+                np.testing.assert_array_equal(np.signbit(ours), np.signbit(theirs))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_relu_max_pool_kernels_match_reference(device):
+    rng = np.random.default_rng(3)
+    x, bias = (rng.standard_normal(shape).astype(np.float32) for shape in ((2, 5, 8, 7), (5,)))
+    g = rng.standard_normal((2, 5, 4, 3)).astype(np.float32)
+    K = kernel_module(device)
+    y, argmax = K.relu_max_pool2d_forward(to_device(x, device), to_device(bias, device), (2, 2))
+    ry, rargmax = numpy_ref.relu_max_pool2d_forward(x, bias, (2, 2))
+    np.testing.assert_array_equal(to_numpy(y), ry)
+    np.testing.assert_array_equal(to_numpy(argmax), rargmax)
+    grad = K.relu_max_pool2d_backward(to_device(g, device), y, argmax, (8, 7), (2, 2))
+    np.testing.assert_array_equal(
+        to_numpy(grad), numpy_ref.relu_max_pool2d_backward(g, ry, rargmax, (8, 7), (2, 2)))
+
+
+@pytest.mark.parametrize("options", [
+    dict(in_channels=1, image_size=(28, 28)),  # the MNIST CNN's blocks
+    dict(in_channels=1, image_size=(32, 32), channels=(8, 16, 8), padding=1, out_features=None),
+    dict(in_channels=3, image_size=(13, 11), channels=(4, 6), batch_norm=True, dropout=0.5),
+])
+def test_conv_encoder_fuses_its_blocks_without_changing_a_bit(options):
+    """ConvEncoder runs each block's bias, ReLU and pooling as one op: its output and every
+    gradient are the bits of the same layers run one by one (``self.layers(x)``)."""
+    import tinymtl as tm
+    from tinymtl import nn
+
+    tm.manual_seed(0)
+    encoder = nn.ConvEncoder(**options)
+    x = tm.tensor(np.random.default_rng(4).standard_normal(
+        (6, options["in_channels"], *options["image_size"])).astype(np.float32))
+    results = []
+    for run in (encoder, encoder.layers):
+        tm.manual_seed(1)  # (the same dropout mask)
+        encoder.zero_grad()
+        out = run(x)
+        (out * out).sum().backward()
+        results.append([out.numpy()] + [p.grad.copy() for p in encoder.parameters()])
+    for fused, layered in zip(*results):
+        np.testing.assert_array_equal(fused, layered)
+        np.testing.assert_array_equal(np.signbit(fused), np.signbit(layered))
+
+
 WINOGRAD_SHAPES = [  # image (N, C, H, W), padding: odd and even outputs, paddings 0-2
     ((2, 3, 7, 6), (1, 1)), ((2, 5, 8, 8), (0, 0)), ((1, 2, 5, 9), (2, 2)), ((3, 4, 3, 3), (1, 0)),
 ]

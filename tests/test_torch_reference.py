@@ -97,6 +97,9 @@ CASES = {
                          [(2, 3, 7, 6)]),  # (windows that tile the image, a row left over)
     "max_pool2d_dilated": (lambda x: F.max_pool2d(x, 2, 1, 0, 2),
                            lambda x: TF.max_pool2d(x, 2, 1, 0, 2), [(2, 3, 7, 6)]),
+    "relu_max_pool2d": (lambda x, b: F.relu_max_pool2d(x, 2, b),
+                        lambda x, b: TF.max_pool2d(TF.relu(x + b[:, None, None]), 2),
+                        [(2, 3, 7, 6), (3,)]),
     "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1), lambda x: TF.avg_pool2d(x, 3, 2, 1),
                    [(2, 3, 9, 8)]),
     "global_avg_pool2d": (F.global_avg_pool2d, lambda x: x.mean((2, 3)), [(2, 3, 5, 4)]),

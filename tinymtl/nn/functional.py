@@ -12,7 +12,9 @@ from tinymtl.autograd.ops.nn_ops import (  # noqa: F401
     BinaryCrossEntropyWithLogits, SoftmaxCrossEntropy, batch_norm, dropout, embedding,
     layer_norm,
 )
-from tinymtl.autograd.ops.pooling import avg_pool2d, global_avg_pool2d, max_pool2d  # noqa: F401
+from tinymtl.autograd.ops.pooling import (  # noqa: F401
+    avg_pool2d, global_avg_pool2d, max_pool2d, relu_max_pool2d,
+)
 from tinymtl.autograd.ops.reduction import (  # noqa: F401
     amax, amin, log_softmax, logsumexp, mean, softmax, sum, var,
 )

@@ -8,9 +8,15 @@ With ``out_features=None`` the encoder stops at the last conv's ReLU, unpooled, 
 that feature map: ``ConvEncoder(1, (32, 32), (32, 64, 128), padding=1, out_features=None)`` is
 Conv(32)-Pool-Conv(64)-Pool-Conv(128), giving (N, 128, 8, 8) for heads that read positions.
 ``out_shape`` is one example's output shape either way.
+
+Each block's ReLU and pooling run as one op, ``F.relu_max_pool2d``, which also adds the conv's
+bias (the conv itself then runs without it): the same numbers as the layers one by one, with
+a fraction of their memory traffic (``docs/benchmarks.md``). The layers stay what they are, so
+the module's parameters and ``state_dict`` are a plain Conv2d-ReLU-MaxPool2d stack's.
 """
 
-from tinymtl.autograd.ops.conv import conv_output_size
+from tinymtl.autograd.ops.conv import conv2d, conv_output_size
+from tinymtl.autograd.ops.pooling import relu_max_pool2d
 from tinymtl.nn.activation import ReLU
 from tinymtl.nn.containers import Sequential
 from tinymtl.nn.conv import Conv2d
@@ -53,4 +59,24 @@ class ConvEncoder(Module):
         self.out_shape = (out_features,)
 
     def forward(self, images):
-        return self.layers(images)
+        x, layers, k = images, list(self.layers), 0
+        while k < len(layers):
+            layer = layers[k]
+            if isinstance(layer, Conv2d) and _relu_then_pool(layers, k + 1):
+                x = conv2d(x, layer.weight, None, layer.stride, layer.padding, layer.dilation,
+                           layer.groups)
+                x, k = relu_max_pool2d(x, layers[k + 2].kernel_size, layer.bias), k + 3
+            elif _relu_then_pool(layers, k):  # after a BatchNorm2d: no bias to add
+                x, k = relu_max_pool2d(x, layers[k + 1].kernel_size), k + 2
+            else:
+                x, k = layer(x), k + 1
+        return x
+
+
+def _relu_then_pool(layers, k):
+    """Are layers[k], layers[k + 1] a ReLU and a max pooling whose windows tile the image?"""
+    if k + 1 >= len(layers) or not isinstance(layers[k], ReLU):
+        return False
+    pool = layers[k + 1]
+    return (isinstance(pool, MaxPool2d) and pool.stride in (None, pool.kernel_size)
+            and pool.padding == 0 and pool.dilation == 1)

@@ -155,6 +155,20 @@ def relu_backward(grad, out):
     return _relu_backward(grad, out)
 
 
+def relu_max_pool2d_forward(x, bias, kernel):
+    """(numpy_ref's: the bias, the ReLU and the pooling, one after the other.)"""
+    h, w = x.shape[2:]
+    if bias is not None:
+        x = x + bias.reshape(1, -1, 1, 1)
+    return max_pool2d_forward(relu(x), kernel, kernel, (0, 0), (1, 1),
+                              (h // kernel[0], w // kernel[1]))
+
+
+def relu_max_pool2d_backward(grad_y, y, argmax, image_size, kernel):
+    routed = max_pool2d_backward(grad_y, argmax, image_size)
+    return relu_backward(routed, max_pool2d_backward(y, argmax, image_size))
+
+
 def log_softmax(x):
     shifted = x - x.max(axis=1, keepdims=True)
     return shifted - cupy.log(cupy.exp(shifted).sum(axis=1, keepdims=True))

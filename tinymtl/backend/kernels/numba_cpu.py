@@ -326,6 +326,84 @@ def relu_backward(grad, out):
 
 
 # --------------------------------------------------------------------------------------------
+# bias + ReLU + max pooling in one pass each way (a CNN block's tail: conv -> ReLU -> 2×2 pool)
+#
+# Separately, the convolution's output is read and written by the bias, read and written again
+# by the ReLU, and read by the pooling; backward writes the pooling's image gradient and reads
+# it back for the ReLU's. Fused, the output is read once and only the pooled quarter written.
+# The arithmetic is the separate ops', step for step (x + b, then ReLU, then the tiling
+# kernels' maximum; gradients 0.0 + g, then · [out > 0]), so the bits are theirs.
+
+
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _relu_max_pool2d_tiles_forward(x, bias, kh, kw, y, argmax):
+    width = x.shape[2]
+    n_images, oh, ow, channels = y.shape
+    zero = x.dtype.type(0)
+    for task in prange(n_images * oh):
+        n, yo = task // oh, task % oh
+        for xo in range(ow):
+            top, left = yo * kh, xo * kw
+            for c in range(channels):
+                a = x[n, top, left, c] + bias[c]
+                y[n, yo, xo, c] = zero if a <= 0 else a  # ReLU, as _relu: NaN stays NaN
+                argmax[n, yo, xo, c] = top * width + left
+            for i in range(kh):
+                for j in range(kw):
+                    if i == 0 and j == 0:
+                        continue
+                    flat = (top + i) * width + left + j
+                    for c in range(channels):
+                        a = x[n, top + i, left + j, c] + bias[c]
+                        value = zero if a <= 0 else a
+                        better = value > y[n, yo, xo, c]
+                        y[n, yo, xo, c] = value if better else y[n, yo, xo, c]
+                        argmax[n, yo, xo, c] = flat if better else argmax[n, yo, xo, c]
+
+
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _relu_max_pool2d_tiles_backward(grad_y, y, argmax, kh, kw, grad_x):
+    n_images, oh, ow, channels = grad_y.shape
+    height, width = grad_x.shape[1], grad_x.shape[2]
+    for n in prange(n_images):
+        for row in range(height):
+            yo = row // kh
+            for column in range(width):
+                xo, flat = column // kw, row * width + column
+                if yo >= oh or xo >= ow:
+                    for c in range(channels):
+                        grad_x[n, row, column, c] = 0
+                    continue
+                for c in range(channels):
+                    # the pixel that won its window holds the window's ReLU output y
+                    won = argmax[n, yo, xo, c] == flat
+                    g = (0.0 + grad_y[n, yo, xo, c]) if won else 0.0
+                    grad_x[n, row, column, c] = g * (1 if y[n, yo, xo, c] > 0 else 0)
+
+
+def relu_max_pool2d_forward(x, bias, kernel):
+    """y, argmax = max_pool2d(relu(x + bias)) over windows that tile the image (stride =
+    kernel, no padding), bias per channel (None: no bias); argmax as max_pool2d_forward's."""
+    x = _channels_last(x)
+    n, h, w, c = x.shape
+    out_size = (h // kernel[0], w // kernel[1])
+    bias = np.zeros(c, dtype=x.dtype) if bias is None else bias  # (x + 0 keeps ReLU's result)
+    y = np.empty((n, *out_size, c), dtype=x.dtype)
+    argmax = np.empty((n, *out_size, c), dtype=np.int32)
+    _relu_max_pool2d_tiles_forward(x, bias, *kernel, y, argmax)
+    return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
+
+
+def relu_max_pool2d_backward(grad_y, y, argmax, image_size, kernel):
+    """dL/dx of relu_max_pool2d_forward (the bias's gradient is its sum over pixels): each
+    window's gradient goes to its winning pixel if the window's output y was positive."""
+    grad_y, y, argmax = _channels_last(grad_y), _channels_last(y), _channels_last(argmax)
+    grad_x = np.empty((grad_y.shape[0], *image_size, grad_y.shape[3]), dtype=grad_y.dtype)
+    _relu_max_pool2d_tiles_backward(grad_y, y, argmax, *kernel, grad_x)
+    return grad_x.transpose(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
 # Winograd F(2×2, 3×3): the transforms between images and 4×4 tiles (numpy_ref says the math;
 # here each tile's 16 values are combined with the ±1 coefficients of Bᵀ and Aᵀ written out)
 

@@ -89,6 +89,24 @@ def relu_backward(grad, out):
     return grad * (out > 0)
 
 
+def relu_max_pool2d_forward(x, bias, kernel):
+    """max_pool2d(relu(x + bias)) over windows that tile the image (stride = kernel, no
+    padding): the three ops, one after the other."""
+    h, w = x.shape[2:]
+    if bias is not None:
+        x = x + bias.reshape(1, -1, 1, 1)
+    return max_pool2d_forward(relu(x), kernel, kernel, (0, 0), (1, 1),
+                              (h // kernel[0], w // kernel[1]))
+
+
+def relu_max_pool2d_backward(grad_y, y, argmax, image_size, kernel):
+    """Each window's gradient to its winning pixel, where the window's output y (that pixel's
+    ReLU output) was positive: the pooling's backward, then the ReLU's."""
+    routed = max_pool2d_backward(grad_y, argmax, image_size)
+    winners = max_pool2d_backward(y, argmax, image_size)  # y at each winning pixel, 0 elsewhere
+    return relu_backward(routed, winners)
+
+
 def log_softmax(x):
     """Row-wise log softmax of a 2-D array: x - max - log(sum(exp(x - max)))."""
     shifted = x - x.max(axis=1, keepdims=True)
