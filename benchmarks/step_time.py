@@ -37,13 +37,13 @@ def build_tinymtl(name):
     if name == "mlp":
         return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                              nn.Linear(256, 10))
-    if name == "mnist_cnn":
-        return nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                             nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
-    backbone = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(), nn.GlobalAvgPool2d())
+    # the CNNs as tinymtl's models build them (nn.ConvEncoder): Conv3x3 -> ReLU -> MaxPool2
+    # blocks, the layers PyTorch runs below
+    if name == "mnist_cnn":  # + Flatten -> Linear(1600, 128) -> ReLU, then the classifier
+        return nn.Sequential(nn.ConvEncoder(1, (28, 28), (32, 64)), nn.Linear(128, 10))
+    backbone = nn.Sequential(nn.ConvEncoder(1, (32, 32), (32, 64, 128), padding=1,
+                                            out_features=None),  # (the last block unpooled)
+                             nn.GlobalAvgPool2d())
     heads = nn.ModuleList([nn.Linear(128, 10), nn.Linear(128, 32), nn.Linear(128, 1)])
     return _ThreeHead(backbone, heads)
 
