@@ -1,6 +1,7 @@
 """Pooling. Max pooling has its own kernels (the index of each window's max is kept for
 backward); average pooling reuses im2col: the mean of each patch, whose backward spreads
-g / (KH·KW) back over the patch with col2im."""
+g / (KH·KW) back over the patch with col2im. ``relu_max_pool2d`` is a conv block's tail (bias,
+ReLU, max pooling) as one op, with the same numbers as the three."""
 
 from tinymtl.autograd.function import Function
 from tinymtl.autograd.ops._util import bias_gradient, pair
