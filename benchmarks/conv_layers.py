@@ -25,7 +25,7 @@ from tinymtl.autograd.ops import conv as conv_ops  # noqa: E402
 from tinymtl.autograd.ops import winograd  # noqa: E402
 from tinymtl.backend.blas import blas_kernels  # noqa: E402
 
-from step_time import machine_gflops, median_ms  # noqa: E402  (the same timing)
+from step_time import WARMUP_SECONDS, machine_gflops, median_ms  # noqa: E402  (the same timing)
 
 LAYERS = [  # name, in channels, out channels, image size, padding
     ("shapes3.conv1", 1, 32, 32, 1), ("shapes3.conv2", 32, 64, 16, 1),
@@ -100,7 +100,7 @@ def main(argv=None):
             ways["torch"] = torch_parts(np.ascontiguousarray(x), w, padding)
         for part in PARTS:
             times, _ = median_ms([parts[part] for parts in ways.values()], warmup=2,
-                                 repeats=args.repeats)
+                                 repeats=args.repeats, warmup_seconds=WARMUP_SECONDS)
             row = {"layer": name, "part": part, "gflop": flops / 1e9,
                    "machine_matmul_gflops": round(peak, 1), "blas": blas_kernels(),
                    "conv2d_uses": "winograd" if winograd.applies(w.shape, (1, 1), (1, 1), 1)

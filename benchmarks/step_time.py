@@ -30,6 +30,10 @@ from tinymtl.backend.blas import blas_kernels  # noqa: E402
 from tinymtl.optim import Adam  # noqa: E402
 
 MODELS = ("mlp", "shapes3_cnn", "mnist_cnn")
+# untimed steps per block, at least (s): an idle BLAS or OpenMP pool keeps its threads spinning
+# for a while after its framework's block, which slowed the other's first steps on the 2-core
+# host (PyTorch's per-conv parts ran 2x slower after 2 warm-up calls than after 0.3 s of them)
+WARMUP_SECONDS = 0.5
 
 
 # -- the three models, written once per framework -------------------------------------------
@@ -169,19 +173,22 @@ def torch_step_fn(name, device="cpu"):
     return step
 
 
-def median_ms(steps, warmup, repeats, rounds=5):
+def median_ms(steps, warmup, repeats, rounds=5, warmup_seconds=0.0):
     """(median ms/step of each step function, [its median in each block]). The frameworks take
     turns in blocks (ours, theirs, ours, ...: ``rounds`` blocks each) so slow drifts of the
-    machine hit both alike; each block starts with untimed steps, because one framework's idle
-    thread pool can slow the other's first steps. The blocks' own medians show how much the
+    machine hit both alike; each block starts with untimed steps (``warmup`` of them, and for at
+    least ``warmup_seconds``), because one framework's idle thread pool keeps spinning for a
+    while and slows the other's first steps. The blocks' own medians show how much the
     machine moved during the run: a ratio from a block of each, side by side, is one sample."""
     times = [[] for _ in steps]
     blocks = [[] for _ in steps]
     per_block = max(1, repeats // rounds)
     for _ in range(rounds):
         for step, bucket, medians in zip(steps, times, blocks):
-            for _ in range(warmup):
+            started, done = time.perf_counter(), 0
+            while done < warmup or time.perf_counter() - started < warmup_seconds:
                 step()
+                done += 1
             block = []
             for _ in range(per_block):
                 start = time.perf_counter()
@@ -221,6 +228,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5,
                         help="blocks per framework, taking turns (the repeats are split among them)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per block")
+    parser.add_argument("--warmup-seconds", type=float, default=WARMUP_SECONDS,
+                        help="and untimed steps for at least this long per block")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                         help="cuda: tinymtl on CuPy against PyTorch on CUDA")
     parser.add_argument("--peak-size", type=int, default=None,
@@ -246,7 +255,8 @@ def main(argv=None):
             ours_step()
         rss = peak_rss_mb()  # before torch runs, so it is tinymtl's peak
         steps = [ours_step] + ([torch_step_fn(name, args.device)] if torch else [])
-        timings, blocks = median_ms(steps, args.warmup, args.repeats, args.rounds)
+        timings, blocks = median_ms(steps, args.warmup, args.repeats, args.rounds,
+                                    args.warmup_seconds)
         ours, theirs = timings[0], (timings[1] if torch else None)
         block_ratios = ([round(a / b, 3) for a, b in zip(*blocks)] if torch else None)
         gflops = 3 * matmul_flops(name) / (ours / 1e3) / 1e9

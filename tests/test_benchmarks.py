@@ -15,7 +15,7 @@ def test_step_time_reports_each_rounds_ratio(capsys):
     import step_time
 
     step_time.main(["--models", "mlp", "--repeats", "3", "--rounds", "3", "--warmup", "0",
-                    "--peak-size", "64", "--json"])
+                    "--warmup-seconds", "0", "--peak-size", "64", "--json"])
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["model"] == "mlp" and row["tinymtl_ms"] > 0 and row["torch_ms"] > 0
     assert len(row["block_ratios"]) == 3 and all(r > 0 for r in row["block_ratios"])
@@ -52,3 +52,19 @@ def test_batch_halves_reproduces_the_full_batch_gradient_and_keeps_the_copies_eq
     for first, second, old in zip(*halves.params, before):
         assert (first.data == second.data).all()
     assert any((first.data != old).any() for first, old in zip(halves.params[0], before))
+
+
+def test_median_ms_warms_each_block_up_for_at_least_warmup_seconds():
+    import time
+
+    import step_time
+
+    calls = []
+
+    def slow():
+        calls.append(time.perf_counter())
+        time.sleep(0.01)
+
+    step_time.median_ms([slow], warmup=1, repeats=2, rounds=2, warmup_seconds=0.05)
+    # each block: untimed calls until 0.05 s have passed (at least 5 of 10 ms), then 1 timed
+    assert len(calls) >= 2 * (5 + 1)
