@@ -27,17 +27,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import step_time  # noqa: E402  (its models, batch, step functions and timing)
 import tinymtl  # noqa: E402
-import tinymtl.nn.functional as F  # noqa: E402
 from tinymtl.autograd.ops import winograd  # noqa: E402
 from tinymtl.backend.blas import blas_kernels  # noqa: E402
 from tinymtl.optim import Adam  # noqa: E402
 
 MODEL = "shapes3_cnn"
-
-
-def shapes3_loss(out, targets):
-    return (F.cross_entropy(out[0], targets[0]) + F.cross_entropy(out[1], targets[1])
-            + F.mse_loss(out[2], targets[2]))
 
 
 class HalvesStep:
@@ -62,7 +56,7 @@ class HalvesStep:
         model, (x, targets) = self.models[k], self.batches[k]
         for p in self.params[k]:
             p.grad = None
-        shapes3_loss(model(x), targets).backward()
+        step_time.tinymtl_loss(MODEL, model(x), targets).backward()
 
     def _second_half(self):
         while True:
@@ -98,7 +92,8 @@ def full_batch_gradients():
     tinymtl.manual_seed(0)
     model = step_time.build_tinymtl(MODEL)
     x, targets = step_time.make_batch(MODEL)
-    shapes3_loss(model(tinymtl.tensor(x)), [tinymtl.tensor(t) for t in targets]).backward()
+    step_time.tinymtl_loss(MODEL, model(tinymtl.tensor(x)),
+                           [tinymtl.tensor(t) for t in targets]).backward()
     return [p.grad for p in model.parameters()]
 
 

@@ -124,6 +124,15 @@ def synchronize(device):
         tinymtl.backend.array_module("cuda").cuda.Device().synchronize()
 
 
+def tinymtl_loss(name, out, targets):
+    """The step's loss: shapes3's three heads summed (two cross-entropies and an MSE), else one
+    cross-entropy."""
+    if name == "shapes3_cnn":
+        return (F.cross_entropy(out[0], targets[0]) + F.cross_entropy(out[1], targets[1])
+                + F.mse_loss(out[2], targets[2]))
+    return F.cross_entropy(out, targets[0])
+
+
 def tinymtl_step_fn(name, device="cpu"):
     tinymtl.set_device(device)
     tinymtl.manual_seed(0)
@@ -135,13 +144,7 @@ def tinymtl_step_fn(name, device="cpu"):
 
     def step():
         optimizer.zero_grad()
-        out = model(x)
-        if name == "shapes3_cnn":
-            loss = (F.cross_entropy(out[0], targets[0]) + F.cross_entropy(out[1], targets[1])
-                    + F.mse_loss(out[2], targets[2]))
-        else:
-            loss = F.cross_entropy(out, targets[0])
-        loss.backward()
+        tinymtl_loss(name, model(x), targets).backward()
         optimizer.step()
         synchronize(device)
     return step

@@ -7,8 +7,8 @@
 Ops never branch on the device: they ask ``kernels_for(array)`` for the module and call it.
 Every module provides: im2col, col2im, winograd_empty, winograd_input, winograd_output,
 winograd_output_backward, winograd_input_backward, max_pool2d_forward, max_pool2d_backward,
-relu, relu_backward, relu_max_pool2d_forward, relu_max_pool2d_backward, log_softmax, adam_update, scatter_add, segment_max, segment_softmax,
-segment_softmax_backward, erf.
+relu, relu_backward, relu_max_pool2d_forward, relu_max_pool2d_backward, log_softmax,
+adam_update, scatter_add, segment_max, segment_softmax, segment_softmax_backward, erf.
 """
 
 from tinymtl.backend.device import device_of, use_cuda_module
