@@ -49,10 +49,49 @@ def test_a_sequence_stopped_and_resumed_ends_bitwise_identical(method, stop_afte
     """Stop mid-stage, a few steps past a checkpoint (or between stages: step 24 ends stage 0),
     and resume from the checkpoint: the final weights, the matrix, the method's state and the
     metrics rows match."""
+    check_stop_and_resume(sequence_config(method=method), method, stop_after, tmp_path,
+                          monkeypatch)
+
+
+@pytest.mark.parametrize("method,stop_after", [("finetune", 24), ("ewc", 30)])
+def test_a_carried_optimizer_state_resumes_bitwise_identical(method, stop_after, tmp_path,
+                                                             data_dir, monkeypatch):
+    """reset_optimizer: false, stopped between stages (the next stage takes Adam's state from
+    the checkpoint) or mid-stage (its trainer restores its own)."""
+    check_stop_and_resume(sequence_config(method=method, reset_optimizer=False), method,
+                          stop_after, tmp_path, monkeypatch)
+
+
+def test_reset_optimizer_false_carries_adams_moments_not_its_learning_rate(tmp_path, data_dir):
+    """Stage 1 continues Adam's moments and step counts from stage 0 (24 steps each), while its
+    learning rate starts its own schedule again; with the default Adam starts afresh, and the
+    two runs part."""
+    from tinymtl.runs import run
+    from tinymtl.train import checkpoint
+
+    finals, lrs = {}, {}
+    for reset in (True, False):
+        config = sequence_config(reset_optimizer=reset)
+        config["training"].update(lr_schedule="cosine", log_every=1)
+        run(config, tmp_path / str(reset), progress=False)
+        saved = checkpoint.load(tmp_path / str(reset) / "checkpoint.h5")
+        finals[reset] = saved["model_state"]
+        steps = {entry["step"] for entry in saved["optimizer_state"]["state"].values()}
+        # the shared layers learn in both stages, each task's head in its own
+        assert steps == ({24} if reset else {24, 48})
+        rows = [json.loads(line) for line in (tmp_path / str(reset) / "metrics.jsonl").open()]
+        lrs[reset] = [[r["lr"] for r in rows if r.get("run") == f"stage{k}" and
+                       r["type"] == "train"] for k in (0, 1)]
+    assert lrs[True] == lrs[False] and lrs[False][0] == lrs[False][1]
+    assert any(finals[True][n].tobytes() != finals[False][n].tobytes() for n in finals[True])
+
+
+def check_stop_and_resume(config, method, stop_after, tmp_path, monkeypatch):
+    """Run ``config`` straight, then again stopped before training step ``stop_after`` and
+    resumed: the same matrix, metrics rows, weights and method state, bit for bit."""
     from tinymtl.runs import continual
     from tinymtl.runs import run
 
-    config = sequence_config(method=method)
     config["training"].update(checkpoint_every=6, log_every=2)  # rows past each checkpoint
     straight = run(config, tmp_path / "straight", progress=False)
 

@@ -7,6 +7,15 @@ stage (the accuracy matrix R, ``continual_metrics``), with a method that resists
               then close the stage (EWC's Fisher and anchor, SI's importance, LwF's teacher),
               evaluate every task → row i of R, and checkpoint.
 
+``continual.reset_optimizer: false`` carries the optimizer's state (Adam's moments m, v and
+its step count) from one stage into the next, as a script that keeps one optimizer for the
+whole sequence does (van de Ven & Tolias' code, whose default this is); the learning rate and
+its schedule still start afresh. It matters: Adam's first steps on a new task, with v ≈ 0,
+move every weight by about the learning rate whatever its gradient's size, while the carried v
+keeps the updates of weights that earlier tasks found sensitive small (permuted MNIST,
+fine-tuning, 4 tasks of 5,000 steps, seed 0: task 1 ends at 77.4 % with a fresh Adam per
+task, 88.6 % with its state carried; docs/continual.md).
+
 Scenarios (van de Ven & Tolias 2019; Hsu et al. 2018):
     task     one head per task, and the task id picks it at test time (task-incremental)
     domain   one shared head, labels local to each task (e.g. "first or second digit")
@@ -93,6 +102,14 @@ def stage_trainer(config, tasks, model, plugins, stage, metrics_file, progress):
                    plugins=plugins)
 
 
+def carry_optimizer_state(optimizer, state):
+    """Give ``optimizer`` (a new stage's) the per-parameter state of the last stage's (its
+    ``state_dict()["state"]``: the same model, so the same parameters in the same order),
+    keeping its own hyper-parameters: the new stage's learning rate and schedule."""
+    own = optimizer.state_dict()
+    optimizer.load_state_dict({"state": state, "param_groups": own["param_groups"]})
+
+
 def evaluate_all(model, tasks, split="test"):
     """Every task's accuracy on ``split`` ('valid': its validation split, or its test split
     when it has none)."""
@@ -139,8 +156,10 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     def save(trainer):
         return directory.save(trainer, tasks, {"continual": progress_state})
 
+    carried = None  # the optimizer state a stage hands the next (reset_optimizer: false)
     if loaded is not None and progress_state["stage_done"]:  # resumed between stages
         default_generator.load_state_dict(loaded["rng_states"]["default"])
+        carried = loaded["optimizer_state"]["state"]
         progress_state["stage"], loaded = progress_state["stage"] + 1, None
     for stage in range(progress_state["stage"], len(stages)):
         trainer = stage_trainer(config, tasks, model, plugins, stage, directory.metrics_path,
@@ -148,6 +167,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         trainer.checkpointer = directory.checkpointer(tasks, {"continual": progress_state})
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
+        elif carried is not None and not config["continual"]["reset_optimizer"]:
+            carry_optimizer_state(trainer.optimizer, carried)
         progress_state.update(stage=stage, stage_done=False)
         try:
             trainer.fit(on_checkpoint=save)
@@ -166,7 +187,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         progress_state.update(stage=stage, stage_done=True)
         save(trainer)
         progress_state["stage"] = stage + 1
-        loaded = None
+        loaded, carried = None, trainer.optimizer.state_dict()["state"]
     return directory.finish(_summary(config, directory, tasks, progress_state))
 
 

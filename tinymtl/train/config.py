@@ -90,6 +90,9 @@ class MethodList(Field):
 CONTINUAL_OWN = {  # the continual section's own keys; the rest are its method and options
     "stages": ListOf(Str(), default=None),  # task names, in training order
     "scenario": Choice(("task", "domain", "class"), default="task"),
+    "reset_optimizer": Bool(default=True, help="a fresh optimizer state (Adam's moments) "
+                            "every stage (Avalanche's habit); false carries it over, as one "
+                            "optimizer kept for the whole sequence would (van de Ven & Tolias)"),
 }
 
 
