@@ -125,7 +125,8 @@ def test_nested_and_flat_method_options_resolve_to_one_form():
     sequence = config_module.validate(tiny_config(continual={
         "stages": ["kindergarten", "math"], "method": "si", "si_c": 0.3, "ewc_lambda": 5.0}))
     assert sequence["continual"] == {"stages": ["kindergarten", "math"], "scenario": "task",
-                                     "method": "si", "c": 0.3, "xi": 0.1}
+                                     "reset_optimizer": True, "method": "si", "c": 0.3,
+                                     "xi": 0.1}
     with pytest.raises(ConfigError, match="unknown key 'continual.lambd'"):
         config_module.validate(tiny_config(continual={"method": "si", "lambd": 1.0}))
 

@@ -101,7 +101,8 @@ class ContinualSection(Field):
     aliases of any continual method, as earlier versions took them)."""
 
     def __init__(self):
-        super().__init__({"stages": None, "scenario": "task", "method": "finetune"})
+        super().__init__({**{key: field.default for key, field in CONTINUAL_OWN.items()},
+                          "method": "finetune"})
 
     def check(self, value, where):
         if value is None:
