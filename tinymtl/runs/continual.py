@@ -156,10 +156,11 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
     def save(trainer):
         return directory.save(trainer, tasks, {"continual": progress_state})
 
-    carried = None  # the optimizer state a stage hands the next (reset_optimizer: false)
+    carry = not config["continual"]["reset_optimizer"]
+    carried = None  # the optimizer state a stage hands the next, when ``carry``
     if loaded is not None and progress_state["stage_done"]:  # resumed between stages
         default_generator.load_state_dict(loaded["rng_states"]["default"])
-        carried = loaded["optimizer_state"]["state"]
+        carried = loaded["optimizer_state"]["state"] if carry else None
         progress_state["stage"], loaded = progress_state["stage"] + 1, None
     for stage in range(progress_state["stage"], len(stages)):
         trainer = stage_trainer(config, tasks, model, plugins, stage, directory.metrics_path,
@@ -167,7 +168,7 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         trainer.checkpointer = directory.checkpointer(tasks, {"continual": progress_state})
         if loaded is not None:  # resumed mid-stage: the trainer continues where it stopped
             trainer.load_state(loaded)
-        elif carried is not None and not config["continual"]["reset_optimizer"]:
+        elif carried is not None:
             carry_optimizer_state(trainer.optimizer, carried)
         progress_state.update(stage=stage, stage_done=False)
         try:
@@ -187,7 +188,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
         progress_state.update(stage=stage, stage_done=True)
         save(trainer)
         progress_state["stage"] = stage + 1
-        loaded, carried = None, trainer.optimizer.state_dict()["state"]
+        loaded = None
+        carried = trainer.optimizer.state_dict()["state"] if carry else None
     return directory.finish(_summary(config, directory, tasks, progress_state))
 
 
