@@ -60,6 +60,7 @@ FOOD_GRAPH = ["tinymtl", "run", "examples/food_graph.yaml", "--quiet"]  # pretra
 FOOD_GRAPH_SCRATCH = FOOD_GRAPH + ["--set", "model.pretrain=null"]
 FOOD_STUDY = [sys.executable, "benchmarks/food_graph_study.py"]  # 28 minutes
 MOLECULES_STUDY = [sys.executable, "benchmarks/molecules_study.py"]  # 11 minutes
+SPLIT_MNIST_SWEEP = ["tinymtl", "sweep", "examples/split_mnist_sweep.yaml", "--quiet"]  # 71 min
 
 def _flagship(what, path, value):
     """A figure of the flagship run's summary.json printed in the README."""
@@ -210,28 +211,23 @@ FIGURES = [
      "path": "tasks.digits.test_accuracy", "value": 99.2},
     # hours: the continual benchmarks (docs/continual.md), MNIST data needed
     {"name": "split MNIST sweep: fine-tuning, task-incremental (ACC table)",
-     "doc": "docs/continual.md", "speed": "all",
-     "command": ["tinymtl", "sweep", "examples/split_mnist_sweep.yaml", "--quiet"],
+     "doc": "docs/continual.md", "speed": "all", "command": SPLIT_MNIST_SWEEP,
      "result": "sweep.json", "path": "variants.task/finetune.test.0", "value": 92.27,
      "decimals": 2, "blas": None},
     {"name": "split MNIST sweep: replay, class-incremental", "doc": "docs/continual.md",
-     "speed": "all", "command": ["tinymtl", "sweep", "examples/split_mnist_sweep.yaml",
-                                 "--quiet"],
+     "speed": "all", "command": SPLIT_MNIST_SWEEP,
      "result": "sweep.json", "path": "variants.class/replay.test.0", "value": 90.84,
      "decimals": 2, "blas": None},
     {"name": "split MNIST sweep: fine-tuning, domain-incremental",
-     "doc": "docs/continual.md", "speed": "all",
-     "command": ["tinymtl", "sweep", "examples/split_mnist_sweep.yaml", "--quiet"],
+     "doc": "docs/continual.md", "speed": "all", "command": SPLIT_MNIST_SWEEP,
      "result": "sweep.json", "path": "variants.domain/finetune.test.0", "value": 56.24,
      "decimals": 2, "blas": None},
     {"name": "split MNIST sweep: EWC domain-incremental at the chosen λ 10⁹",
-     "doc": "docs/continual.md", "speed": "all",
-     "command": ["tinymtl", "sweep", "examples/split_mnist_sweep.yaml", "--quiet"],
+     "doc": "docs/continual.md", "speed": "all", "command": SPLIT_MNIST_SWEEP,
      "result": "sweep.json", "path": "variants.domain/ewc/ewc_lambda=1000000000.test.0",
      "value": 67.11, "decimals": 2, "blas": None},
     {"name": "split MNIST sweep: online EWC's domain-incremental choice on valid",
-     "doc": "docs/continual.md", "speed": "all",
-     "command": ["tinymtl", "sweep", "examples/split_mnist_sweep.yaml", "--quiet"],
+     "doc": "docs/continual.md", "speed": "all", "command": SPLIT_MNIST_SWEEP,
      "result": "sweep.json", "path": "chosen_per_arm.domain/online_ewc",
      "value": "domain/online_ewc/ewc_lambda=1000000000000", "blas": None},
 ]
