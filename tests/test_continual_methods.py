@@ -31,17 +31,23 @@ class Tiny(nn.Module):
         return self.linear(x)
 
 
-def per_sample_fisher_by_hand(model, x, labels):
-    """(1/N) Σ_n g_n², g_n = ∂(−log softmax(W x_n + b)[y_n])/∂θ = (p_n − onehot(y_n)) ⊗ x_n."""
+def softmax_by_hand(model, xn):
     W, b = model.linear.weight.numpy().astype(np.float64), model.linear.bias.numpy()
-    fw, fb = np.zeros_like(W), np.zeros_like(b, dtype=np.float64)
-    for xn, yn in zip(x.astype(np.float64), labels):
-        z = W @ xn + b
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        delta = p - np.eye(4)[yn]
-        fw += np.outer(delta, xn) ** 2
-        fb += delta ** 2
+    z = W @ xn + b
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def per_sample_fisher_by_hand(model, x, labels, weights=None):
+    """(1/N) Σ_n w_n g_n², g_n = ∂(−log softmax(W x_n + b)[y_n])/∂θ = (p_n − onehot(y_n)) ⊗ x_n
+    (w_n = 1 unless given)."""
+    fw = np.zeros(model.linear.weight.shape)
+    fb = np.zeros(model.linear.bias.shape)
+    weights = np.ones(len(labels)) if weights is None else weights
+    for xn, yn, wn in zip(x.astype(np.float64), labels, weights):
+        delta = softmax_by_hand(model, xn) - np.eye(4)[yn]
+        fw += wn * np.outer(delta, xn) ** 2
+        fb += wn * delta ** 2
     return fw / len(x), fb / len(x)
 
 
@@ -72,6 +78,41 @@ def test_true_fisher_samples_labels_from_the_model():
         labels.append(int(drawn.choice(4, p=p / p.sum())))
     fw, _ = per_sample_fisher_by_hand(model, x, np.array(labels))
     np.testing.assert_allclose(fisher["linear.weight"], fw, rtol=1e-4, atol=1e-7)
+
+
+def test_predicted_fisher_takes_the_models_own_prediction():
+    model = Tiny()
+    x = np.random.default_rng(3).standard_normal((7, 3)).astype(np.float32)
+    fisher = diagonal_fisher(model, None, x, kind="predicted")
+    predicted = [int(np.argmax(softmax_by_hand(model, xn))) for xn in x.astype(np.float64)]
+    fw, fb = per_sample_fisher_by_hand(model, x, np.array(predicted))
+    np.testing.assert_allclose(fisher["linear.weight"], fw, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fisher["linear.bias"], fb, rtol=1e-5, atol=1e-7)
+
+
+def test_exact_fisher_is_the_expectation_over_every_class():
+    """Σ_c p(c | x_n) g_n,c², averaged over n: every (example, class) pair by hand. The labels in
+    the data play no part, and the one-label estimates scatter around it."""
+    model = Tiny()
+    x = np.random.default_rng(4).standard_normal((5, 3)).astype(np.float32)
+    fisher = diagonal_fisher(model, None, x, np.array([0, 0, 0, 0, 0]), kind="exact")
+    pairs_x = np.repeat(x, 4, axis=0)
+    pairs_label = np.tile(np.arange(4), len(x))
+    pairs_weight = np.concatenate([softmax_by_hand(model, xn) for xn in x.astype(np.float64)])
+    fw, fb = per_sample_fisher_by_hand(model, pairs_x, pairs_label, pairs_weight)
+    np.testing.assert_allclose(fisher["linear.weight"], fw * 4, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(fisher["linear.bias"], fb * 4, rtol=1e-5, atol=1e-7)
+    sampled = [diagonal_fisher(model, None, x, kind="true", generator=Generator(seed))["linear.bias"]
+               for seed in range(400)]
+    np.testing.assert_allclose(np.mean(sampled, axis=0), fisher["linear.bias"], rtol=0.1)
+
+
+def test_fisher_kind_is_checked():
+    model, x = Tiny(), np.zeros((2, 3), np.float32)
+    with pytest.raises(ValueError, match="'exactly' is not one of"):
+        diagonal_fisher(model, None, x, kind="exactly")
+    with pytest.raises(ValueError, match="needs the labels"):
+        diagonal_fisher(model, None, x, kind="empirical")
 
 
 @pytest.mark.parametrize("online, stages", [(False, 1), (True, 1), (False, 3)])

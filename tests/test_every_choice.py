@@ -11,6 +11,7 @@ import importlib.util
 import numpy as np
 import pytest
 
+from tinymtl.mtl.continual import FISHER_KINDS
 from tinymtl.options import ConfigError
 from tinymtl.train import config as config_module
 
@@ -36,7 +37,7 @@ def enumerated_keys():
     yield from walk(config_module.schema())
     yield "continual.method", tuple(config_module.methods("continual"))
     yield "continual.scenario", config_module.CONTINUAL_OWN["scenario"].choices
-    yield "continual.fisher", ("empirical", "true")
+    yield "continual.fisher", FISHER_KINDS
     from tinymtl import datasets
 
     for name, source in datasets.SOURCES.items():

@@ -43,29 +43,53 @@ from tinymtl.options import Choice, Float, Int
 
 
 # -- the diagonal Fisher information ---------------------------------------------------------------
-def diagonal_fisher(model, task, x, y=None, parameters=None, generator=None):
-    """F_k = (1/N) Σ_n (∂ log p(y_n | x_n; θ) / ∂θ_k)², one example at a time (the per-sample
+FISHER_KINDS = ("empirical", "true", "predicted", "exact")
+
+
+def diagonal_fisher(model, task, x, y=None, parameters=None, generator=None, kind=None):
+    """F_k = (1/N) Σ_n E_y[(∂ log p(y | x_n; θ) / ∂θ_k)²], one example at a time (the per-sample
     definition: squares of per-example gradients, not the square of the batch mean).
 
-    ``y`` given: the **empirical** Fisher (labels from the data). ``y=None``: the **true**
-    Fisher, each y_n drawn from the model's own p(· | x_n) with ``generator``.
+    ``kind`` says which y the expectation takes (van de Ven 2025 compares them for EWC):
+
+        empirical   y = y_n, the label in the data (needs ``y``; the default when ``y`` is given)
+        true        one y drawn from the model's own p(· | x_n) with ``generator``: a one-sample
+                    estimate of ``exact`` (the default when ``y`` is None)
+        predicted   y = argmax p(· | x_n), the model's own prediction (van de Ven & Tolias' code)
+        exact       Σ_c p(c | x_n) (∂ log p(c | x_n) / ∂θ_k)²: the Fisher's definition, one
+                    backward pass per class
+
     Returns {parameter name: array}, for ``parameters`` (default: every trainable one)."""
+    kind = kind or ("empirical" if y is not None else "true")
+    if kind not in FISHER_KINDS:
+        raise ValueError(f"diagonal_fisher: kind {kind!r} is not one of {', '.join(FISHER_KINDS)}")
+    if kind == "empirical" and y is None:
+        raise ValueError("diagonal_fisher: the empirical Fisher needs the labels y")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if parameters is not None:
         named = [(n, p) for n, p in named if n in parameters]
     fisher = {n: np.zeros(p.shape, dtype=np.float64) for n, p in named}
     for k in range(len(x)):
         logits = model(model_input(x[k:k + 1]), task)
-        if y is None:
-            probabilities = np.exp(logits.log_softmax(dim=-1).numpy()[0].astype(np.float64))
-            label = int(generator.choice(len(probabilities), p=probabilities / probabilities.sum()))
+        if kind == "empirical":
+            weighted_labels = [(1.0, int(y[k]))]
         else:
-            label = int(y[k])
-        negative_log_likelihood = F.cross_entropy(logits, Tensor(np.array([label]), device=logits.device))
-        gradients = grad(negative_log_likelihood, [p for _, p in named], allow_unused=True)
-        for (name, _), g in zip(named, gradients):
-            if g is not None:
-                fisher[name] += to_numpy(g).astype(np.float64) ** 2
+            probabilities = np.exp(logits.log_softmax(dim=-1).numpy()[0].astype(np.float64))
+            if kind == "true":
+                drawn = generator.choice(len(probabilities), p=probabilities / probabilities.sum())
+                weighted_labels = [(1.0, int(drawn))]
+            elif kind == "predicted":
+                weighted_labels = [(1.0, int(np.argmax(probabilities)))]
+            else:
+                weighted_labels = list(zip(probabilities / probabilities.sum(), range(len(probabilities))))
+        for i, (weight, label) in enumerate(weighted_labels):
+            negative_log_likelihood = F.cross_entropy(
+                logits, Tensor(np.array([label]), device=logits.device))
+            gradients = grad(negative_log_likelihood, [p for _, p in named], allow_unused=True,
+                             retain_graph=i < len(weighted_labels) - 1)
+            for (name, _), g in zip(named, gradients):
+                if g is not None:  # (a weight of 1.0 changes no bit)
+                    fisher[name] += weight * to_numpy(g).astype(np.float64) ** 2
     return {n: (f / len(x)).astype(np.float32) for n, f in fisher.items()}
 
 
@@ -136,9 +160,11 @@ class Offline(ContinualMethod):
 
 # -- EWC and online EWC ----------------------------------------------------------------------------
 FISHER_OPTIONS = {
-    "fisher": Choice(("empirical", "true"), default="empirical",
-                     help="labels of the Fisher: from the data, or drawn from the model"),
-    "fisher_samples": Int(default=1000, low=1, high=10 ** 8, help="training examples the Fisher averages"),
+    "fisher": Choice(FISHER_KINDS, default="empirical",
+                     help="labels of the Fisher: the data's, one drawn from the model, the model's"
+                          " prediction, or every class weighted by its probability"),
+    "fisher_samples": Int(default=1000, low=1, high=10 ** 8,
+                          help="training examples the Fisher averages (more than the task has: all)"),
 }
 
 
@@ -203,7 +229,7 @@ class EWC(ContinualMethod):
         labels = data.y_train[index] if self.fisher == "empirical" else None
         trainer.model.eval()
         fisher = diagonal_fisher(trainer.model, task, data.x_train[index], labels,
-                                 generator=generator)
+                                 generator=generator, kind=self.fisher)
         trainer.model.train()
         self.add_anchor(trainer.model, fisher)
         super().on_stage_end(trainer, stage, tasks)
