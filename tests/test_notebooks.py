@@ -14,7 +14,10 @@ jupytext = pytest.importorskip("jupytext", reason="jupytext (the dev extra) is n
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-MINUTES = 2  # each notebook's budget on a 2-core CPU (docs/notebooks.md)
+# A guard against a hung cell, not the notebooks' time budget (2 minutes each, docs/notebooks.md):
+# that is a speed target, measured on a quiet machine by benchmarks/notebook_times.py. Asserted
+# here, it failed the 40-s forgetting notebook on a machine running three other trainings.
+CELL_TIMEOUT_S = 20 * 60
 
 
 def test_there_are_notebooks_in_reading_order():
@@ -44,10 +47,8 @@ def test_each_notebook_runs_and_its_claims_hold(source, tmp_path):
     if source.stem.startswith("08"):
         pytest.importorskip("rdkit.Chem", reason="RDKit (the chem extra) is not installed")
     notebook = nbformat.read(source.with_suffix(".ipynb"), as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=MINUTES * 60, kernel_name="python3",
+    client = nbclient.NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     started = time.perf_counter()
     client.execute()  # raises CellExecutionError, naming the cell, if any cell fails
-    seconds = time.perf_counter() - started
-    print(f"{source.stem}: {seconds:.1f} s")
-    assert seconds < MINUTES * 60
+    print(f"{source.stem}: {time.perf_counter() - started:.1f} s")
