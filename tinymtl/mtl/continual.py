@@ -75,13 +75,13 @@ def diagonal_fisher(model, task, x, y=None, parameters=None, generator=None, kin
             weighted_labels = [(1.0, int(y[k]))]
         else:
             probabilities = np.exp(logits.log_softmax(dim=-1).numpy()[0].astype(np.float64))
+            probabilities /= probabilities.sum()  # renormalised in float64: choice() checks the sum
             if kind == "true":
-                drawn = generator.choice(len(probabilities), p=probabilities / probabilities.sum())
-                weighted_labels = [(1.0, int(drawn))]
+                weighted_labels = [(1.0, int(generator.choice(len(probabilities), p=probabilities)))]
             elif kind == "predicted":
                 weighted_labels = [(1.0, int(np.argmax(probabilities)))]
             else:
-                weighted_labels = list(zip(probabilities / probabilities.sum(), range(len(probabilities))))
+                weighted_labels = list(zip(probabilities, range(len(probabilities))))
         for i, (weight, label) in enumerate(weighted_labels):
             negative_log_likelihood = F.cross_entropy(
                 logits, Tensor(np.array([label]), device=logits.device))
@@ -226,9 +226,8 @@ class EWC(ContinualMethod):
         data = trainer.tasks[task]
         generator = stream(self.seed, "continual_fisher", stage)
         index = generator.permutation(len(data.y_train))[:self.fisher_samples]
-        labels = data.y_train[index] if self.fisher == "empirical" else None
         trainer.model.eval()
-        fisher = diagonal_fisher(trainer.model, task, data.x_train[index], labels,
+        fisher = diagonal_fisher(trainer.model, task, data.x_train[index], data.y_train[index],
                                  generator=generator, kind=self.fisher)
         trainer.model.train()
         self.add_anchor(trainer.model, fisher)
