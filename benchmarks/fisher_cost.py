@@ -22,13 +22,16 @@ from tinymtl.mtl.continual import FISHER_KINDS, diagonal_fisher  # noqa: E402
 
 
 class PermutedMnistMLP(nn.Module):
+    """The sweep's network: the library's MLP encoder (as ``model.encoder: mlp`` builds it) and
+    one task's 10-way head."""
+
     def __init__(self):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 1000), nn.ReLU(),
-                                 nn.Linear(1000, 10))
+        self.encoder = nn.MLPEncoder(784, (1000, 1000))
+        self.head = nn.Linear(self.encoder.out_features, 10)
 
     def forward(self, x, task=None):
-        return self.net(x)
+        return self.head(self.encoder(x))
 
 
 def main():
