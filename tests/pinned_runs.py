@@ -179,11 +179,13 @@ def environment():
     except importlib.metadata.PackageNotFoundError:
         rdkit = None
     from tinymtl.backend.blas import blas_kernels, blas_threads
+    from tinymtl.backend.simd import numpy_simd
 
     return {"python": platform.python_version(), "machine": platform.machine(),
             "numpy": np.__version__, "numba": numba.__version__, "rdkit": rdkit,
             "blas": blas_kernels(),  # (OpenBLAS's AVX2 and AVX-512 kernels round differently,
-            "blas_threads": blas_threads()}  # and so do products split over more threads)
+            "blas_threads": blas_threads(),  # and so do products split over more threads)
+            "numpy_simd": numpy_simd()}  # (AVX-512's SVML power, log1p, ... round differently)
 
 
 def prepare_data(directory):

@@ -2,6 +2,7 @@
 two processes (the test runs the training in fresh interpreters)."""
 
 import hashlib
+import platform
 import subprocess
 import sys
 
@@ -64,3 +65,21 @@ def test_run_identity_records_the_blas_threads_that_decide_the_bits():
         assert blas_threads() == 1
         assert run_identity(config)["blas_threads"] == 1
     assert run_identity(config)["blas_threads"] == blas_threads() >= 1
+
+
+def test_numpy_simd_names_the_level_of_the_loops_numpy_chose():
+    # NumPy's AVX-512 loops of power, log1p, ... (Intel's SVML) round differently from the
+    # C library's that older CPUs run, so a run's summary and the pinned digests name the level
+    # (backend.simd): it must be the one NumPy actually picked for power's float32 loop.
+    introspect = pytest.importorskip("numpy.lib.introspect")  # (NumPy 2.0 and newer)
+
+    from tinymtl.backend.simd import numpy_simd
+    from tinymtl.runs.setup import run_identity
+
+    level = numpy_simd()
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the X86_V levels are x86's")
+    chosen = introspect.opt_func_info(func_name="^power$", signature="^float32")["power"]
+    assert level in ("X86_V4", "X86_V3", "X86_V2")
+    assert (level == "X86_V4") == (next(iter(chosen.values()))["current"] == "X86_V4")
+    assert run_identity({"seed": 0})["numpy_simd"] == level

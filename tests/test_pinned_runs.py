@@ -1,6 +1,6 @@
 """Behaviour pinned: every example and every training method, run short, ends with the weights,
 optimizer state and metrics rows recorded in ``tests/pinned_runs.json`` (``pinned_runs.py``), one
-recording per environment (platform, package versions, BLAS kernels).
+recording per environment (platform, package versions, BLAS kernels, NumPy's SIMD level).
 
 A refactoring of the training layer must leave them bitwise identical; a change that is meant
 to alter training re-records them (``python tests/pinned_runs.py --record``) and says so."""

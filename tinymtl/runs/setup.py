@@ -29,6 +29,7 @@ from tinymtl import datasets
 from tinymtl.datasets.cache import location as cache_location
 from tinymtl.backend import manual_seed, set_device
 from tinymtl.backend.blas import blas_kernels, blas_threads
+from tinymtl.backend.simd import numpy_simd
 from tinymtl.errors import one_line
 from tinymtl.files import write_text
 from tinymtl.mtl import build_model
@@ -46,9 +47,10 @@ def run_folder(config, out_dir=None):
 
 def run_identity(config):
     """What every run's summary opens with: its config and seed, and what else decides its
-    bits: the tinymtl version and the BLAS's kernels and threads (``backend.blas``)."""
+    bits: the tinymtl version, the BLAS's kernels and threads (``backend.blas``) and the level
+    of NumPy's SIMD loops (``backend.simd``)."""
     return {"config": config, "seed": config["seed"], "tinymtl_version": tinymtl.__version__,
-            "blas": blas_kernels(), "blas_threads": blas_threads()}
+            "blas": blas_kernels(), "blas_threads": blas_threads(), "numpy_simd": numpy_simd()}
 
 
 def finished_summary(out, config, weights_needed=True):
