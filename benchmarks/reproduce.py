@@ -241,7 +241,9 @@ FIGURES = [
           ("EWC at the chosen λ 100", "ewc/ewc_lambda=100", 93.30),
           ("online EWC at the chosen λ 100", "online_ewc/ewc_lambda=100", 94.35),
           ("SI at the chosen c 10", "si/si_c=10.0", 93.14),
-          ("LwF", "lwf", 75.84))),
+          ("LwF", "lwf", 75.84),
+          ("naive rehearsal", "replay", 95.15),
+          ("offline (joint) training", "offline", 97.44))),
     *({"name": f"permuted MNIST sweep: {arm}'s choice on valid", "doc": "docs/continual.md",
        "speed": "all", "command": PERMUTED_MNIST_SWEEP, "result": "sweep.json",
        "path": f"chosen_per_arm.{arm}", "value": choice, "blas": None}
