@@ -124,7 +124,7 @@ def test_both_tasks_train_on_the_food_nodes(fake_molecules, tmp_path):
         "nutrients": {"generator": "food_graph", "target": "nutrients", "foods": 60}},
         "model": {"encoder": "gat", "relations": True, "hidden": [16], "heads": 2},
         "training": {"schedule": "joint", "steps": 30, "eval_every": 10, "batch_size": 16},
-        "baselines": "none"}
+        "baselines": "none", "linear_baseline_steps": 30}
     path = tmp_path / "food.yaml"
     path.write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run"),

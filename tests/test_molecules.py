@@ -124,7 +124,7 @@ def test_the_solubility_tasks_train_and_smoke(fake_molecules, tmp_path):
         "profile": {"generator": "molecules", "target": "property_profile"}},
         "model": {"encoder": "gat", "hidden": [8], "heads": 2, "graph_pooling": "sum"},
         "training": {"schedule": "joint", "steps": 20, "eval_every": 10, "batch_size": 8},
-        "baselines": "none"}
+        "baselines": "none", "linear_baseline_steps": 20}
     path = tmp_path / "mol.yaml"
     path.write_text(yaml.safe_dump(config))
     result = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "run"),

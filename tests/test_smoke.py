@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from tinymtl.cli import main
 
-EXAMPLES = sorted((pathlib.Path(__file__).resolve().parent.parent / "examples").glob("*.yaml"))
+EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +51,25 @@ def test_smoke_takes_no_resume_or_seeds(tmp_path):
         result = CliRunner().invoke(main, ["run", str(example), "--smoke", *flags])
         assert result.exit_code == 2 and result.output.startswith("error: --smoke runs")
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_linear_baseline_trains_for_its_configured_steps_and_smoke_shrinks_them(
+        tmp_path, monkeypatch):
+    # (its 1,000 default steps were most of a smoke run's time on the graph examples)
+    from tinymtl.runs import baselines, smoke
+    from tinymtl.train import config as config_module
+
+    taken = []
+    real = baselines.linear
+    monkeypatch.setattr(baselines, "linear",
+                        lambda data, steps, **kw: taken.append(steps) or real(data, steps, **kw))
+    config = config_module.load(EXAMPLES_DIR / "kindergarten_math.yaml")
+    assert config["linear_baseline"] and config["linear_baseline_steps"] == 1000
+    assert smoke.shrink(config)["linear_baseline_steps"] == smoke.STEPS
+    result = CliRunner().invoke(main, ["run", str(EXAMPLES_DIR / "kindergarten_math.yaml"),
+                                       "--quiet", "--out", str(tmp_path / "run"),
+                                       "--set", "training.steps=2", "--set", "training.warmup_steps=0",
+                                       "--set", "baselines=none",
+                                       "--set", "linear_baseline_steps=7"])
+    assert result.exit_code == 0, result.output
+    assert taken == [7, 7]  # one linear model per task

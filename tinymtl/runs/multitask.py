@@ -219,7 +219,8 @@ def run(config, out_dir=None, resume=False, progress=True, callbacks=()):
                                  baseline_tokens=counters["tokens"])
         if config["linear_baseline"]:
             score = f"test_{TASK_KINDS[data.kind].score}"
-            linear = baselines.linear(data, seed=config["seed"])[score]
+            linear = baselines.linear(data, steps=config["linear_baseline_steps"],
+                                      seed=config["seed"])[score]
             results[task][score.replace("test_", "linear_")] = linear
     baseline_seconds = time.perf_counter() - baseline_started
 

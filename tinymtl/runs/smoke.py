@@ -1,8 +1,8 @@
 """``tinymtl run CONFIG --smoke``: every code path of a config, in seconds.
 
 The same config, shrunk (``shrink``: ~100 training examples per task, batches of at most 16,
-20 steps per stage or phase, at most three stages of a continual sequence, an evaluation and a
-checkpoint every 10 steps, the last two checkpoints kept), is run
+20 steps per stage or phase and for the linear baseline, at most three stages of a continual
+sequence, an evaluation and a checkpoint every 10 steps, the last two checkpoints kept), is run
 to the end: each task's training step, its evaluations, checkpoints, the test evaluation, the
 baselines, plots and summary. Then it is run again from its mid-run checkpoint
 (``--resume``), and must end on bitwise the same weights; then its checkpoint is loaded as
@@ -51,6 +51,7 @@ def shrink(config):
         continual["fisher_samples"] = min(continual["fisher_samples"], 20)
     if continual.get("size"):
         continual["size"] = min(continual["size"], 50)
+    config["linear_baseline_steps"] = min(config["linear_baseline_steps"], STEPS)
     config["data"]["cache"] = False
     return config
 

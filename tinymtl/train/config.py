@@ -281,6 +281,7 @@ SCHEMA = {
     "salience": {"task": Str(), "draw": Int(default=6, low=0, high=50)},
     "baselines": Baselines(default="single_task"),  # train.baselines: what transfer is against
     "linear_baseline": Bool(default=True),
+    "linear_baseline_steps": Int(default=1000, low=1, high=MAX_STEPS),  # its Adam steps of 256
 }
 
 
