@@ -68,7 +68,8 @@ def test_the_linear_baseline_trains_for_its_configured_steps_and_smoke_shrinks_t
     assert smoke.shrink(config)["linear_baseline_steps"] == smoke.STEPS
     result = CliRunner().invoke(main, ["run", str(EXAMPLES_DIR / "kindergarten_math.yaml"),
                                        "--quiet", "--out", str(tmp_path / "run"),
-                                       "--set", "training.steps=2", "--set", "training.warmup_steps=0",
+                                       "--set", "training.steps=2",
+                                       "--set", "training.warmup_steps=0",
                                        "--set", "baselines=none",
                                        "--set", "linear_baseline_steps=7"])
     assert result.exit_code == 0, result.output

@@ -6,13 +6,14 @@ transcendental functions: on an AVX-512 CPU (level ``X86_V4``) ``power``, ``log1
 ``arctan2`` and their kin run Intel's SVML, whose last bits differ from the C library's
 functions that every older CPU runs. Seen in tinymtl: with the same packages and OpenBLAS's
 "Haswell" kernels, an AVX-512 Intel machine and an AVX2 AMD one ran every pinned example to the
-same bits but the two with an alignment task (the food graph and the molecules), whose triplet
-distances ``(Σ d²)^½`` compute ``s^(-½)`` with ``power`` in their backward (the food graph's
-nutrient profiles also take ``log1p``); the GAT example without that loss matched.
+same bits but the two with an alignment task (the food graph and the molecules). Those are the
+ones whose triplet distances ``(Σ d²)^½`` compute ``s^(-½)`` with ``power`` in their backward
+(the food graph's nutrient profiles also take ``log1p``), the likely cause: it was inferred
+from which examples differ, without an AVX-512 machine to compare the functions on.
 
-So, like the BLAS's kernels (``backend.blas``), run summaries and pinned digests record
-the level. ``numpy.lib.introspect.opt_func_info()`` lists
-each ufunc's versions and the one chosen.
+So, like the BLAS's kernels (``backend.blas``), the level is recorded by run summaries and
+pinned digests. ``numpy.lib.introspect.opt_func_info()`` lists each ufunc's versions and the
+one chosen.
 """
 
 

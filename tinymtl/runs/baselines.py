@@ -152,9 +152,10 @@ class LinearNeighbours(nn.Module):
         return self.linear(index_select(means, nodes.nodes))
 
 
-def linear(data, steps=1000, batch_size=256, lr=0.02, seed=0):
+def linear(data, steps, batch_size=256, lr=0.02, seed=0):
     """Held-out score (accuracy, or MAE for regression) of a linear model of the raw input,
-    and its training score: {'test_accuracy', 'train_accuracy'} or {'test_mae', 'train_mae'}."""
+    trained for ``steps`` Adam steps (the config's ``linear_baseline_steps``), and its training
+    score: {'test_accuracy', 'train_accuracy'} or {'test_mae', 'train_mae'}."""
     if isinstance(data.x_train, GraphSet):
         model = LinearPooled(data.x_train.shape[1], data.num_outputs)
     elif isinstance(data.x_train, NodeSet):
