@@ -95,18 +95,21 @@ def test_tiling_max_pool_kernels_equal_the_general_ones_bit_for_bit(kernel):
 
 @pytest.mark.parametrize("kernel", [(2, 2), (3, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_relu_max_pool_kernels_give_the_separate_ops_bits(kernel, dtype):
+@pytest.mark.parametrize("channels", [4, 37])
+def test_fused_relu_max_pool_kernels_give_the_separate_ops_bits(kernel, dtype, channels):
     """bias + ReLU + pooling in one pass each way: numba_cpu's kernels give exactly the bits
     of the bias add, relu, max_pool2d and their backward one after the other (ReLU's tied
-    zeros, -0.0 gradients, rows past the last window), and every module agrees with them."""
+    zeros, -0.0 gradients, rows past the last window), and every module agrees with them.
+    37 channels run the compiled loops' vector body as well as their scalar remainder."""
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, 4, 11, 9)).astype(dtype)
+    x = rng.standard_normal((3, channels, 11, 9)).astype(dtype)
     x[:, :, :4] = -np.abs(x[:, :, :4])  # windows of ReLU's zeros only: ties
+    x[:, :, 6, :4] = x[:, :, 7, :4]  # positive ties: the first tap in the window's order wins
     x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)  # a conv's layout
-    bias = rng.standard_normal(4).astype(dtype)
+    bias = rng.standard_normal(channels).astype(dtype)
     geometry = (kernel, kernel, (0, 0), (1, 1))
     out_size = conv_output_size((11, 9), *geometry)
-    g = rng.standard_normal((3, 4, *out_size)).astype(dtype)
+    g = rng.standard_normal((3, channels, *out_size)).astype(dtype)
     g[:, :, 0] = -0.0
     for b in (bias, None):
         activated = numba_cpu.relu(x if b is None else x + b.reshape(1, -1, 1, 1))

@@ -361,24 +361,73 @@ def _relu_max_pool2d_tiles_forward(x, bias, kh, kw, y, argmax):
                         argmax[n, yo, xo, c] = flat if better else argmax[n, yo, xo, c]
 
 
+@njit(inline="always")
+def _keep_larger(value, flat, best, where):
+    """One tap of a window's running maximum: (value, flat) if value > best, else unchanged
+    (strictly greater: the first of tied maxima wins; as two selects, so the loop vectorises)."""
+    better = value > best
+    return (value if better else best), (flat if better else where)
+
+
+@njit(parallel=PARALLEL, cache=True, error_model="numpy")
+def _relu_max_pool2d_2x2_forward(x, bias, y, argmax):
+    """The same for 2×2 windows (every CNN block here): a window's four taps are read in one
+    pass over the channels, so its running maximum stays in a register instead of being
+    stored and reloaded after each tap (shapes3's first block: 1.7 -> 0.4 ms). The taps are
+    taken in the general kernel's order, so the bits are its bits."""
+    width = x.shape[2]
+    n_images, oh, ow, channels = y.shape
+    zero = x.dtype.type(0)
+    for task in prange(n_images * oh):
+        n, yo = task // oh, task % oh
+        upper, lower = x[n, 2 * yo], x[n, 2 * yo + 1]  # the windows' two image rows
+        for xo in range(ow):
+            left = 2 * xo
+            first = 2 * yo * width + left  # flat index of the window's top-left tap
+            for c in range(channels):
+                a = upper[left, c] + bias[c]
+                best, where = (zero if a <= 0 else a), first
+                a = upper[left + 1, c] + bias[c]
+                best, where = _keep_larger(zero if a <= 0 else a, first + 1, best, where)
+                a = lower[left, c] + bias[c]
+                best, where = _keep_larger(zero if a <= 0 else a, first + width, best, where)
+                a = lower[left + 1, c] + bias[c]
+                best, where = _keep_larger(zero if a <= 0 else a, first + width + 1, best,
+                                           where)
+                y[n, yo, xo, c] = best
+                argmax[n, yo, xo, c] = where
+
+
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _relu_max_pool2d_tiles_backward(grad_y, y, argmax, kh, kw, grad_x):
+    """Each window's image rows are written one after the other, each as one stream of
+    stores (3-4x faster than pixel by pixel, where every store wrote two rows' lines)."""
     n_images, oh, ow, channels = grad_y.shape
     height, width = grad_x.shape[1], grad_x.shape[2]
-    for n in prange(n_images):
-        for row in range(height):
-            yo = row // kh
-            for column in range(width):
-                xo, flat = column // kw, row * width + column
-                if yo >= oh or xo >= ow:
+    zero, one = grad_x.dtype.type(0), grad_x.dtype.type(1)
+    for task in prange(n_images * oh):
+        n, yo = task // oh, task % oh
+        for i in range(kh):
+            row = yo * kh + i
+            out = grad_x[n, row]
+            for xo in range(ow):
+                left = xo * kw
+                for j in range(kw):
+                    flat = row * width + left + j
                     for c in range(channels):
-                        grad_x[n, row, column, c] = 0
-                    continue
+                        # the pixel that won its window holds the window's ReLU output y;
+                        # 0 + g turns -0.0 into +0.0, as adding into a zeroed image would
+                        gate = one if y[n, yo, xo, c] > 0 else zero
+                        g = (zero + grad_y[n, yo, xo, c]) * gate
+                        out[left + j, c] = g if argmax[n, yo, xo, c] == flat else zero
+            for column in range(ow * kw, width):  # past the row's last whole window
                 for c in range(channels):
-                    # the pixel that won its window holds the window's ReLU output y
-                    won = argmax[n, yo, xo, c] == flat
-                    g = (0.0 + grad_y[n, yo, xo, c]) if won else 0.0
-                    grad_x[n, row, column, c] = g * (1 if y[n, yo, xo, c] > 0 else 0)
+                    out[column, c] = zero
+    for n in prange(n_images):  # rows past the last whole window
+        for row in range(oh * kh, height):
+            for column in range(width):
+                for c in range(channels):
+                    grad_x[n, row, column, c] = zero
 
 
 def relu_max_pool2d_forward(x, bias, kernel):
@@ -390,7 +439,10 @@ def relu_max_pool2d_forward(x, bias, kernel):
     bias = np.zeros(c, dtype=x.dtype) if bias is None else bias  # (x + 0 keeps ReLU's result)
     y = np.empty((n, *out_size, c), dtype=x.dtype)
     argmax = np.empty((n, *out_size, c), dtype=np.int32)
-    _relu_max_pool2d_tiles_forward(x, bias, *kernel, y, argmax)
+    if tuple(kernel) == (2, 2):
+        _relu_max_pool2d_2x2_forward(x, bias, y, argmax)
+    else:
+        _relu_max_pool2d_tiles_forward(x, bias, *kernel, y, argmax)
     return y.transpose(0, 3, 1, 2), argmax.transpose(0, 3, 1, 2)
 
 
