@@ -65,12 +65,14 @@ def test_image_kernels_match_reference(device, geometry, layout, channels):
 
 
 @pytest.mark.parametrize("kernel", [(2, 2), (3, 2)])
-def test_tiling_max_pool_kernels_equal_the_general_ones_bit_for_bit(kernel):
+@pytest.mark.parametrize("channels", [4, 37])
+def test_tiling_max_pool_kernels_equal_the_general_ones_bit_for_bit(kernel, channels):
     """numba_cpu's kernels for windows that tile the image give the general kernels' bits:
     the first of tied maxima (ReLU's zeros) wins, a -0.0 gradient comes out as +0.0 as the
-    zeroed sum makes it, and pixels past the last whole window get 0."""
+    zeroed sum makes it, and pixels past the last whole window get 0. (37 channels: the
+    compiled loops' vector body as well as their scalar remainder.)"""
     rng = np.random.default_rng(1)
-    x = np.maximum(rng.standard_normal((3, 4, 11, 9)).astype(np.float32), 0)  # many ties at 0
+    x = np.maximum(rng.standard_normal((3, channels, 11, 9)).astype(np.float32), 0)  # ties at 0
     geometry = (kernel, kernel, (0, 0), (1, 1))
     out_size = conv_output_size((11, 9), *geometry)
     assert numba_cpu._tiles(*geometry) and not numba_cpu._tiles(kernel, (1, 1), (0, 0), (1, 1))

@@ -163,6 +163,14 @@ def col2im(col, image_size, stride, padding, dilation):
 # max pooling
 
 
+@njit(inline="always")
+def _keep_larger(value, flat, best, where):
+    """One tap of a window's running maximum: (value, flat) if value > best, else unchanged
+    (strictly greater: the first of tied maxima wins; as two selects, so the loop vectorises)."""
+    better = value > best
+    return (value if better else best), (flat if better else where)
+
+
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, y, argmax):
     n_images, height, width, channels = x.shape
@@ -212,10 +220,9 @@ def _max_pool2d_tiles_forward(x, kh, kw, y, argmax):
                         continue
                     flat = (top + i) * width + left + j
                     for c in range(channels):
-                        value = x[n, top + i, left + j, c]
-                        better = value > y[n, yo, xo, c]
-                        y[n, yo, xo, c] = value if better else y[n, yo, xo, c]
-                        argmax[n, yo, xo, c] = flat if better else argmax[n, yo, xo, c]
+                        y[n, yo, xo, c], argmax[n, yo, xo, c] = _keep_larger(
+                            x[n, top + i, left + j, c], flat, y[n, yo, xo, c],
+                            argmax[n, yo, xo, c])
 
 
 def _tiles(kernel, stride, padding, dilation):
@@ -335,6 +342,13 @@ def relu_backward(grad, out):
 # kernels' maximum; gradients 0.0 + g, then · [out > 0]), so the bits are theirs.
 
 
+@njit(inline="always")
+def _biased_relu(a, bias, zero):
+    """relu(a + bias), as ``_relu`` computes it (NaN stays NaN), in a's type (zero: 0 in it)."""
+    a = a + bias
+    return zero if a <= 0 else a
+
+
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
 def _relu_max_pool2d_tiles_forward(x, bias, kh, kw, y, argmax):
     width = x.shape[2]
@@ -345,8 +359,7 @@ def _relu_max_pool2d_tiles_forward(x, bias, kh, kw, y, argmax):
         for xo in range(ow):
             top, left = yo * kh, xo * kw
             for c in range(channels):
-                a = x[n, top, left, c] + bias[c]
-                y[n, yo, xo, c] = zero if a <= 0 else a  # ReLU, as _relu: NaN stays NaN
+                y[n, yo, xo, c] = _biased_relu(x[n, top, left, c], bias[c], zero)
                 argmax[n, yo, xo, c] = top * width + left
             for i in range(kh):
                 for j in range(kw):
@@ -354,19 +367,9 @@ def _relu_max_pool2d_tiles_forward(x, bias, kh, kw, y, argmax):
                         continue
                     flat = (top + i) * width + left + j
                     for c in range(channels):
-                        a = x[n, top + i, left + j, c] + bias[c]
-                        value = zero if a <= 0 else a
-                        better = value > y[n, yo, xo, c]
-                        y[n, yo, xo, c] = value if better else y[n, yo, xo, c]
-                        argmax[n, yo, xo, c] = flat if better else argmax[n, yo, xo, c]
-
-
-@njit(inline="always")
-def _keep_larger(value, flat, best, where):
-    """One tap of a window's running maximum: (value, flat) if value > best, else unchanged
-    (strictly greater: the first of tied maxima wins; as two selects, so the loop vectorises)."""
-    better = value > best
-    return (value if better else best), (flat if better else where)
+                        value = _biased_relu(x[n, top + i, left + j, c], bias[c], zero)
+                        y[n, yo, xo, c], argmax[n, yo, xo, c] = _keep_larger(
+                            value, flat, y[n, yo, xo, c], argmax[n, yo, xo, c])
 
 
 @njit(parallel=PARALLEL, cache=True, error_model="numpy")
@@ -385,15 +388,14 @@ def _relu_max_pool2d_2x2_forward(x, bias, y, argmax):
             left = 2 * xo
             first = 2 * yo * width + left  # flat index of the window's top-left tap
             for c in range(channels):
-                a = upper[left, c] + bias[c]
-                best, where = (zero if a <= 0 else a), first
-                a = upper[left + 1, c] + bias[c]
-                best, where = _keep_larger(zero if a <= 0 else a, first + 1, best, where)
-                a = lower[left, c] + bias[c]
-                best, where = _keep_larger(zero if a <= 0 else a, first + width, best, where)
-                a = lower[left + 1, c] + bias[c]
-                best, where = _keep_larger(zero if a <= 0 else a, first + width + 1, best,
-                                           where)
+                b = bias[c]
+                best, where = _biased_relu(upper[left, c], b, zero), first
+                best, where = _keep_larger(_biased_relu(upper[left + 1, c], b, zero),
+                                           first + 1, best, where)
+                best, where = _keep_larger(_biased_relu(lower[left, c], b, zero),
+                                           first + width, best, where)
+                best, where = _keep_larger(_biased_relu(lower[left + 1, c], b, zero),
+                                           first + width + 1, best, where)
                 y[n, yo, xo, c] = best
                 argmax[n, yo, xo, c] = where
 
